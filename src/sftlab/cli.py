@@ -1,0 +1,5 @@
+"""The `sftlab` entry point (filled in below)."""
+
+
+def main() -> None:
+    raise SystemExit("not yet")

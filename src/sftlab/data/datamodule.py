@@ -1,0 +1,209 @@
+"""The LightningDataModule: wires files -> records -> rendered text -> tokens + labels -> batches.
+
+Its constructor arguments are the `data.*` config keys. Tokenized datasets are cached by `datasets`
+under a fingerprint of everything that shapes them (input files, tokenizer, template, strategy,
+length, packing, the code of this package's data modules), so a second run does not tokenize again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from functools import cached_property, partial
+from pathlib import Path
+from typing import Literal
+
+import datasets
+import torch
+from lightning import LightningDataModule
+from torch.utils.data import DataLoader, RandomSampler
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from sftlab.data import readers
+from sftlab.data.collate import Collator
+from sftlab.data.masking import MaskingStrategy, make_strategy
+from sftlab.data.packing import chunk_documents, pack_examples
+from sftlab.data.readers import Format
+from sftlab.data.report import DataReport
+from sftlab.data.sampler import LengthGroupedSampler
+from sftlab.data.templates import Renderer, make_renderer
+from sftlab.data.tokenize import tokenize_conversations, tokenize_documents
+from sftlab.errors import SftlabError
+
+log = logging.getLogger(__name__)
+
+MaskingName = Literal["none", "assistant", "last_assistant", "expand"]
+
+
+def load_tokenizer(path: str) -> PreTrainedTokenizerBase:
+    """A local tokenizer; a missing pad token falls back to eos (labels of padding are -100 anyway)."""
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise SftlabError(f"data.tokenizer: cannot load a tokenizer from {path!r}: {err}") from None
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise SftlabError(f"data.tokenizer: {path!r} has neither a pad nor an eos token")
+        log.info("tokenizer %s has no pad token: padding with eos %r", path, tokenizer.eos_token)
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _code_fingerprint() -> str:
+    """A hash of the data package's source, so a code change never reuses a stale cache."""
+    digest = hashlib.sha256()
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class SFTDataModule(LightningDataModule):
+    def __init__(
+        self,
+        tokenizer: str,
+        train_path: str,
+        val_path: str | None = None,
+        format: Format = "auto",
+        template: str = "chat",
+        masking: MaskingName | MaskingStrategy = "assistant",
+        max_seq_length: int = 2048,
+        packing: bool = False,
+        batch_size: int = 8,
+        group_by_length: bool = False,
+        num_workers: int = 0,
+        pad_to_multiple_of: int = 8,
+        text_field: str = "text",
+        max_files: int | None = None,
+        streaming: bool = False,
+        reset_position_ids: bool = False,
+        fold_system_prompt: bool | None = None,
+        num_proc: int | None = None,
+        seed: int = 42,
+        cache_dir: str | None = None,
+    ) -> None:
+        """
+        Args:
+            tokenizer: Path to a local tokenizer folder.
+            train_path: Training data: a file, a folder or a glob.
+            val_path: Validation data, same forms; none means no validation.
+            format: auto | alpaca | sharegpt | messages | text (text = pretraining: concatenate and chunk).
+            template: alpaca | chat (the tokenizer's own chat template) | path to a .jinja file.
+            masking: none | assistant | last_assistant | expand, or a MaskingStrategy class_path.
+            max_seq_length: Tokens per example (SFT) or per block (pretraining); longer examples are
+                truncated, and dropped when no trainable token remains.
+            packing: SFT: pack several examples per row, with position ids restarting per example.
+            batch_size: Rows per micro-batch.
+            group_by_length: Draw batches of similar lengths (less padding).
+            num_workers: DataLoader worker processes.
+            pad_to_multiple_of: Pad each batch to a multiple of this many tokens.
+            text_field: Field holding the text in json/jsonl/parquet pretraining data.
+            max_files: Use at most this many files of a folder or glob.
+            streaming: Pretraining: stream the corpus instead of loading it (for corpora larger than memory).
+            reset_position_ids: Pretraining: position ids restart at every document start.
+            fold_system_prompt: Fold the system prompt into the first user turn: None = only where the
+                template has no system role, True = always, False = never.
+            num_proc: Processes for tokenization.
+            seed: Seed for shuffling.
+            cache_dir: Where `datasets` caches data (default: its own cache).
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        self.strategy = make_strategy(masking)
+        self.datasets: dict[str, datasets.Dataset | datasets.IterableDataset] = {}
+        self.reports: dict[str, DataReport] = {}
+
+    @cached_property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        return load_tokenizer(self.hparams.tokenizer)
+
+    @cached_property
+    def renderer(self) -> Renderer:
+        return make_renderer(self.hparams.template, self.tokenizer, self.hparams.fold_system_prompt)
+
+    def prepare_data(self) -> None:
+        """Build the caches once (on the main process)."""
+        for split in self._paths():
+            self.build(split)
+
+    def setup(self, stage: str | None = None) -> None:
+        for split in self._paths():
+            if split not in self.datasets:
+                self.datasets[split], report = self.build(split)
+                if report is not None:
+                    self.reports[split] = report
+                    log.info("%s", report.table())
+
+    def _paths(self) -> dict[str, str]:
+        paths = {"train": self.hparams.train_path, "val": self.hparams.val_path}
+        return {split: path for split, path in paths.items() if path}
+
+    def build(self, split: str) -> tuple[datasets.Dataset | datasets.IterableDataset, DataReport | None]:
+        """The batched-ready dataset of a split and its report (none when streaming)."""
+        files, fmt = readers.resolve(self._paths()[split], self.hparams.format, self.hparams.text_field, self.hparams.max_files)
+        if fmt == "text":
+            return self._build_pretraining(split, files)
+        if self.hparams.streaming:
+            raise SftlabError(f"data.streaming is for pretraining text, but {files[0]} holds {fmt} conversations")
+        return self._build_sft(split, files, fmt)
+
+    def _fingerprint(self, dataset_fingerprint: str, *parts: object) -> str:
+        digest = hashlib.sha256()
+        for part in (dataset_fingerprint, _code_fingerprint(), self.tokenizer.backend_tokenizer.to_str(),
+                     str(self.tokenizer.special_tokens_map), *parts):
+            digest.update(str(part).encode())
+        return digest.hexdigest()[:32]
+
+    def _build_sft(self, split: str, files: list[Path], fmt: str) -> tuple[datasets.Dataset, DataReport]:
+        records = readers.load_conversations(files, fmt, self.hparams.cache_dir)
+        template_text = getattr(self.renderer, "template", self.hparams.template)
+        tokenized = records.map(
+            partial(tokenize_conversations, renderer=self.renderer, strategy=self.strategy,
+                    tokenizer=self.tokenizer, max_seq_length=self.hparams.max_seq_length),
+            batched=True, remove_columns=records.column_names, num_proc=self.hparams.num_proc,
+            new_fingerprint=self._fingerprint(records._fingerprint, template_text, repr(self.strategy),
+                                              self.hparams.max_seq_length, self.hparams.fold_system_prompt),
+            desc=f"tokenizing {split}",
+        )
+        report = DataReport.from_tokenized(split, len(records), tokenized)
+        kept = tokenized.filter(lambda reason: not reason, input_columns="drop_reason", desc=f"dropping untrainable {split} examples")
+        kept = kept.select_columns(["input_ids", "labels"])
+        if self.hparams.packing:
+            kept = kept.map(partial(pack_examples, max_seq_length=self.hparams.max_seq_length), batched=True, batch_size=1000,
+                            remove_columns=kept.column_names, desc=f"packing {split}")
+            report.rows = len(kept)
+        return kept, report
+
+    def _build_pretraining(self, split: str, files: list[Path]) -> tuple[datasets.Dataset | datasets.IterableDataset, DataReport | None]:
+        documents = readers.load_text(files, self.hparams.text_field, self.hparams.streaming, self.hparams.cache_dir)
+        streaming = isinstance(documents, datasets.IterableDataset)
+        extra = {} if streaming else {"num_proc": self.hparams.num_proc, "desc": "tokenizing documents"}
+        tokenized = documents.map(partial(tokenize_documents, tokenizer=self.tokenizer), batched=True, remove_columns=["text"], **extra)
+        blocks = tokenized.map(partial(chunk_documents, block_size=self.hparams.max_seq_length,
+                                       reset_position_ids=self.hparams.reset_position_ids),
+                               batched=True, batch_size=1000, remove_columns=["input_ids"], **extra)
+        if streaming:
+            return blocks, None
+        tokens = sum(len(ids) for ids in tokenized["input_ids"])
+        report = DataReport(split, len(documents), len(documents), len(documents), 0, tokens=tokens,
+                            trainable_tokens=tokens, lengths=[len(ids) for ids in tokenized["input_ids"]], rows=len(blocks))
+        return blocks, report
+
+    def collator(self) -> Collator:
+        return Collator(self.tokenizer.pad_token_id, self.hparams.pad_to_multiple_of)
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self.datasets["train"]
+        if isinstance(dataset, datasets.IterableDataset):
+            sampler = None
+        elif self.hparams.group_by_length:
+            sampler = LengthGroupedSampler([len(ids) for ids in dataset["input_ids"]], self.hparams.batch_size, self.hparams.seed)
+        else:
+            sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(self.hparams.seed))
+        return DataLoader(dataset, batch_size=self.hparams.batch_size, sampler=sampler, collate_fn=self.collator(),
+                          num_workers=self.hparams.num_workers)
+
+    def val_dataloader(self) -> DataLoader | list:
+        if "val" not in self.datasets:
+            return []
+        return DataLoader(self.datasets["val"], batch_size=self.hparams.batch_size, collate_fn=self.collator(),
+                          num_workers=self.hparams.num_workers)

@@ -1,0 +1,216 @@
+"""Readers: Alpaca, ShareGPT and OpenAI-style `messages` files become `Conversation` records;
+raw text (txt / jsonl / json / parquet) becomes a `datasets` text dataset for pretraining.
+
+`format: auto` looks at the first record of the first file and says what it found.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import datasets
+
+from sftlab.data.files import read_json_records, resolve_files
+from sftlab.data.records import Conversation, Message, ToolCall
+from sftlab.errors import DataError
+
+log = logging.getLogger(__name__)
+
+Format = Literal["auto", "alpaca", "sharegpt", "messages", "text"]
+
+SHAREGPT_ROLES = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "model": "assistant",
+    "system": "system",
+    "function_call": "assistant",
+    "observation": "tool",
+    "tool": "tool",
+}
+
+
+def _field(record: dict[str, Any], key: str, where: str, kind: type = str, required: bool = True) -> Any:
+    """`record[key]` checked to be of `kind`; missing optional fields give `kind()`."""
+    if key not in record or record[key] is None:
+        if required:
+            raise DataError(where, f"missing field {key!r}")
+        return kind()
+    value = record[key]
+    if not isinstance(value, kind):
+        raise DataError(where, f"field {key!r} must be {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _tools(record: dict[str, Any], where: str) -> tuple[dict[str, Any], ...]:
+    """Tool schemas, given as a list or as JSON text; bare schemas are wrapped in the
+    `{"type": "function", "function": ...}` form that chat templates expect."""
+    tools = record.get("tools") or []
+    if isinstance(tools, str):
+        try:
+            tools = json.loads(tools) if tools.strip() else []
+        except json.JSONDecodeError as err:
+            raise DataError(where, f"field 'tools' is not valid JSON: {err.msg}") from None
+    if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
+        raise DataError(where, "field 'tools' must be a list of JSON objects")
+    return tuple(t if "function" in t else {"type": "function", "function": t} for t in tools)
+
+
+def _tool_call(value: Any, where: str) -> ToolCall:
+    """One call from `{"name": ..., "arguments": {...} or "json"}` (ShareGPT and OpenAI forms)."""
+    if isinstance(value, dict) and isinstance(value.get("function"), dict):
+        value = value["function"]
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        raise DataError(where, "a tool call must be an object with a string 'name'")
+    arguments = value.get("arguments", {})
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        except json.JSONDecodeError as err:
+            raise DataError(where, f"tool call 'arguments' is not valid JSON: {err.msg}") from None
+    return ToolCall(value["name"], json.dumps(arguments, ensure_ascii=False))
+
+
+def alpaca_record(record: dict[str, Any], where: str) -> Conversation:
+    """`instruction`, `input`, `output`, optional `system` and `history` ([[instruction, response], ...])."""
+    messages: list[Message] = []
+    if system := _field(record, "system", where, required=False):
+        messages.append(Message("system", system))
+    for turn, pair in enumerate(_field(record, "history", where, list, required=False)):
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+            raise DataError(where, f"field 'history[{turn}]' must be a pair of strings [instruction, response]")
+        messages += [Message("user", pair[0]), Message("assistant", pair[1])]
+    instruction = _field(record, "instruction", where)
+    task_input = _field(record, "input", where, required=False)
+    messages += [Message("user", instruction, input=task_input), Message("assistant", _field(record, "output", where))]
+    return Conversation(tuple(messages), where)
+
+
+def sharegpt_record(record: dict[str, Any], where: str) -> Conversation:
+    """`conversations` of `from`/`value`, optional `system` and `tools`; `function_call` turns become
+    assistant tool calls and `observation` turns tool results."""
+    messages: list[Message] = []
+    if system := _field(record, "system", where, required=False):
+        messages.append(Message("system", system))
+    for i, turn in enumerate(_field(record, "conversations", where, list)):
+        field = f"conversations[{i}]"
+        if not isinstance(turn, dict):
+            raise DataError(where, f"field {field!r} must be an object with 'from' and 'value'")
+        speaker = _field(turn, "from", f"{where} field {field!r}")
+        value = _field(turn, "value", f"{where} field {field!r}")
+        if speaker not in SHAREGPT_ROLES:
+            raise DataError(where, f"field '{field}.from': unknown role {speaker!r} (expected one of {', '.join(SHAREGPT_ROLES)})")
+        if speaker == "function_call":
+            try:
+                calls = json.loads(value)
+            except json.JSONDecodeError as err:
+                raise DataError(where, f"field '{field}.value' is not valid JSON: {err.msg}") from None
+            calls = calls if isinstance(calls, list) else [calls]
+            messages.append(Message("assistant", "", tuple(_tool_call(c, f"{where} field '{field}.value'") for c in calls)))
+        else:
+            messages.append(Message(SHAREGPT_ROLES[speaker], value))
+    return Conversation(tuple(messages), where, _tools(record, where))
+
+
+def _content_text(content: Any, where: str) -> str:
+    """OpenAI content: a string, null (tool-call turns) or a list of `{"type": "text"}` parts."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in content):
+        return "".join(str(p.get("text", "")) for p in content)
+    raise DataError(where, "field 'content' must be a string or a list of text parts")
+
+
+def messages_record(record: dict[str, Any], where: str) -> Conversation:
+    """OpenAI-style `messages` of `role`/`content` (+ `tool_calls`), optional `tools`."""
+    messages = []
+    for i, raw in enumerate(_field(record, "messages", where, list)):
+        at = f"{where} field 'messages[{i}]'"
+        if not isinstance(raw, dict):
+            raise DataError(at, "must be an object with 'role' and 'content'")
+        role = _field(raw, "role", at)
+        calls = tuple(_tool_call(c, at) for c in _field(raw, "tool_calls", at, list, required=False))
+        if "content" not in raw and not calls:
+            raise DataError(at, "missing field 'content'")
+        messages.append(Message(role, _content_text(raw.get("content"), at), calls))
+    return Conversation(tuple(messages), where, _tools(record, where))
+
+
+CONVERSATION_READERS = {"alpaca": alpaca_record, "sharegpt": sharegpt_record, "messages": messages_record}
+
+
+def detect_format(path: Path, text_field: str = "text") -> str:
+    """The format of a data file, from its extension and first record."""
+    if path.suffix in (".txt", ".parquet"):
+        return "text"
+    where, record = next(read_json_records(path))
+    if not isinstance(record, dict):
+        raise DataError(where, f"a record must be a JSON object, got {type(record).__name__}")
+    for key, name in (("conversations", "sharegpt"), ("messages", "messages"), ("instruction", "alpaca"), (text_field, "text")):
+        if key in record:
+            return name
+    raise DataError(where, f"cannot detect the format from fields {sorted(record)}: expected 'conversations' (sharegpt), "
+                    f"'messages', 'instruction' (alpaca) or {text_field!r} (text); set data.format")
+
+
+def resolve_format(files: list[Path], fmt: Format, text_field: str = "text") -> str:
+    if fmt != "auto":
+        return fmt
+    detected = detect_format(files[0], text_field)
+    log.info("data format: detected %r from %s", detected, files[0])
+    return detected
+
+
+def iter_conversations(files: list[tuple[str, int, int]], fmt: str) -> Iterator[dict[str, Any]]:
+    """Validated conversation rows from every `(path, size, mtime)` file (a generator for
+    `Dataset.from_generator`, whose cache key hashes these arguments)."""
+    reader = CONVERSATION_READERS[fmt]
+    for path, _size, _mtime in files:
+        for where, record in read_json_records(Path(path)):
+            if not isinstance(record, dict):
+                raise DataError(where, f"a record must be a JSON object, got {type(record).__name__}")
+            yield reader(record, where).validate().to_row()
+
+
+def load_conversations(files: list[Path], fmt: str, cache_dir: str | None = None) -> datasets.Dataset:
+    """Read conversation files into a disk-backed `datasets.Dataset` of `Conversation` rows.
+
+    The files' sizes and modification times are part of the generator's arguments, so the cache is
+    reused exactly while the files stay the same."""
+    stamps = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    return datasets.Dataset.from_generator(iter_conversations, gen_kwargs={"files": stamps, "fmt": fmt}, cache_dir=cache_dir)
+
+
+def load_text(files: list[Path], text_field: str = "text", streaming: bool = False,
+              cache_dir: str | None = None) -> datasets.Dataset | datasets.IterableDataset:
+    """Raw documents as a dataset with one `text` column, through `datasets`' own builders
+    (streaming for corpora that do not fit in memory)."""
+    kinds = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+    builders = {kinds.get(p.suffix) for p in files}
+    if None in builders or len(builders) != 1:
+        raise DataError(str(files[0].parent), f"text data must be all .txt, all .json/.jsonl or all .parquet, got {sorted({p.suffix for p in files})}")
+    builder = builders.pop()
+    try:
+        dataset = datasets.load_dataset(builder, data_files=[str(p) for p in files], split="train",
+                                        streaming=streaming, cache_dir=cache_dir)
+    except datasets.exceptions.DatasetGenerationError as err:
+        if builder == "json":  # find the first bad line for a message that names it
+            for path in files:
+                for _ in read_json_records(path):
+                    pass
+        raise DataError(str(files[0]), f"cannot read the text data: {err.__cause__ or err}") from None
+    columns = dataset.column_names or list(dataset.features or {})
+    if text_field not in columns:
+        raise DataError(str(files[0]), f"missing field {text_field!r} (fields: {columns}); set data.text_field")
+    return dataset.select_columns([text_field]).rename_column(text_field, "text") if text_field != "text" else dataset.select_columns(["text"])
+
+
+def resolve(path: str, fmt: Format, text_field: str = "text", max_files: int | None = None) -> tuple[list[Path], str]:
+    """The files behind `path` and their format."""
+    files = resolve_files(path, max_files)
+    return files, resolve_format(files, fmt, text_field)

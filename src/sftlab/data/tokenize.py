@@ -1,0 +1,78 @@
+"""Rendered text + trained spans -> `input_ids` and `labels` (-100 = not trained).
+
+Pure batch functions for `datasets.map`. Text is tokenized once, with `add_special_tokens=False`
+(the template already wrote BOS and friends: no double BOS), and offset mappings turn character
+spans into token labels: a token is trained when its characters overlap a trained span, so a token
+that straddles a boundary (" Hello" right after `[/INST]`) is trained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from transformers import PreTrainedTokenizerBase
+
+from sftlab.data.masking import MaskingStrategy
+from sftlab.data.records import Conversation
+from sftlab.data.templates import Renderer, Span
+
+IGNORE_INDEX = -100
+
+DROP_NO_TRAINABLE = "no trainable token within max_seq_length"
+
+
+def token_labels(input_ids: Sequence[int], offsets: Sequence[tuple[int, int]], spans: Sequence[Span]) -> list[int]:
+    """Labels for one tokenized text: the token id where the token overlaps a span, else -100."""
+    spans = sorted(spans)
+    labels, k = [], 0
+    for token, (start, end) in zip(input_ids, offsets):
+        while k < len(spans) and spans[k][1] <= start:
+            k += 1
+        trained = k < len(spans) and spans[k][0] < max(end, start + 1)
+        labels.append(token if trained else IGNORE_INDEX)
+    return labels
+
+
+def trainable_count(labels: Sequence[int]) -> int:
+    """Labels that produce a loss: the first position is never predicted (labels shift by one)."""
+    return sum(1 for label in labels[1:] if label != IGNORE_INDEX)
+
+
+def _rows(batch: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    return [dict(zip(batch, values)) for values in zip(*batch.values())]
+
+
+def tokenize_conversations(batch: dict[str, list[Any]], *, renderer: Renderer, strategy: MaskingStrategy,
+                           tokenizer: PreTrainedTokenizerBase, max_seq_length: int) -> dict[str, list[Any]]:
+    """A batch of conversation rows -> one row per example, truncated to `max_seq_length`, with
+    bookkeeping columns: `length` (before truncation), `kept_tokens`, `trainable` (tokens with a
+    loss), `truncated`, `drop_reason` ('' = kept) and `source` (file and record)."""
+    texts, spans, sources = [], [], []
+    for row in _rows(batch):
+        for example in strategy.examples(Conversation.from_row(row)):
+            rendered = renderer.render(example)
+            texts.append(rendered.text)
+            spans.append(strategy.trained_spans(rendered))
+            sources.append(example.source)
+    encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    out: dict[str, list[Any]] = {key: [] for key in ("input_ids", "labels", "length", "kept_tokens", "trainable", "truncated", "drop_reason")}
+    out["source"] = sources
+    for ids, offsets, example_spans in zip(encoded["input_ids"], encoded["offset_mapping"], spans):
+        labels = token_labels(ids, offsets, example_spans)
+        kept_ids, kept_labels = ids[:max_seq_length], labels[:max_seq_length]
+        out["input_ids"].append(kept_ids)
+        out["labels"].append(kept_labels)
+        trainable = trainable_count(kept_labels)
+        out["length"].append(len(ids))
+        out["kept_tokens"].append(len(kept_ids))
+        out["trainable"].append(trainable)
+        out["truncated"].append(len(ids) > max_seq_length)
+        out["drop_reason"].append("" if trainable else DROP_NO_TRAINABLE)
+    return out
+
+
+def tokenize_documents(batch: dict[str, list[str]], *, tokenizer: PreTrainedTokenizerBase) -> dict[str, list[list[int]]]:
+    """Raw documents -> token ids, each ending with eos (so the model learns where documents end)."""
+    encoded = tokenizer(batch["text"], add_special_tokens=False)["input_ids"]
+    return {"input_ids": [ids + [tokenizer.eos_token_id] for ids in encoded]}
