@@ -1,5 +1,62 @@
-"""The `sftlab` entry point (filled in below)."""
+"""The `sftlab` entry point.
+
+Subcommands are plain typed functions or classes exposed through jsonargparse, so every
+`data.*` key is the same on the command line, in a YAML config and in code. User errors
+(`SftlabError`) are printed as one line with a non-zero exit, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
+
+from sftlab.errors import SftlabError
+
+# Sections of a full `fit` config that `inspect` reads past, so one config serves both commands.
+FIT_SECTIONS = ("model", "trainer", "optimizer", "lr_scheduler", "seed_everything", "ckpt_path")
 
 
-def main() -> None:
-    raise SystemExit("not yet")
+def inspect_parser() -> ArgumentParser:
+    from sftlab.data.datamodule import SFTDataModule
+
+    parser = ArgumentParser(prog="sftlab inspect", description="Show what will be trained: tokens, labels and data statistics.")
+    parser.add_argument("--config", action=ActionConfigFile, help="A YAML config (its data section is used).")
+    parser.add_class_arguments(SFTDataModule, "data", instantiate=True)
+    parser.add_argument("--split", type=str, default="train", help="train or val.")
+    parser.add_argument("--limit", type=int, default=3, help="How many examples to show.")
+    parser.add_argument("--json", action=ActionYesNo, default=False, help="One JSON object per example (input_ids, labels) on stdout.")
+    for section in FIT_SECTIONS:
+        parser.add_argument(f"--{section}", type=Any, default=None, help="(read past: used by fit)")
+    return parser
+
+
+def inspect_command(argv: list[str]) -> None:
+    from sftlab.inspect import run_inspect
+
+    parser = inspect_parser()
+    config = parser.instantiate_classes(parser.parse_args(argv))
+    run_inspect(config.data, split=config.split, limit=config.limit, as_json=config.json)
+
+
+COMMANDS = {"inspect": inspect_command}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in COMMANDS:
+        print(f"usage: sftlab {{{','.join(COMMANDS)}}} [--help] ...", file=sys.stderr)
+        raise SystemExit(2)
+    logging.basicConfig(level=os.environ.get("SFTLAB_LOG", "INFO"), format="%(message)s")
+    try:
+        COMMANDS[argv[0]](argv[1:])
+    except SftlabError as err:
+        print(f"sftlab: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -36,9 +36,16 @@ MaskingName = Literal["none", "assistant", "last_assistant", "expand"]
 
 
 def load_tokenizer(path: str) -> PreTrainedTokenizerBase:
-    """A local tokenizer; a missing pad token falls back to eos (labels of padding are -100 anyway)."""
+    """A local tokenizer folder, or the tokenizer inside a `.gguf` model file; a missing pad token
+    falls back to eos (labels of padding are -100 anyway)."""
+    location = Path(path).expanduser()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        if location.suffix == ".gguf":
+            if not location.is_file():
+                raise OSError(f"no such file: {location}")
+            tokenizer = AutoTokenizer.from_pretrained(str(location.parent), gguf_file=location.name)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(str(location))
     except (OSError, ValueError) as err:
         raise SftlabError(f"data.tokenizer: cannot load a tokenizer from {path!r}: {err}") from None
     if tokenizer.pad_token is None:
@@ -138,8 +145,24 @@ class SFTDataModule(LightningDataModule):
         return {split: path for split, path in paths.items() if path}
 
     def build(self, split: str) -> tuple[datasets.Dataset | datasets.IterableDataset, DataReport | None]:
-        """The batched-ready dataset of a split and its report (none when streaming)."""
-        files, fmt = readers.resolve(self._paths()[split], self.hparams.format, self.hparams.text_field, self.hparams.max_files)
+        """The dataset of a split as batches will draw from (packed rows when packing SFT data),
+        and its report (none when streaming)."""
+        files, fmt = self._resolve(split)
+        dataset, report = self._examples(split, files, fmt)
+        if self.hparams.packing and fmt != "text":
+            dataset = dataset.map(partial(pack_examples, max_seq_length=self.hparams.max_seq_length), batched=True,
+                                  batch_size=1000, remove_columns=dataset.column_names, desc=f"packing {split}")
+            report.rows = len(dataset)
+        return dataset, report
+
+    def examples(self, split: str) -> tuple[datasets.Dataset | datasets.IterableDataset, DataReport | None]:
+        """Tokenized examples of a split before SFT packing (pretraining: its blocks)."""
+        return self._examples(split, *self._resolve(split))
+
+    def _resolve(self, split: str) -> tuple[list[Path], str]:
+        return readers.resolve(self._paths()[split], self.hparams.format, self.hparams.text_field, self.hparams.max_files)
+
+    def _examples(self, split: str, files: list[Path], fmt: str) -> tuple[datasets.Dataset | datasets.IterableDataset, DataReport | None]:
         if fmt == "text":
             return self._build_pretraining(split, files)
         if self.hparams.streaming:
@@ -166,12 +189,7 @@ class SFTDataModule(LightningDataModule):
         )
         report = DataReport.from_tokenized(split, len(records), tokenized)
         kept = tokenized.filter(lambda reason: not reason, input_columns="drop_reason", desc=f"dropping untrainable {split} examples")
-        kept = kept.select_columns(["input_ids", "labels"])
-        if self.hparams.packing:
-            kept = kept.map(partial(pack_examples, max_seq_length=self.hparams.max_seq_length), batched=True, batch_size=1000,
-                            remove_columns=kept.column_names, desc=f"packing {split}")
-            report.rows = len(kept)
-        return kept, report
+        return kept.select_columns(["input_ids", "labels", "source"]), report
 
     def _build_pretraining(self, split: str, files: list[Path]) -> tuple[datasets.Dataset | datasets.IterableDataset, DataReport | None]:
         documents = readers.load_text(files, self.hparams.text_field, self.hparams.streaming, self.hparams.cache_dir)

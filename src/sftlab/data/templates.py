@@ -111,7 +111,10 @@ class ChatTemplate:
         try:
             return self.tokenizer.apply_chat_template(messages, tools=tools or None, chat_template=self.template, tokenize=False)
         except Exception as err:  # jinja2 errors and the template's own raise_exception
-            raise TemplateError(f"{source}: {self.name} failed to render: {type(err).__name__}: {err}") from None
+            hint = ""
+            if "_token' is undefined" in str(err):
+                hint = f" (tokenizer {self.tokenizer.name_or_path!r} lacks a special token this template prints: template/tokenizer mismatch)"
+            raise TemplateError(f"{source}: {self.name} failed to render: {type(err).__name__}: {err}{hint}") from None
 
     @cached_property
     def has_system_role(self) -> bool:
@@ -131,13 +134,15 @@ class ChatTemplate:
     @cached_property
     def end_of_turn(self) -> str:
         """What the template writes right after an assistant message and before the next message:
-        the common start of the text after a middle and a final assistant message, without trailing
-        whitespace (`<|im_end|>`, `<|eot_id|>`, `<end_of_turn>`, ` </s>`, `<|end|>`)."""
+        the common start of the text after a middle and after a final assistant message, cut back to a
+        token boundary and without trailing whitespace (`<|im_end|>`, `<|eot_id|>`, ` </s>`, `<|end|>`):
+        `<|end|>` + `<|user|>` vs `<|end|>` + `<|endoftext|>` must give `<|end|>`, not `<|end|>\n<|`."""
         turn = [{"role": "user", "content": "U"}, {"role": "assistant", "content": MARKER}]
         final = self._apply(turn, None, "end-of-turn probe").split(MARKER)[1]
         middle = self._apply(turn + [{"role": "user", "content": "V"}, {"role": "assistant", "content": "B"}], None, "end-of-turn probe")
-        middle = middle.split(MARKER)[1]
-        eot = os.path.commonprefix([final, middle]).rstrip()
+        common = len(os.path.commonprefix([final, middle.split(MARKER)[1]]))
+        token_ends = [end for _, end in self.tokenizer(final, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]]
+        eot = final[: max((end for end in token_ends if end <= common), default=0)].rstrip()
         if not eot:
             log.warning("%s writes no end-of-turn marker after assistant messages: only their content is trained", self.name)
         return eot
@@ -155,12 +160,13 @@ class ChatTemplate:
         text = self._apply(messages, tools, conversation.source)
         if MARKER in text:
             raise DataError(conversation.source, f"the text contains the reserved character U+{ord(MARKER):04X}")
+        folded = len(conversation.messages) - len(messages)  # message numbers in errors are the record's
         spans = []
         for index, message in enumerate(messages):
             if message["role"] != "assistant":
                 continue
             variant = messages[:index] + [{"role": "assistant", "content": MARKER}] + messages[index + 1:]
-            spans.append(self._message_span(text, self._apply(variant, tools, conversation.source), conversation.source, index))
+            spans.append(self._message_span(text, self._apply(variant, tools, conversation.source), conversation.source, index + folded))
         return Rendered(text, tuple(spans))
 
     def _message_span(self, text: str, variant: str, source: str, index: int) -> Span:
