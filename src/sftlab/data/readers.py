@@ -16,7 +16,7 @@ import datasets
 
 from sftlab.data.files import read_json_records, resolve_files
 from sftlab.data.records import Conversation, Message, ToolCall
-from sftlab.errors import DataError
+from sftlab.errors import DataError, SftlabError
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,12 @@ def load_conversations(files: list[Path], fmt: str, cache_dir: str | None = None
     The files' sizes and modification times are part of the generator's arguments, so the cache is
     reused exactly while the files stay the same."""
     stamps = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-    return datasets.Dataset.from_generator(iter_conversations, gen_kwargs={"files": stamps, "fmt": fmt}, cache_dir=cache_dir)
+    try:
+        return datasets.Dataset.from_generator(iter_conversations, gen_kwargs={"files": stamps, "fmt": fmt}, cache_dir=cache_dir)
+    except datasets.exceptions.DatasetGenerationError as err:
+        if isinstance(err.__cause__, SftlabError):  # our own message, unwrapped from datasets' wrapper
+            raise err.__cause__ from None
+        raise
 
 
 def load_text(files: list[Path], text_field: str = "text", streaming: bool = False,

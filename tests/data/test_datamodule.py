@@ -1,0 +1,126 @@
+"""The datamodule end to end on real files: batches, truncation and drops counted, caching."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+
+import sftlab.data.datamodule as datamodule_module
+from sftlab.data.collate import Collator
+from sftlab.data.datamodule import SFTDataModule
+from sftlab.data.sampler import LengthGroupedSampler
+from sftlab.data.tokenize import IGNORE_INDEX, DROP_NO_TRAINABLE
+
+
+def _module(shared, datasets_cache, **overrides) -> SFTDataModule:
+    settings = dict(tokenizer=str(shared / "tokenizers/smollm2-135m-instruct"),
+                    train_path=str(shared / "data/oasst_en100/en_100_top_thread.messages.jsonl"),
+                    max_seq_length=256, batch_size=4, cache_dir=datasets_cache)
+    settings.update(overrides)
+    module = SFTDataModule(**settings)
+    module.setup("fit")
+    return module
+
+
+def test_batches_are_padded_to_a_multiple_of_8_with_ignored_labels(shared, datasets_cache):
+    module = _module(shared, datasets_cache)
+    batch = next(iter(module.train_dataloader()))
+    assert set(batch) == {"input_ids", "labels", "attention_mask"}
+    assert batch["input_ids"].shape[1] % 8 == 0
+    padding = batch["attention_mask"] == 0
+    assert (batch["labels"][padding] == IGNORE_INDEX).all()
+    assert (batch["input_ids"][padding] == module.tokenizer.pad_token_id).all()
+
+
+def test_truncation_and_drops_are_counted_never_trained(shared, datasets_cache):
+    module = _module(shared, datasets_cache, max_seq_length=64)
+    report = module.reports["train"]
+    assert report.records == 100 and report.examples == 100
+    assert report.dropped.get(DROP_NO_TRAINABLE, 0) > 0  # prompts longer than 64 tokens leave nothing to train
+    assert report.kept + sum(report.dropped.values()) == report.examples
+    assert len(module.datasets["train"]) == report.kept
+    for row in module.datasets["train"]:
+        assert len(row["input_ids"]) <= 64
+        assert any(label != IGNORE_INDEX for label in row["labels"][1:])  # no example without a loss (no NaN)
+
+
+def test_expand_makes_one_example_per_assistant_turn(shared, datasets_cache):
+    path = shared / "data/fastchat_sharegpt/dummy_conversation_with_system.json"
+    turns = sum(1 for record in json.loads(path.read_text()) for turn in record["conversations"] if turn["from"] == "gpt")
+    module = _module(shared, datasets_cache, train_path=str(path), masking="expand", max_seq_length=1024)
+    assert module.reports["train"].examples == turns
+
+
+def test_packed_batches_carry_position_ids_and_no_mask(shared, datasets_cache):
+    module = _module(shared, datasets_cache, packing=True, max_seq_length=512)
+    report = module.reports["train"]
+    assert report.rows < report.kept
+    batch = next(iter(module.train_dataloader()))
+    assert set(batch) == {"input_ids", "labels", "position_ids"}
+    starts = (batch["position_ids"] == 0).sum().item()
+    assert starts > batch["input_ids"].shape[0]  # several examples per row
+
+
+def test_pretraining_blocks(shared, datasets_cache):
+    module = _module(shared, datasets_cache, train_path=str(shared / "data/wiki_demo.txt"), max_seq_length=128,
+                     reset_position_ids=True)
+    report = module.reports["train"]
+    assert report.records == 30 and report.trainable_fraction == 1.0
+    total = sum(len(row["input_ids"]) for row in module.datasets["train"])
+    assert total == report.tokens  # nothing dropped: the last short block is kept
+    row = module.datasets["train"][0]
+    assert row["labels"] == row["input_ids"] and len(row["input_ids"]) == 128
+
+
+def test_streaming_pretraining(shared, datasets_cache):
+    module = _module(shared, datasets_cache, train_path=str(shared / "data/c4_demo.jsonl"), streaming=True, max_seq_length=64)
+    batch = next(iter(module.train_dataloader()))
+    assert batch["input_ids"].shape == (4, 64)
+
+
+def test_second_run_reads_the_tokenized_cache(shared, datasets_cache, monkeypatch):
+    first = _module(shared, datasets_cache)
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("tokenized again although the cache is valid")
+
+    monkeypatch.setattr(datamodule_module, "tokenize_conversations", must_not_run)
+    second = _module(shared, datasets_cache)
+    assert second.datasets["train"]["input_ids"] == first.datasets["train"]["input_ids"]
+    with pytest.raises(AssertionError, match="tokenized again"):
+        _module(shared, datasets_cache, max_seq_length=128)  # a different setting is a different cache entry
+
+
+def test_errors_in_worker_processes_keep_their_message(shared, datasets_cache, tmp_path):
+    path = tmp_path / "mistral_bad.jsonl"
+    rows = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]} for i in range(7)]
+    rows.append({"messages": [{"role": "user", "content": "q"}, {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    from sftlab.errors import TemplateError
+    with pytest.raises(TemplateError, match="mistral_bad.jsonl line 8.*alternate"):
+        _module(shared, datasets_cache, train_path=str(path), num_proc=2,
+                template=str(shared / "chat_templates/mistral-instruct-v0.1.jinja"))
+
+
+def test_length_grouped_sampler_under_ddp_gives_disjoint_similar_length_batches():
+    generator = torch.Generator().manual_seed(0)
+    lengths = torch.randint(1, 1000, (400,), generator=generator).tolist()
+    sampler = LengthGroupedSampler(lengths, batch_size=4, seed=3, megabatch_size=10)
+    ranks = [list(DistributedSamplerWrapper(sampler, num_replicas=2, rank=r, shuffle=False)) for r in range(2)]
+    assert sorted(ranks[0] + ranks[1]) == list(range(400))
+    for step in range(len(ranks[0]) // 4):
+        step_lengths = [lengths[i] for r in ranks for i in r[step * 4:(step + 1) * 4]]
+        assert max(step_lengths) - min(step_lengths) < 500  # a random batch spans ~all of 1..1000
+    wrapped = DistributedSamplerWrapper(sampler, num_replicas=2, rank=0, shuffle=False)
+    wrapped.set_epoch(1)  # Lightning calls this on the wrapper; it reaches our sampler
+    assert list(wrapped) != ranks[0]
+
+
+def test_collator_pads_packed_rows_as_a_separate_segment():
+    batch = Collator(pad_token_id=0)([{"input_ids": [5, 6, 7], "labels": [-100, 6, 7], "position_ids": [0, 1, 0]}])
+    assert batch["input_ids"].tolist() == [[5, 6, 7, 0, 0, 0, 0, 0]]
+    assert batch["labels"].tolist() == [[-100, 6, 7] + [-100] * 5]
+    assert batch["position_ids"].tolist() == [[0, 1, 0, 0, 1, 2, 3, 4]]
