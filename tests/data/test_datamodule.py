@@ -124,3 +124,14 @@ def test_collator_pads_packed_rows_as_a_separate_segment():
     assert batch["input_ids"].tolist() == [[5, 6, 7, 0, 0, 0, 0, 0]]
     assert batch["labels"].tolist() == [[-100, 6, 7] + [-100] * 5]
     assert batch["position_ids"].tolist() == [[0, 1, 0, 0, 1, 2, 3, 4]]
+
+
+def test_group_by_length_batches_have_less_padding(shared, datasets_cache):
+    def padding(module):
+        batches = list(module.train_dataloader())
+        return sum((b["attention_mask"] == 0).sum().item() for b in batches) / sum(b["attention_mask"].numel() for b in batches)
+
+    grouped = _module(shared, datasets_cache, group_by_length=True, max_seq_length=512)
+    plain = _module(shared, datasets_cache, max_seq_length=512)
+    assert isinstance(grouped.train_dataloader().sampler, LengthGroupedSampler)
+    assert padding(grouped) < padding(plain) / 2

@@ -138,3 +138,12 @@ def test_nothing_to_read_is_an_error(tmp_path):
         resolve_files(str(tmp_path / "*.jsonl"))
     with pytest.raises(DataError, match="no such file or folder"):
         resolve_files(str(tmp_path / "absent.json"))
+
+
+def test_parquet_text_corpus(tmp_path):
+    import datasets
+
+    datasets.Dataset.from_dict({"content": ["first doc", "second doc"]}).to_parquet(str(tmp_path / "corpus.parquet"))
+    files, fmt = readers.resolve(str(tmp_path / "*.parquet"), "auto")
+    assert fmt == "text"
+    assert readers.load_text(files, text_field="content", cache_dir=str(tmp_path / "c"))["text"] == ["first doc", "second doc"]
