@@ -178,12 +178,11 @@ class SFTDataModule(LightningDataModule):
 
     def _build_sft(self, split: str, files: list[Path], fmt: str) -> tuple[datasets.Dataset, DataReport]:
         records = readers.load_conversations(files, fmt, self.hparams.cache_dir)
-        template_text = getattr(self.renderer, "template", self.hparams.template)
         tokenized = records.map(
             partial(tokenize_conversations, renderer=self.renderer, strategy=self.strategy,
                     tokenizer=self.tokenizer, max_seq_length=self.hparams.max_seq_length),
             batched=True, remove_columns=records.column_names, num_proc=self.hparams.num_proc,
-            new_fingerprint=self._fingerprint(records._fingerprint, template_text, repr(self.strategy),
+            new_fingerprint=self._fingerprint(records._fingerprint, self.renderer.template, repr(self.strategy),
                                               self.hparams.max_seq_length, self.hparams.fold_system_prompt),
             desc=f"tokenizing {split}",
         )

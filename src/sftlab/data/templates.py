@@ -57,12 +57,16 @@ class Rendered:
 
 
 class Renderer(Protocol):
+    template: str  # the template's text: part of the tokenization cache key
+
     def render(self, conversation: Conversation) -> Rendered: ...
 
 
 class AlpacaTemplate:
     """The Alpaca prompt. Multi-turn records (`history`) repeat the instruction/response block per
     turn; a system message replaces the preamble sentence."""
+
+    template = ALPACA_PROMPT_INPUT + ALPACA_PROMPT_NO_INPUT
 
     def __init__(self, eos_token: str, bos_token: str = "") -> None:
         self.eos_token = eos_token
