@@ -1,0 +1,43 @@
+"""Token-level loss normalised over the whole effective batch.
+
+The gradient of one optimizer step must be the gradient of
+    (sum of token losses over every micro-batch of the accumulation window, on every rank)
+    / (number of trainable tokens in all of them),
+not a mean of per-micro-batch means (which over-weights tokens of short micro-batches: the bug HF
+Transformers fixed in Oct 2024). The total count is only known after the last micro-batch, and
+gradients are linear in the loss, so each micro-batch backpropagates its *summed* token loss and the
+accumulated gradients are divided by the total count just before the optimizer step
+(`normalise_gradients`), after an all-reduce of the count across data-parallel ranks. A window with
+no trainable token leaves zero gradients, never NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+
+from sftlab.data.tokenize import IGNORE_INDEX
+
+
+def summed_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum of next-token cross-entropies (in float32) over trainable positions, and their count.
+
+    logits: (batch, seq, vocab); labels: (batch, seq) with -100 for ignored positions. Position t
+    predicts labels[t + 1]."""
+    shifted_labels = labels[:, 1:].reshape(-1)
+    shifted_logits = logits[:, :-1].reshape(-1, logits.shape[-1]).float()
+    loss_sum = F.cross_entropy(shifted_logits, shifted_labels, ignore_index=IGNORE_INDEX, reduction="sum")
+    return loss_sum, (shifted_labels != IGNORE_INDEX).sum()
+
+
+def normalise_gradients(parameters: Iterable[torch.nn.Parameter], trainable_tokens: torch.Tensor, scale: float = 1.0) -> None:
+    """Divide accumulated gradients by the window's trainable-token count (times `scale`, e.g. the
+    world size when DDP has averaged gradients over ranks). A zero count leaves gradients (all zero) as they are."""
+    count = float(trainable_tokens)
+    if count == 0:
+        return
+    for parameter in parameters:
+        if parameter.grad is not None:
+            parameter.grad.mul_(scale / count)

@@ -1,0 +1,81 @@
+"""The LightningModule around any `AutoModelForCausalLM`: forward, exact token-level loss, AdamW.
+
+Lightning owns the loop, accumulation, precision and strategies; this module adds only what they
+do not: the loss normalised over the whole effective batch (see loss.py) and the optimizer groups.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import torch
+from lightning import LightningModule
+from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
+
+from sftlab.model.loading import load_causal_lm
+from sftlab.model.loss import normalise_gradients, summed_token_loss
+
+
+class CausalLMModule(LightningModule):
+    def __init__(
+        self,
+        source: str | None = None,
+        config: dict[str, Any] | None = None,
+        dtype: str = "float32",
+        attn_implementation: str = "sdpa",
+        learning_rate: float = 2e-5,
+        weight_decay: float = 0.0,
+        warmup_ratio: float = 0.03,
+        schedule: Literal["cosine", "linear"] = "cosine",
+        seed: int = 0,
+    ) -> None:
+        """
+        Args:
+            source: A hub-format model folder or a `.gguf` file.
+            config: Without a source: a transformers config (with `model_type`) for random weights.
+            dtype: Parameter dtype (float32, bfloat16, float16).
+            attn_implementation: sdpa, eager, flash_attention_2 ...
+            learning_rate: Peak learning rate (Alpaca recipe: 2e-5).
+            weight_decay: AdamW weight decay, not applied to biases and norms (Alpaca recipe: 0).
+            warmup_ratio: Fraction of optimizer steps spent warming up (Alpaca recipe: 0.03).
+            schedule: Learning-rate decay after warmup.
+            seed: Seed for random initialisation from `config`.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = load_causal_lm(source, config, dtype, attn_implementation, seed=seed)
+        self.window_trainable_tokens = torch.zeros((), dtype=torch.long)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits; packed batches (position ids, no mask) need `use_cache=False` to stay isolated."""
+        inputs = {key: batch[key] for key in ("input_ids", "attention_mask", "position_ids") if key in batch}
+        return self.model(**inputs, use_cache=False).logits
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss_sum, trainable = summed_token_loss(self(batch), batch["labels"])
+        self.window_trainable_tokens = self.window_trainable_tokens.to(trainable.device) + trainable
+        self.log("train/loss", loss_sum.detach() / trainable.clamp(min=1), prog_bar=True)
+        # Lightning divides the returned loss by accumulate_grad_batches; the exact normalisation
+        # happens on the accumulated gradients in on_before_optimizer_step.
+        return loss_sum * self.trainer.accumulate_grad_batches
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        total = self.trainer.strategy.reduce(self.window_trainable_tokens.float(), reduce_op="sum")
+        # DDP averages gradients over ranks; multiplying by the world size turns that into a sum.
+        normalise_gradients(self.parameters(), total, scale=self.trainer.world_size)
+        self.window_trainable_tokens = torch.zeros_like(self.window_trainable_tokens)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        loss_sum, trainable = summed_token_loss(self(batch), batch["labels"])
+        self.log("val/loss", loss_sum / trainable.clamp(min=1), batch_size=int(trainable), prog_bar=True)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        decay = [p for p in self.parameters() if p.requires_grad and p.ndim >= 2]
+        no_decay = [p for p in self.parameters() if p.requires_grad and p.ndim < 2]  # biases and norms
+        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
+                                       {"params": no_decay, "weight_decay": 0.0}], lr=self.hparams.learning_rate)
+        total_steps = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup_steps = math.ceil(self.hparams.warmup_ratio * total_steps)
+        make = get_cosine_schedule_with_warmup if self.hparams.schedule == "cosine" else get_linear_schedule_with_warmup
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": make(optimizer, warmup_steps, total_steps), "interval": "step"}}

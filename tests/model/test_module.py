@@ -1,0 +1,73 @@
+"""Exact loss normalisation: micro-batch 8 x accumulation 1 equals 2 x 4 with uneven token counts."""
+
+from __future__ import annotations
+
+import lightning
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from sftlab.data.collate import Collator
+from sftlab.data.tokenize import IGNORE_INDEX
+from sftlab.model.loss import summed_token_loss
+from sftlab.model.module import CausalLMModule
+from tests.model.test_loading import TINY
+
+
+def _examples() -> list[dict[str, list[int]]]:
+    """Eight examples whose trainable-token counts differ a lot (1 to 40)."""
+    generator = torch.Generator().manual_seed(0)
+    rows = []
+    for i, (length, trained) in enumerate([(12, 1), (48, 40), (20, 3), (33, 30), (8, 2), (40, 5), (16, 15), (24, 9)]):
+        ids = torch.randint(3, 128, (length,), generator=generator).tolist()
+        rows.append({"input_ids": ids, "labels": [IGNORE_INDEX] * (length - trained) + ids[length - trained:]})
+    return rows
+
+
+class GradientRecorder(CausalLMModule):
+    def on_before_optimizer_step(self, optimizer):
+        super().on_before_optimizer_step(optimizer)
+        self.gradients = [p.grad.clone() for p in self.parameters()]
+
+
+def _one_step(micro_batch: int, accumulation: int) -> list[torch.Tensor]:
+    module = GradientRecorder(config=TINY, learning_rate=1e-3, warmup_ratio=0.0)
+    loader = DataLoader(_examples(), batch_size=micro_batch, collate_fn=Collator(pad_token_id=0))
+    trainer = lightning.Trainer(accelerator="cpu", max_steps=1, accumulate_grad_batches=accumulation, logger=False,
+                                enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, loader)
+    return module.gradients
+
+
+def _reference() -> list[torch.Tensor]:
+    """The definition: the summed token loss of the whole batch divided by its trainable tokens."""
+    module = CausalLMModule(config=TINY)
+    batch = Collator(pad_token_id=0)(_examples())
+    loss_sum, count = summed_token_loss(module(batch), batch["labels"])
+    (loss_sum / count).backward()
+    return [p.grad for p in module.parameters()]
+
+
+def test_accumulation_gives_the_same_gradients_as_one_big_batch():
+    reference = _reference()
+    for micro_batch, accumulation in ((8, 1), (2, 4), (1, 8)):
+        for got, expected in zip(_one_step(micro_batch, accumulation), reference):
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_a_mean_of_micro_batch_means_would_differ():
+    """The control: the HF-before-2024 normalisation is measurably wrong on this data."""
+    module = CausalLMModule(config=TINY)
+    for rows in (_examples()[i:i + 2] for i in range(0, 8, 2)):
+        batch = Collator(pad_token_id=0)(rows)
+        loss_sum, count = summed_token_loss(module(batch), batch["labels"])
+        (loss_sum / count / 4).backward()
+    naive = [p.grad for p in module.parameters()]
+    assert max((a - b).abs().max().item() for a, b in zip(naive, _reference())) > 1e-4
+
+
+def test_no_trainable_token_gives_zero_not_nan():
+    logits = torch.randn(2, 5, 11, requires_grad=True)
+    loss_sum, count = summed_token_loss(logits, torch.full((2, 5), IGNORE_INDEX))
+    loss_sum.backward()
+    assert count.item() == 0 and loss_sum.item() == 0.0 and torch.isfinite(logits.grad).all()
