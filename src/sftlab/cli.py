@@ -42,7 +42,17 @@ def inspect_command(argv: list[str]) -> None:
     run_inspect(config.data, split=config.split, limit=config.limit, as_json=config.json)
 
 
-COMMANDS = {"inspect": inspect_command}
+def lightning_command(argv: list[str]) -> None:
+    """`sftlab fit|validate|test|predict`: LightningCLI over the module and the datamodule."""
+    from lightning.pytorch.cli import LightningCLI
+
+    from sftlab.data.datamodule import SFTDataModule
+    from sftlab.model.module import CausalLMModule
+
+    LightningCLI(CausalLMModule, SFTDataModule, args=argv, save_config_kwargs={"overwrite": True})
+
+
+COMMANDS = {"inspect": inspect_command, **{name: None for name in ("fit", "validate", "test", "predict")}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,7 +62,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2)
     logging.basicConfig(level=os.environ.get("SFTLAB_LOG", "INFO"), format="%(message)s")
     try:
-        COMMANDS[argv[0]](argv[1:])
+        command = COMMANDS[argv[0]]
+        command(argv[1:]) if command else lightning_command(argv)
     except SftlabError as err:
         print(f"sftlab: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -28,7 +28,7 @@ class CausalLMModule(LightningModule):
         weight_decay: float = 0.0,
         warmup_ratio: float = 0.03,
         schedule: Literal["cosine", "linear"] = "cosine",
-        seed: int = 0,
+        init_seed: int = 0,
     ) -> None:
         """
         Args:
@@ -40,11 +40,11 @@ class CausalLMModule(LightningModule):
             weight_decay: AdamW weight decay, not applied to biases and norms (Alpaca recipe: 0).
             warmup_ratio: Fraction of optimizer steps spent warming up (Alpaca recipe: 0.03).
             schedule: Learning-rate decay after warmup.
-            seed: Seed for random initialisation from `config`.
+            init_seed: Seed for random initialisation from `config`.
         """
         super().__init__()
         self.save_hyperparameters()
-        self.model = load_causal_lm(source, config, dtype, attn_implementation, seed=seed)
+        self.model = load_causal_lm(source, config, dtype, attn_implementation, seed=init_seed)
         self.window_trainable_tokens = torch.zeros((), dtype=torch.long)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -1,0 +1,33 @@
+"""`sftlab fit --config configs/tiny.yaml` through the real CLI: loss falls, TensorBoard has the
+scalars, and the HF export reloads in plain transformers with the trained weights."""
+
+from __future__ import annotations
+
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from sftlab.model.module import CausalLMModule
+from tests.test_cli import sftlab
+
+
+def test_tiny_fit_learns_logs_and_exports(shared, tmp_path):
+    result = sftlab("fit", "--config", "configs/tiny.yaml", "--trainer.default_root_dir", str(tmp_path),
+                    "--data.tokenizer", str(shared / "tokenizers/smollm2-135m-instruct"), "--data.cache_dir", str(tmp_path / "cache"),
+                    "--trainer.enable_progress_bar", "false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "lightning_logs/version_0"
+    events = EventAccumulator(str(run))
+    events.Reload()
+    losses = [event.value for event in events.Scalars("train/loss")]
+    assert len(losses) >= 12 and sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.5
+
+    export = run / "hf"
+    exported = AutoModelForCausalLM.from_pretrained(export)
+    tokenizer = AutoTokenizer.from_pretrained(export)
+    assert tokenizer.chat_template and "<|im_start|>" in tokenizer.chat_template
+    checkpoint = next((run / "checkpoints").glob("*.ckpt"))
+    trained = CausalLMModule.load_from_checkpoint(checkpoint)
+    ids = torch.tensor([tokenizer("Hello there, how are you?")["input_ids"]])
+    with torch.no_grad():
+        torch.testing.assert_close(exported(ids).logits, trained.model(ids).logits)
