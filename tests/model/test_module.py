@@ -71,3 +71,18 @@ def test_no_trainable_token_gives_zero_not_nan():
     loss_sum, count = summed_token_loss(logits, torch.full((2, 5), IGNORE_INDEX))
     loss_sum.backward()
     assert count.item() == 0 and loss_sum.item() == 0.0 and torch.isfinite(logits.grad).all()
+
+
+def test_lora_trains_only_adapters_and_checks_targets():
+    from sftlab.errors import SftlabError
+    from sftlab.model.adapters import LoraSettings
+
+    module = CausalLMModule(config=TINY, lora=LoraSettings(r=4, alpha=8))
+    trainable = [name for name, p in module.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in name for name in trainable)
+    assert module.trainable_parameters == sum(p.numel() for p in module.parameters() if p.requires_grad)
+    assert CausalLMModule(config=TINY, lora=LoraSettings(target_modules="all-linear")).trainable_parameters > module.trainable_parameters
+    with pytest.raises(SftlabError, match=r"no module named \['query_key_value'\].*q_proj"):
+        CausalLMModule(config=TINY, lora=LoraSettings(target_modules=["query_key_value"]))
+    with pytest.raises(SftlabError, match="QLoRA.*CUDA"):
+        CausalLMModule(config=TINY, lora=LoraSettings(quantize_4bit=True))

@@ -6,6 +6,7 @@ do not: the loss normalised over the whole effective batch (see loss.py) and the
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any, Literal
 
@@ -13,8 +14,11 @@ import torch
 from lightning import LightningModule
 from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
 
+from sftlab.model.adapters import LoraSettings, add_lora
 from sftlab.model.loading import load_causal_lm
 from sftlab.model.loss import normalise_gradients, summed_token_loss
+
+log = logging.getLogger(__name__)
 
 
 class CausalLMModule(LightningModule):
@@ -29,6 +33,7 @@ class CausalLMModule(LightningModule):
         warmup_ratio: float = 0.03,
         schedule: Literal["cosine", "linear"] = "cosine",
         init_seed: int = 0,
+        lora: LoraSettings | None = None,
     ) -> None:
         """
         Args:
@@ -41,11 +46,21 @@ class CausalLMModule(LightningModule):
             warmup_ratio: Fraction of optimizer steps spent warming up (Alpaca recipe: 0.03).
             schedule: Learning-rate decay after warmup.
             init_seed: Seed for random initialisation from `config`.
+            lora: LoRA/DoRA adapter settings; none means full fine-tuning.
         """
         super().__init__()
         self.save_hyperparameters()
         self.model = load_causal_lm(source, config, dtype, attn_implementation, seed=init_seed)
+        if lora is not None:
+            self.model = add_lora(self.model, lora)
+        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        self.trainable_parameters = trainable
         self.window_trainable_tokens = torch.zeros((), dtype=torch.long)
+
+    def on_fit_start(self) -> None:
+        log.info("trainable parameters: %s", f"{self.trainable_parameters:,}")
+        if self.logger is not None:
+            self.logger.log_hyperparams({"trainable_parameters": self.trainable_parameters})
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits; packed batches (position ids, no mask) need `use_cache=False` to stay isolated."""

@@ -1,0 +1,48 @@
+"""LoRA / DoRA adapters with peft; no adapter means full fine-tuning."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from transformers import PreTrainedModel
+
+from sftlab.errors import SftlabError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoraSettings:
+    """LoRA hyperparameters (alpaca-lora recipe: r 8, alpha 16, dropout 0.05, q_proj/v_proj)."""
+
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: list[str] | str = field(default_factory=lambda: ["q_proj", "v_proj"])
+    """Module names, or "all-linear"."""
+    modules_to_save: list[str] = field(default_factory=list)
+    use_dora: bool = False
+    quantize_4bit: bool = False
+    """QLoRA: a 4-bit base through bitsandbytes (CUDA only)."""
+
+
+def add_lora(model: PreTrainedModel, settings: LoraSettings) -> PeftModel:
+    if settings.quantize_4bit:
+        if not torch.cuda.is_available():
+            raise SftlabError("model.lora.quantize_4bit (QLoRA) needs a CUDA GPU and bitsandbytes; this machine has no CUDA device")
+        raise SftlabError("model.lora.quantize_4bit (QLoRA) is not implemented in this version yet")
+    if settings.target_modules != "all-linear":
+        names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+        missing = sorted(set(settings.target_modules) - names)
+        if missing:
+            linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if type(m).__name__ == "Linear"})
+            raise SftlabError(f"model.lora.target_modules: the model has no module named {missing} (its linear layers: {linear})")
+    config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout, target_modules=settings.target_modules,
+                        modules_to_save=settings.modules_to_save or None, use_dora=settings.use_dora, task_type="CAUSAL_LM")
+    model = get_peft_model(model, config)
+    trainable, total = model.get_nb_trainable_parameters()
+    log.info("LoRA: %s trainable of %s parameters (%.2f%%)", f"{trainable:,}", f"{total:,}", 100 * trainable / total)
+    return model
