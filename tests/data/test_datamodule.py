@@ -28,7 +28,7 @@ def _module(shared, datasets_cache, **overrides) -> SFTDataModule:
 def test_batches_are_padded_to_a_multiple_of_8_with_ignored_labels(shared, datasets_cache):
     module = _module(shared, datasets_cache)
     batch = next(iter(module.train_dataloader()))
-    assert set(batch) == {"input_ids", "labels", "attention_mask"}
+    assert set(batch) == {"input_ids", "labels", "attention_mask", "lengths"}
     assert batch["input_ids"].shape[1] % 8 == 0
     padding = batch["attention_mask"] == 0
     assert (batch["labels"][padding] == IGNORE_INDEX).all()
@@ -59,7 +59,7 @@ def test_packed_batches_carry_position_ids_and_no_mask(shared, datasets_cache):
     report = module.reports["train"]
     assert report.rows < report.kept
     batch = next(iter(module.train_dataloader()))
-    assert set(batch) == {"input_ids", "labels", "position_ids"}
+    assert set(batch) == {"input_ids", "labels", "position_ids", "lengths"}
     starts = (batch["position_ids"] == 0).sum().item()
     assert starts > batch["input_ids"].shape[0]  # several examples per row
 
@@ -124,6 +124,7 @@ def test_collator_pads_packed_rows_as_a_separate_segment():
     assert batch["input_ids"].tolist() == [[5, 6, 7, 0, 0, 0, 0, 0]]
     assert batch["labels"].tolist() == [[-100, 6, 7] + [-100] * 5]
     assert batch["position_ids"].tolist() == [[0, 1, 0, 0, 1, 2, 3, 4]]
+    assert batch["lengths"].tolist() == [3]
 
 
 def test_group_by_length_batches_have_less_padding(shared, datasets_cache):

@@ -21,6 +21,8 @@ def test_tiny_fit_learns_logs_and_exports(shared, tmp_path):
     events.Reload()
     losses = [event.value for event in events.Scalars("train/loss")]
     assert len(losses) >= 12 and sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.5
+    for scalar in ("train/perplexity", "train/token_accuracy", "train/padding_fraction", "train/trainable_tokens", "lr-AdamW/pg1"):
+        assert events.Scalars(scalar), scalar
 
     export = run / "hf"
     exported = AutoModelForCausalLM.from_pretrained(export)

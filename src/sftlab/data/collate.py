@@ -2,7 +2,8 @@
 
 Unpacked rows get an `attention_mask`. Packed rows (they carry `position_ids`) get none: their
 position ids, restarting at 0 per example, are what makes attention block-causal (see packing.py),
-and the padding tail becomes one more segment of its own.
+and the padding tail becomes one more segment of its own. Every batch also carries `lengths`
+(real tokens per row), from which the padding fraction is logged.
 """
 
 from __future__ import annotations
@@ -33,4 +34,6 @@ class Collator:
                 batch["position_ids"].append(list(row["position_ids"]) + list(range(pad)))
             else:
                 batch["attention_mask"].append([1] * len(row["input_ids"]) + [0] * pad)
-        return {key: torch.tensor(value, dtype=torch.long) for key, value in batch.items()}
+        tensors = {key: torch.tensor(value, dtype=torch.long) for key, value in batch.items()}
+        tensors["lengths"] = torch.tensor([len(row["input_ids"]) for row in rows], dtype=torch.long)
+        return tensors

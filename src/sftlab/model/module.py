@@ -68,12 +68,30 @@ class CausalLMModule(LightningModule):
         return self.model(**inputs, use_cache=False).logits
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss_sum, trainable = summed_token_loss(self(batch), batch["labels"])
+        logits = self(batch)
+        loss_sum, trainable = summed_token_loss(logits, batch["labels"])
         self.window_trainable_tokens = self.window_trainable_tokens.to(trainable.device) + trainable
-        self.log("train/loss", loss_sum.detach() / trainable.clamp(min=1), prog_bar=True)
+        self._log_step_metrics("train", logits, batch, loss_sum, trainable)
         # Lightning divides the returned loss by accumulate_grad_batches; the exact normalisation
         # happens on the accumulated gradients in on_before_optimizer_step.
         return loss_sum * self.trainer.accumulate_grad_batches
+
+    def _log_step_metrics(self, split: str, logits: torch.Tensor, batch: dict[str, torch.Tensor],
+                          loss_sum: torch.Tensor, trainable: torch.Tensor) -> None:
+        """Token-weighted loss, perplexity and accuracy on trainable tokens, and the padding fraction."""
+        labels = batch["labels"][:, 1:]
+        mask = labels != -100
+        correct = ((logits[:, :-1].argmax(-1) == labels) & mask).sum()
+        tokens = max(int(trainable), 1)
+        loss = loss_sum.detach() / tokens
+        padding = 1 - batch["lengths"].sum() / batch["input_ids"].numel()
+        on_step = split == "train"
+        self.log(f"{split}/loss", loss, batch_size=tokens, prog_bar=True, on_step=on_step, on_epoch=not on_step)
+        self.log(f"{split}/perplexity", loss.exp(), batch_size=tokens, on_step=on_step, on_epoch=not on_step)
+        self.log(f"{split}/token_accuracy", correct.float() / tokens, batch_size=tokens, on_step=on_step, on_epoch=not on_step)
+        if on_step:
+            self.log("train/padding_fraction", padding)
+            self.log("train/trainable_tokens", float(trainable))
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         total = self.trainer.strategy.reduce(self.window_trainable_tokens.float(), reduce_op="sum")
@@ -82,8 +100,9 @@ class CausalLMModule(LightningModule):
         self.window_trainable_tokens = torch.zeros_like(self.window_trainable_tokens)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        loss_sum, trainable = summed_token_loss(self(batch), batch["labels"])
-        self.log("val/loss", loss_sum / trainable.clamp(min=1), batch_size=int(trainable), prog_bar=True)
+        logits = self(batch)
+        loss_sum, trainable = summed_token_loss(logits, batch["labels"])
+        self._log_step_metrics("val", logits, batch, loss_sum, trainable)
 
     def configure_optimizers(self) -> dict[str, Any]:
         decay = [p for p in self.parameters() if p.requires_grad and p.ndim >= 2]
