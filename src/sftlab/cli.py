@@ -52,18 +52,21 @@ def lightning_command(argv: list[str]) -> None:
     LightningCLI(CausalLMModule, SFTDataModule, args=argv, save_config_kwargs={"overwrite": True})
 
 
-COMMANDS = {"inspect": inspect_command, **{name: None for name in ("fit", "validate", "test", "predict")}}
+COMMANDS = {"inspect": inspect_command}
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in COMMANDS:
-        print(f"usage: sftlab {{{','.join(COMMANDS)}}} [--help] ...", file=sys.stderr)
+    if not argv or argv[0] not in (*LIGHTNING_COMMANDS, *COMMANDS):
+        print(f"usage: sftlab {{{','.join((*LIGHTNING_COMMANDS, *COMMANDS))}}} [--help] ...", file=sys.stderr)
         raise SystemExit(2)
     logging.basicConfig(level=os.environ.get("SFTLAB_LOG", "INFO"), format="%(message)s")
     try:
-        command = COMMANDS[argv[0]]
-        command(argv[1:]) if command else lightning_command(argv)
+        if argv[0] in LIGHTNING_COMMANDS:
+            lightning_command(argv)
+        else:
+            COMMANDS[argv[0]](argv[1:])
     except SftlabError as err:
         print(f"sftlab: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

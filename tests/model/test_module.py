@@ -86,3 +86,15 @@ def test_lora_trains_only_adapters_and_checks_targets():
         CausalLMModule(config=TINY, lora=LoraSettings(target_modules=["query_key_value"]))
     with pytest.raises(SftlabError, match="QLoRA.*CUDA"):
         CausalLMModule(config=TINY, lora=LoraSettings(quantize_4bit=True))
+
+
+def test_validation_loss_and_perplexity_are_over_all_tokens_of_the_epoch():
+    module = CausalLMModule(config=TINY)
+    loader = DataLoader(_examples(), batch_size=2, collate_fn=Collator(pad_token_id=0))
+    trainer = lightning.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    metrics = trainer.validate(module, loader, verbose=False)[0]
+    batch = Collator(pad_token_id=0)(_examples())
+    with torch.no_grad():
+        loss_sum, count = summed_token_loss(module(batch), batch["labels"])
+    assert metrics["val/loss"] == pytest.approx((loss_sum / count).item(), rel=1e-5)
+    assert metrics["val/perplexity"] == pytest.approx(torch.exp(loss_sum / count).item(), rel=1e-4)

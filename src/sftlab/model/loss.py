@@ -32,6 +32,12 @@ def summed_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch
     return loss_sum, (shifted_labels != IGNORE_INDEX).sum()
 
 
+def correct_predictions(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """How many trainable positions the argmax predicts right (same shift as `summed_token_loss`)."""
+    shifted = labels[:, 1:]
+    return ((logits[:, :-1].argmax(-1) == shifted) & (shifted != IGNORE_INDEX)).sum()
+
+
 def normalise_gradients(parameters: Iterable[torch.nn.Parameter], trainable_tokens: torch.Tensor, scale: float = 1.0) -> None:
     """Divide accumulated gradients by the window's trainable-token count (times `scale`, e.g. the
     world size when DDP has averaged gradients over ranks). A zero count leaves gradients (all zero) as they are."""

@@ -11,12 +11,13 @@ import math
 from typing import Any, Literal
 
 import torch
+import torchmetrics
 from lightning import LightningModule
 from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
 
 from sftlab.model.adapters import LoraSettings, add_lora
 from sftlab.model.loading import load_causal_lm
-from sftlab.model.loss import normalise_gradients, summed_token_loss
+from sftlab.model.loss import correct_predictions, normalise_gradients, summed_token_loss
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,10 @@ class CausalLMModule(LightningModule):
         self.model = load_causal_lm(source, config, dtype, attn_implementation, seed=init_seed)
         if lora is not None:
             self.model = add_lora(self.model, lora)
-        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
-        self.trainable_parameters = trainable
+        self.trainable_parameters = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        # Validation sums, synchronised across ranks by torchmetrics: the epoch's loss is
+        # sum / tokens over all batches, and its perplexity exp of that (not a mean of per-batch exps).
+        self.val_sums = torchmetrics.MetricCollection({name: torchmetrics.SumMetric() for name in ("loss", "tokens", "correct")})
         self.window_trainable_tokens = torch.zeros((), dtype=torch.long)
 
     def on_fit_start(self) -> None:
@@ -71,27 +74,21 @@ class CausalLMModule(LightningModule):
         logits = self(batch)
         loss_sum, trainable = summed_token_loss(logits, batch["labels"])
         self.window_trainable_tokens = self.window_trainable_tokens.to(trainable.device) + trainable
-        self._log_step_metrics("train", logits, batch, loss_sum, trainable)
+        self._log_step_metrics(logits, batch, loss_sum, trainable)
         # Lightning divides the returned loss by accumulate_grad_batches; the exact normalisation
         # happens on the accumulated gradients in on_before_optimizer_step.
         return loss_sum * self.trainer.accumulate_grad_batches
 
-    def _log_step_metrics(self, split: str, logits: torch.Tensor, batch: dict[str, torch.Tensor],
+    def _log_step_metrics(self, logits: torch.Tensor, batch: dict[str, torch.Tensor],
                           loss_sum: torch.Tensor, trainable: torch.Tensor) -> None:
-        """Token-weighted loss, perplexity and accuracy on trainable tokens, and the padding fraction."""
-        labels = batch["labels"][:, 1:]
-        mask = labels != -100
-        correct = ((logits[:, :-1].argmax(-1) == labels) & mask).sum()
+        """Per-step loss, perplexity and accuracy on trainable tokens, and the padding fraction."""
         tokens = max(int(trainable), 1)
         loss = loss_sum.detach() / tokens
-        padding = 1 - batch["lengths"].sum() / batch["input_ids"].numel()
-        on_step = split == "train"
-        self.log(f"{split}/loss", loss, batch_size=tokens, prog_bar=True, on_step=on_step, on_epoch=not on_step)
-        self.log(f"{split}/perplexity", loss.exp(), batch_size=tokens, on_step=on_step, on_epoch=not on_step)
-        self.log(f"{split}/token_accuracy", correct.float() / tokens, batch_size=tokens, on_step=on_step, on_epoch=not on_step)
-        if on_step:
-            self.log("train/padding_fraction", padding)
-            self.log("train/trainable_tokens", float(trainable))
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/perplexity", loss.exp())
+        self.log("train/token_accuracy", correct_predictions(logits, batch["labels"]).float() / tokens)
+        self.log("train/padding_fraction", 1 - batch["lengths"].sum() / batch["input_ids"].numel())
+        self.log("train/trainable_tokens", float(trainable))
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         total = self.trainer.strategy.reduce(self.window_trainable_tokens.float(), reduce_op="sum")
@@ -102,7 +99,16 @@ class CausalLMModule(LightningModule):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         logits = self(batch)
         loss_sum, trainable = summed_token_loss(logits, batch["labels"])
-        self._log_step_metrics("val", logits, batch, loss_sum, trainable)
+        self.val_sums["loss"].update(loss_sum)
+        self.val_sums["tokens"].update(trainable)
+        self.val_sums["correct"].update(correct_predictions(logits, batch["labels"]))
+
+    def on_validation_epoch_end(self) -> None:
+        sums = self.val_sums.compute()
+        self.val_sums.reset()
+        tokens = sums["tokens"].clamp(min=1)
+        loss = sums["loss"] / tokens
+        self.log_dict({"val/loss": loss, "val/perplexity": loss.exp(), "val/token_accuracy": sums["correct"] / tokens}, prog_bar=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
         decay = [p for p in self.parameters() if p.requires_grad and p.ndim >= 2]
