@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from argparse import ArgumentError
 from typing import Any
 
 from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
@@ -42,33 +43,69 @@ def inspect_command(argv: list[str]) -> None:
     run_inspect(config.data, split=config.split, limit=config.limit, as_json=config.json)
 
 
-def lightning_command(argv: list[str]) -> None:
-    """`sftlab fit|validate|test|predict`: LightningCLI over the module and the datamodule."""
-    from lightning.pytorch.cli import LightningCLI
+def lightning_command(argv: list[str] | None) -> None:
+    """`sftlab fit|validate|test|predict`: LightningCLI over the module and the datamodule
+    (`argv` None: it reads `sys.argv` itself)."""
+    from sftlab.training_cli import SftlabCLI
 
-    from sftlab.data.datamodule import SFTDataModule
-    from sftlab.model.module import CausalLMModule
+    SftlabCLI(args=argv)
 
-    LightningCLI(CausalLMModule, SFTDataModule, args=argv, save_config_kwargs={"overwrite": True})
+
+# Lines of jsonargparse's union-type report that say nothing about what the user got wrong.
+_NOISE = ("Does not validate against", "Subtypes:", "Errors:", "Given value", "- Expected a <class 'NoneType'>")
+
+
+def config_error_line(message: str) -> str:
+    """jsonargparse's multi-line report on a bad config, as one line: the key and the reasons."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    kept = [line.removeprefix("- ") for line in lines if not line.startswith(_NOISE)]
+    return "".join(line + (" " if line.endswith(":") else "; ") for line in kept).removesuffix("; ")
+
+
+def user_error(error: BaseException) -> SftlabError | None:
+    """The SftlabError behind `error`, if any: jsonargparse re-raises errors from constructors as
+    ValueErrors ("Does not validate against any of the Union subtypes") with the original as cause."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, SftlabError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 COMMANDS = {"inspect": inspect_command}
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
+def configure_logging() -> None:
+    """sftlab's own messages on stderr (Lightning already has its own handler)."""
+    logger = logging.getLogger("sftlab")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(os.environ.get("SFTLAB_LOG", "INFO"))
+
+
 def main(argv: list[str] | None = None) -> None:
+    from_command_line = argv is None
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] not in (*LIGHTNING_COMMANDS, *COMMANDS):
         print(f"usage: sftlab {{{','.join((*LIGHTNING_COMMANDS, *COMMANDS))}}} [--help] ...", file=sys.stderr)
         raise SystemExit(2)
-    logging.basicConfig(level=os.environ.get("SFTLAB_LOG", "INFO"), format="%(message)s")
+    configure_logging()
     try:
         if argv[0] in LIGHTNING_COMMANDS:
-            lightning_command(argv)
+            lightning_command(None if from_command_line else argv)
         else:
             COMMANDS[argv[0]](argv[1:])
-    except SftlabError as err:
-        print(f"sftlab: error: {err}", file=sys.stderr)
+    except (SftlabError, ValueError) as err:
+        if (cause := user_error(err)) is None:
+            raise
+        print(f"sftlab: error: {cause}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except ArgumentError as err:
+        print(f"sftlab: error: {config_error_line(str(err))}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

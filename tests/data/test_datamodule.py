@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
-from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
 
 import sftlab.data.datamodule as datamodule_module
 from sftlab.data.collate import Collator
 from sftlab.data.datamodule import SFTDataModule
-from sftlab.data.sampler import LengthGroupedSampler
 from sftlab.data.tokenize import IGNORE_INDEX, DROP_NO_TRAINABLE
 
 
@@ -105,20 +102,6 @@ def test_errors_in_worker_processes_keep_their_message(shared, datasets_cache, t
                 template=str(shared / "chat_templates/mistral-instruct-v0.1.jinja"))
 
 
-def test_length_grouped_sampler_under_ddp_gives_disjoint_similar_length_batches():
-    generator = torch.Generator().manual_seed(0)
-    lengths = torch.randint(1, 1000, (400,), generator=generator).tolist()
-    sampler = LengthGroupedSampler(lengths, batch_size=4, seed=3, megabatch_size=10)
-    ranks = [list(DistributedSamplerWrapper(sampler, num_replicas=2, rank=r, shuffle=False)) for r in range(2)]
-    assert sorted(ranks[0] + ranks[1]) == list(range(400))
-    for step in range(len(ranks[0]) // 4):
-        step_lengths = [lengths[i] for r in ranks for i in r[step * 4:(step + 1) * 4]]
-        assert max(step_lengths) - min(step_lengths) < 500  # a random batch spans ~all of 1..1000
-    wrapped = DistributedSamplerWrapper(sampler, num_replicas=2, rank=0, shuffle=False)
-    wrapped.set_epoch(1)  # Lightning calls this on the wrapper; it reaches our sampler
-    assert list(wrapped) != ranks[0]
-
-
 def test_collator_pads_packed_rows_as_a_separate_segment():
     batch = Collator(pad_token_id=0)([{"input_ids": [5, 6, 7], "labels": [-100, 6, 7], "position_ids": [0, 1, 0]}])
     assert batch["input_ids"].tolist() == [[5, 6, 7, 0, 0, 0, 0, 0]]
@@ -134,5 +117,5 @@ def test_group_by_length_batches_have_less_padding(shared, datasets_cache):
 
     grouped = _module(shared, datasets_cache, group_by_length=True, max_seq_length=512)
     plain = _module(shared, datasets_cache, max_seq_length=512)
-    assert isinstance(grouped.train_dataloader().sampler, LengthGroupedSampler)
+    assert grouped.train_dataloader().sampler.group and not plain.train_dataloader().sampler.group
     assert padding(grouped) < padding(plain) / 2

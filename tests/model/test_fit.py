@@ -21,14 +21,15 @@ def test_tiny_fit_learns_logs_and_exports(shared, tmp_path):
     events.Reload()
     losses = [event.value for event in events.Scalars("train/loss")]
     assert len(losses) >= 12 and sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.5
-    for scalar in ("train/perplexity", "train/token_accuracy", "train/padding_fraction", "train/trainable_tokens", "lr-AdamW/pg1"):
+    for scalar in ("train/perplexity", "train/token_accuracy", "train/padding_fraction", "train/trainable_tokens", "lr-AdamW/pg1",
+                   "train/grad_norm", "throughput/tokens_per_s", "throughput/trainable_tokens_per_s"):
         assert events.Scalars(scalar), scalar
 
     export = run / "hf"
     exported = AutoModelForCausalLM.from_pretrained(export)
     tokenizer = AutoTokenizer.from_pretrained(export)
     assert tokenizer.chat_template and "<|im_start|>" in tokenizer.chat_template
-    checkpoint = next((run / "checkpoints").glob("*.ckpt"))
+    checkpoint = tmp_path / "checkpoints/last.ckpt"
     trained = CausalLMModule.load_from_checkpoint(checkpoint)
     ids = torch.tensor([tokenizer("Hello there, how are you?")["input_ids"]])
     with torch.no_grad():

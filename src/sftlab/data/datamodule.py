@@ -16,7 +16,7 @@ from typing import Literal
 import datasets
 import torch
 from lightning import LightningDataModule
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from sftlab.data import readers
@@ -25,7 +25,7 @@ from sftlab.data.masking import MaskingStrategy, make_strategy
 from sftlab.data.packing import chunk_documents, pack_examples
 from sftlab.data.readers import Format
 from sftlab.data.report import DataReport
-from sftlab.data.sampler import LengthGroupedSampler
+from sftlab.data.sampler import EpochSampler, ResumableDataLoader
 from sftlab.data.templates import Renderer, make_renderer
 from sftlab.data.tokenize import tokenize_conversations, tokenize_documents
 from sftlab.errors import SftlabError
@@ -67,8 +67,8 @@ def _code_fingerprint() -> str:
 class SFTDataModule(LightningDataModule):
     def __init__(
         self,
-        tokenizer: str,
         train_path: str,
+        tokenizer: str | None = None,
         val_path: str | None = None,
         format: Format = "auto",
         template: str = "chat",
@@ -90,8 +90,9 @@ class SFTDataModule(LightningDataModule):
     ) -> None:
         """
         Args:
-            tokenizer: Path to a local tokenizer folder.
             train_path: Training data: a file, a folder or a glob.
+            tokenizer: A local tokenizer folder or a `.gguf` file; `sftlab fit` and `inspect` default it
+                to `model.source`, so the tokenizer follows the model.
             val_path: Validation data, same forms; none means no validation.
             format: auto | alpaca | sharegpt | messages | text (text = pretraining: concatenate and chunk).
             template: alpaca | chat (the tokenizer's own chat template) | path to a .jinja file.
@@ -121,6 +122,8 @@ class SFTDataModule(LightningDataModule):
 
     @cached_property
     def tokenizer(self) -> PreTrainedTokenizerBase:
+        if self.hparams.tokenizer is None:
+            raise SftlabError("data.tokenizer: not set, and there is no model.source to take it from")
         return load_tokenizer(self.hparams.tokenizer)
 
     @cached_property
@@ -211,13 +214,15 @@ class SFTDataModule(LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         dataset = self.datasets["train"]
         if isinstance(dataset, datasets.IterableDataset):
-            sampler = None
-        elif self.hparams.group_by_length:
-            sampler = LengthGroupedSampler([len(ids) for ids in dataset["input_ids"]], self.hparams.batch_size, self.hparams.seed)
-        else:
-            sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(self.hparams.seed))
-        return DataLoader(dataset, batch_size=self.hparams.batch_size, sampler=sampler, collate_fn=self.collator(),
-                          num_workers=self.hparams.num_workers)
+            # A stream has no order to restore: Lightning warns when resuming one mid-epoch.
+            return DataLoader(dataset, batch_size=self.hparams.batch_size, collate_fn=self.collator(),
+                              num_workers=self.hparams.num_workers)
+        sampler = EpochSampler([len(ids) for ids in dataset["input_ids"]],
+                               self.hparams.batch_size, self.hparams.seed, self.hparams.group_by_length)
+        # Its own generator: a DataLoader draws a worker seed from the global RNG whenever an epoch's
+        # iterator starts, which would shift dropout draws after a mid-epoch resume.
+        return ResumableDataLoader(dataset, batch_size=self.hparams.batch_size, sampler=sampler, collate_fn=self.collator(),
+                                   num_workers=self.hparams.num_workers, generator=torch.Generator().manual_seed(self.hparams.seed))
 
     def val_dataloader(self) -> DataLoader | list:
         if "val" not in self.datasets:

@@ -13,11 +13,13 @@ from typing import Any, Literal
 import torch
 import torchmetrics
 from lightning import LightningModule
+from lightning.fabric.utilities.throughput import get_available_flops
 from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
 
 from sftlab.model.adapters import LoraSettings, add_lora
 from sftlab.model.loading import load_causal_lm
 from sftlab.model.loss import correct_predictions, normalise_gradients, summed_token_loss
+from sftlab.model.throughput import StepThroughput
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,9 @@ class CausalLMModule(LightningModule):
         schedule: Literal["cosine", "linear"] = "cosine",
         init_seed: int = 0,
         lora: LoraSettings | None = None,
+        gradient_checkpointing: bool = False,
+        trust_remote_code: bool = False,
+        peak_flops: float | None = None,
     ) -> None:
         """
         Args:
@@ -48,22 +53,37 @@ class CausalLMModule(LightningModule):
             schedule: Learning-rate decay after warmup.
             init_seed: Seed for random initialisation from `config`.
             lora: LoRA/DoRA adapter settings; none means full fine-tuning.
+            gradient_checkpointing: Recompute activations in the backward pass (transformers' own;
+                under FSDP prefer the strategy's `checkpoint_activations`).
+            trust_remote_code: Run model code shipped with the checkpoint (off unless you trust it).
+            peak_flops: Peak FLOP/s of one device, for the MFU estimate; default: Lightning's table of GPUs
+                (on CPU there is none, and no MFU is logged unless this is given).
         """
         super().__init__()
         self.save_hyperparameters()
-        self.model = load_causal_lm(source, config, dtype, attn_implementation, seed=init_seed)
+        self.model = load_causal_lm(source, config, dtype, attn_implementation, trust_remote_code, seed=init_seed)
+        if gradient_checkpointing:
+            # Reentrant checkpointing breaks with frozen inputs (LoRA); the non-reentrant kind does not.
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if lora is not None:
             self.model = add_lora(self.model, lora)
         self.trainable_parameters = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         # Validation sums, synchronised across ranks by torchmetrics: the epoch's loss is
         # sum / tokens over all batches, and its perplexity exp of that (not a mean of per-batch exps).
         self.val_sums = torchmetrics.MetricCollection({name: torchmetrics.SumMetric() for name in ("loss", "tokens", "correct")})
-        self.window_trainable_tokens = torch.zeros((), dtype=torch.long)
+        # Trainable and all tokens of the current accumulation window (zero whenever a checkpoint is saved:
+        # Lightning saves right after optimizer steps).
+        self.window_counts = torch.zeros(2, dtype=torch.long)
+        self.throughput = StepThroughput()
 
     def on_fit_start(self) -> None:
         log.info("trainable parameters: %s", f"{self.trainable_parameters:,}")
         if self.logger is not None:
             self.logger.log_hyperparams({"trainable_parameters": self.trainable_parameters})
+        precision = str(self.trainer.precision)
+        self.compute_dtype = (torch.bfloat16 if "bf16" in precision else torch.float16 if precision.startswith("16")
+                              else next(self.model.parameters()).dtype)
+        self.peak_flops = self.hparams.peak_flops or get_available_flops(self.device, self.compute_dtype)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits; packed batches (position ids, no mask) need `use_cache=False` to stay isolated."""
@@ -73,7 +93,9 @@ class CausalLMModule(LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         logits = self(batch)
         loss_sum, trainable = summed_token_loss(logits, batch["labels"])
-        self.window_trainable_tokens = self.window_trainable_tokens.to(trainable.device) + trainable
+        tokens = batch["lengths"].sum()
+        self.window_counts = self.window_counts.to(trainable.device) + torch.stack([trainable, tokens])
+        self.throughput.add_batch(int(tokens), len(batch["lengths"]))
         self._log_step_metrics(logits, batch, loss_sum, trainable)
         # Lightning divides the returned loss by accumulate_grad_batches; the exact normalisation
         # happens on the accumulated gradients in on_before_optimizer_step.
@@ -91,10 +113,17 @@ class CausalLMModule(LightningModule):
         self.log("train/trainable_tokens", float(trainable))
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        total = self.trainer.strategy.reduce(self.window_trainable_tokens.float(), reduce_op="sum")
+        trainable, tokens = self.trainer.strategy.reduce(self.window_counts.float(), reduce_op="sum")
+        self.window_counts = torch.zeros_like(self.window_counts)
         # DDP averages gradients over ranks; multiplying by the world size turns that into a sum.
-        normalise_gradients(self.parameters(), total, scale=self.trainer.world_size)
-        self.window_trainable_tokens = torch.zeros_like(self.window_trainable_tokens)
+        normalise_gradients(self.parameters(), trainable, scale=self.trainer.world_size)
+        gradients = [p.grad for p in self.parameters() if p.grad is not None]
+        if gradients:  # before clipping; under FSDP the norm of this rank's shards
+            self.log("train/grad_norm", torch.nn.utils.get_total_norm(gradients))
+        figures = self.throughput.step(self.model, self.device, self.compute_dtype, float(tokens), float(trainable),
+                                       self.trainer.world_size, self.peak_flops)
+        for name, value in figures.items():
+            self.log(name, value, prog_bar=name == "throughput/tokens_per_s", rank_zero_only=True)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         logits = self(batch)
