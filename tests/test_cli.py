@@ -35,8 +35,9 @@ def test_inspect_json_gives_input_ids_and_labels(shared, tmp_path):
 def test_every_shipped_config_parses_and_inspect_runs_on_it(shared, tmp_path, config):
     parser = inspect_parser()
     parser.parse_args(["--config", str(config), "--data.tokenizer", "t"])  # keys and types match the signatures
+    corpus = ("--data.train_path", str(shared / "data/wiki_demo.txt")) if config.name == "pretrain_text.yaml" else ()
     result = sftlab("inspect", "--config", str(config), "--limit", "1", "--data.cache_dir", str(tmp_path),
-                    "--data.tokenizer", str(shared / "tokenizers/smollm2-135m-instruct"))
+                    "--data.tokenizer", str(shared / "tokenizers/smollm2-135m-instruct"), *corpus)
     assert result.returncode == 0, result.stderr
     assert "trainable tokens" in result.stdout and "length histogram" in result.stdout
 
@@ -56,3 +57,26 @@ def test_missing_tokenizer_is_a_clear_error(tmp_path):
     result = sftlab("inspect", "--data.tokenizer", str(tmp_path / "nope"), "--data.train_path", str(REPO / "data/demo/chat_sharegpt.json"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "data.tokenizer: cannot load a tokenizer" in result.stderr
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (("--model.bogus", "1"), "Parser key \"model\": Problem with given class_path 'sftlab.model.module.CausalLMModule': Option 'bogus' is not accepted"),
+    (("--trainer.bogus", "1"), "unrecognized arguments: --trainer.bogus 1"),
+    (("--model.source", "/nonexistent/llama"), "model: no such file or folder: /nonexistent/llama"),
+    (("--model.lora", '{"target_modules": ["query_key_value"]}'), "query_key_value"),
+    (("--model.lora", '{"quantize_4bit": true}'), "QLoRA"),
+], ids=["unknown-model-key", "unknown-trainer-key", "missing-model", "lora-target", "qlora-on-cpu"])
+def test_fit_user_errors_are_one_line(shared, tmp_path, args, expected):
+    result = sftlab("fit", "--config", "configs/tiny.yaml", "--trainer.default_root_dir", str(tmp_path),
+                    "--data.tokenizer", str(shared / "tokenizers/smollm2-135m-instruct"), *args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("sftlab: error:")]
+    assert len(errors) == 1 and expected in errors[0], result.stderr[-2000:]
+
+
+def test_unknown_key_in_a_config_file_is_named(shared, tmp_path):
+    config = tmp_path / "typo.yaml"
+    config.write_text((REPO / "configs/tiny.yaml").read_text().replace("  packing: true", "  packign: true"))
+    result = sftlab("fit", "--config", str(config), "--data.tokenizer", str(shared / "tokenizers/smollm2-135m-instruct"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "packign" in result.stderr.splitlines()[-1]

@@ -17,16 +17,20 @@ from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
 
 from sftlab.errors import SftlabError
 
-# Sections of a full `fit` config that `inspect` reads past, so one config serves both commands.
-FIT_SECTIONS = ("model", "trainer", "optimizer", "lr_scheduler", "seed_everything", "ckpt_path")
+# Sections of a full `fit` config that `inspect` reads past, so one config serves both commands
+# (`model` is parsed, for `model.source`, but never built).
+FIT_SECTIONS = ("trainer", "optimizer", "lr_scheduler", "seed_everything", "ckpt_path")
 
 
 def inspect_parser() -> ArgumentParser:
     from sftlab.data.datamodule import SFTDataModule
+    from sftlab.model.module import CausalLMModule
 
     parser = ArgumentParser(prog="sftlab inspect", description="Show what will be trained: tokens, labels and data statistics.")
     parser.add_argument("--config", action=ActionConfigFile, help="A YAML config (its data section is used).")
-    parser.add_class_arguments(SFTDataModule, "data", instantiate=True)
+    parser.add_subclass_arguments(SFTDataModule, "data", required=True)
+    parser.add_subclass_arguments(CausalLMModule, "model", required=False, instantiate=False,
+                                  help="(read for model.source, which data.tokenizer defaults to)")
     parser.add_argument("--split", type=str, default="train", help="train or val.")
     parser.add_argument("--limit", type=int, default=3, help="How many examples to show.")
     parser.add_argument("--json", action=ActionYesNo, default=False, help="One JSON object per example (input_ids, labels) on stdout.")
@@ -38,8 +42,12 @@ def inspect_parser() -> ArgumentParser:
 def inspect_command(argv: list[str]) -> None:
     from sftlab.inspect import run_inspect
 
+    from sftlab.training_cli import tokenizer_follows_model
+
     parser = inspect_parser()
-    config = parser.instantiate_classes(parser.parse_args(argv))
+    config = parser.parse_args(argv)
+    tokenizer_follows_model(config.data, config.model)
+    config = parser.instantiate_classes(config)
     run_inspect(config.data, split=config.split, limit=config.limit, as_json=config.json)
 
 

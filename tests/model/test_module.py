@@ -28,31 +28,35 @@ class GradientRecorder(CausalLMModule):
     def on_before_optimizer_step(self, optimizer):
         super().on_before_optimizer_step(optimizer)
         self.gradients = [p.grad.clone() for p in self.parameters()]
+        self.step_loss = float(self.trainer.callback_metrics["train/loss"])
 
 
-def _one_step(micro_batch: int, accumulation: int) -> list[torch.Tensor]:
+def _one_step(micro_batch: int, accumulation: int) -> GradientRecorder:
     module = GradientRecorder(config=TINY, learning_rate=1e-3, warmup_ratio=0.0)
     loader = DataLoader(_examples(), batch_size=micro_batch, collate_fn=Collator(pad_token_id=0))
     trainer = lightning.Trainer(accelerator="cpu", max_steps=1, accumulate_grad_batches=accumulation, logger=False,
                                 enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(module, loader)
-    return module.gradients
+    return module
 
 
-def _reference() -> list[torch.Tensor]:
+def _reference() -> tuple[list[torch.Tensor], float]:
     """The definition: the summed token loss of the whole batch divided by its trainable tokens."""
     module = CausalLMModule(config=TINY)
     batch = Collator(pad_token_id=0)(_examples())
     loss_sum, count = summed_token_loss(module(batch), batch["labels"])
-    (loss_sum / count).backward()
-    return [p.grad for p in module.parameters()]
+    loss = loss_sum / count
+    loss.backward()
+    return [p.grad for p in module.parameters()], loss.item()
 
 
-def test_accumulation_gives_the_same_gradients_as_one_big_batch():
-    reference = _reference()
+def test_accumulation_gives_the_same_gradients_and_logged_loss_as_one_big_batch():
+    reference, reference_loss = _reference()
     for micro_batch, accumulation in ((8, 1), (2, 4), (1, 8)):
-        for got, expected in zip(_one_step(micro_batch, accumulation), reference):
+        module = _one_step(micro_batch, accumulation)
+        for got, expected in zip(module.gradients, reference):
             torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-7)
+        assert module.step_loss == pytest.approx(reference_loss, rel=1e-5)
 
 
 def test_a_mean_of_micro_batch_means_would_differ():
@@ -63,7 +67,7 @@ def test_a_mean_of_micro_batch_means_would_differ():
         loss_sum, count = summed_token_loss(module(batch), batch["labels"])
         (loss_sum / count / 4).backward()
     naive = [p.grad for p in module.parameters()]
-    assert max((a - b).abs().max().item() for a, b in zip(naive, _reference())) > 1e-4
+    assert max((a - b).abs().max().item() for a, b in zip(naive, _reference()[0])) > 1e-4
 
 
 def test_no_trainable_token_gives_zero_not_nan():

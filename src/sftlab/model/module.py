@@ -24,6 +24,11 @@ from sftlab.model.throughput import StepThroughput
 log = logging.getLogger(__name__)
 
 
+# What training sums per accumulation window and per epoch: summed token loss, trainable tokens,
+# real (unpadded) tokens, correct next-token predictions, padded token slots.
+WINDOW = ("loss", "trainable", "tokens", "correct", "padded")
+
+
 class CausalLMModule(LightningModule):
     def __init__(
         self,
@@ -67,13 +72,14 @@ class CausalLMModule(LightningModule):
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if lora is not None:
             self.model = add_lora(self.model, lora)
+        self.model.train()  # from_pretrained returns eval mode, which would switch dropout off in training
         self.trainable_parameters = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
-        # Validation sums, synchronised across ranks by torchmetrics: the epoch's loss is
-        # sum / tokens over all batches, and its perplexity exp of that (not a mean of per-batch exps).
+        # Validation sums, synchronised across ranks by torchmetrics at the epoch's end.
         self.val_sums = torchmetrics.MetricCollection({name: torchmetrics.SumMetric() for name in ("loss", "tokens", "correct")})
-        # Trainable and all tokens of the current accumulation window (zero whenever a checkpoint is saved:
-        # Lightning saves right after optimizer steps).
-        self.window_counts = torch.zeros(2, dtype=torch.long)
+        # Sums over the current accumulation window (WINDOW order), reduced over ranks at the optimizer
+        # step; zero whenever a checkpoint is saved (Lightning saves right after optimizer steps).
+        self.window = torch.zeros(len(WINDOW), dtype=torch.float64)
+        self.epoch_totals = torch.zeros(len(WINDOW), dtype=torch.float64)
         self.throughput = StepThroughput()
 
     def on_fit_start(self) -> None:
@@ -94,36 +100,52 @@ class CausalLMModule(LightningModule):
         logits = self(batch)
         loss_sum, trainable = summed_token_loss(logits, batch["labels"])
         tokens = batch["lengths"].sum()
-        self.window_counts = self.window_counts.to(trainable.device) + torch.stack([trainable, tokens])
+        sums = torch.stack([loss_sum.detach(), trainable, tokens, correct_predictions(logits, batch["labels"]),
+                            torch.tensor(batch["input_ids"].numel(), device=tokens.device)]).double()
+        self.window = self.window.to(sums.device) + sums
         self.throughput.add_batch(int(tokens), len(batch["lengths"]))
-        self._log_step_metrics(logits, batch, loss_sum, trainable)
         # Lightning divides the returned loss by accumulate_grad_batches; the exact normalisation
         # happens on the accumulated gradients in on_before_optimizer_step.
         return loss_sum * self.trainer.accumulate_grad_batches
 
-    def _log_step_metrics(self, logits: torch.Tensor, batch: dict[str, torch.Tensor],
-                          loss_sum: torch.Tensor, trainable: torch.Tensor) -> None:
-        """Per-step loss, perplexity and accuracy on trainable tokens, and the padding fraction."""
-        tokens = max(int(trainable), 1)
-        loss = loss_sum.detach() / tokens
-        self.log("train/loss", loss, prog_bar=True)
-        self.log("train/perplexity", loss.exp())
-        self.log("train/token_accuracy", correct_predictions(logits, batch["labels"]).float() / tokens)
-        self.log("train/padding_fraction", 1 - batch["lengths"].sum() / batch["input_ids"].numel())
-        self.log("train/trainable_tokens", float(trainable))
-
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        trainable, tokens = self.trainer.strategy.reduce(self.window_counts.float(), reduce_op="sum")
-        self.window_counts = torch.zeros_like(self.window_counts)
+        sums = self.trainer.strategy.reduce(self.window, reduce_op="sum")
+        self.window = torch.zeros_like(self.window)
+        self.epoch_totals = self.epoch_totals.to(sums.device) + sums
+        loss_sum, trainable, tokens, correct, padded = sums.tolist()
         # DDP averages gradients over ranks; multiplying by the world size turns that into a sum.
         normalise_gradients(self.parameters(), trainable, scale=self.trainer.world_size)
+        self._log_sums("train", loss_sum, trainable, correct, prog_bar=True)
+        self.log("train/padding_fraction", 1 - tokens / max(padded, 1))
+        self.log("train/trainable_tokens", trainable)
         gradients = [p.grad for p in self.parameters() if p.grad is not None]
         if gradients:  # before clipping; under FSDP the norm of this rank's shards
             self.log("train/grad_norm", torch.nn.utils.get_total_norm(gradients))
-        figures = self.throughput.step(self.model, self.device, self.compute_dtype, float(tokens), float(trainable),
+        figures = self.throughput.step(self.model, self.device, self.compute_dtype, tokens, trainable,
                                        self.trainer.world_size, self.peak_flops)
         for name, value in figures.items():
             self.log(name, value, prog_bar=name == "throughput/tokens_per_s", rank_zero_only=True)
+
+    def _log_sums(self, prefix: str, loss_sum: float, trainable: float, correct: float, prog_bar: bool = False) -> float:
+        """Loss, perplexity and token accuracy over all the trainable tokens the sums were taken over
+        (not means of per-batch figures)."""
+        loss = loss_sum / max(trainable, 1)
+        self.log(f"{prefix}/loss", loss, prog_bar=prog_bar)
+        self.log(f"{prefix}/perplexity", math.exp(min(loss, 80.0)))
+        self.log(f"{prefix}/token_accuracy", correct / max(trainable, 1))
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        loss_sum, trainable, _, correct, _ = self.epoch_totals.tolist()
+        loss = self._log_sums("train_epoch", loss_sum, trainable, correct)
+        log.info("epoch %d: train loss %.4f over %s trainable tokens", self.current_epoch, loss, f"{int(self.epoch_totals[1]):,}")
+        self.epoch_totals = torch.zeros_like(self.epoch_totals)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["sftlab_epoch_totals"] = self.epoch_totals.tolist()  # a resumed epoch reports the whole epoch
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.epoch_totals = torch.tensor(checkpoint.get("sftlab_epoch_totals", [0.0] * len(WINDOW)), dtype=torch.float64)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         logits = self(batch)
@@ -133,11 +155,9 @@ class CausalLMModule(LightningModule):
         self.val_sums["correct"].update(correct_predictions(logits, batch["labels"]))
 
     def on_validation_epoch_end(self) -> None:
-        sums = self.val_sums.compute()
+        sums = {name: float(value) for name, value in self.val_sums.compute().items()}
         self.val_sums.reset()
-        tokens = sums["tokens"].clamp(min=1)
-        loss = sums["loss"] / tokens
-        self.log_dict({"val/loss": loss, "val/perplexity": loss.exp(), "val/token_accuracy": sums["correct"] / tokens}, prog_bar=True)
+        self._log_sums("val", sums["loss"], sums["tokens"], sums["correct"], prog_bar=True)
 
     def configure_optimizers(self) -> dict[str, Any]:
         decay = [p for p in self.parameters() if p.requires_grad and p.ndim >= 2]
