@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from argparse import ArgumentError
-from typing import Any
+from typing import Any, Optional
 
 from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
 
@@ -81,7 +81,28 @@ def user_error(error: BaseException) -> SftlabError | None:
     return None
 
 
-COMMANDS = {"inspect": inspect_command}
+def export_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="sftlab export", description="Convert a `sftlab fit` checkpoint to an HF-format folder.")
+    parser.add_argument("checkpoint", type=str, help="A Lightning checkpoint (.ckpt) written by `sftlab fit`.")
+    parser.add_argument("--output", type=Optional[str], default=None,
+                        help="The folder to write (replaced whole); default: the checkpoint's path without .ckpt, plus -hf.")
+    parser.add_argument("--merge_lora", action=ActionYesNo, default=False,
+                        help="Fold a LoRA adapter into the base weights and write a plain transformers model.")
+    return parser
+
+
+def export_command(argv: list[str]) -> None:
+    from pathlib import Path
+
+    from sftlab.model.export import export_checkpoint
+
+    config = export_parser().parse_args(argv)
+    checkpoint = Path(config.checkpoint)
+    output = Path(config.output) if config.output else checkpoint.with_name(f"{checkpoint.stem}-hf")
+    print(export_checkpoint(checkpoint, output, merge_lora=config.merge_lora))
+
+
+COMMANDS = {"inspect": inspect_command, "export": export_command}
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 

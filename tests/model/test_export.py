@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import torch
 from peft import PeftModel
 
@@ -10,6 +12,9 @@ from sftlab.model.export import export_hf
 from sftlab.model.loading import load_causal_lm
 from sftlab.model.module import CausalLMModule
 from tests.model.test_loading import TINY
+
+# configs/tiny.yaml's model: the base the tiny LoRA run trained on.
+TINY_SMOLLM2_VOCAB = {**TINY, "vocab_size": 49152, "tie_word_embeddings": True}
 
 
 def test_lora_export_reloads_in_peft_with_the_same_logits(smollm2_tokenizer, tmp_path):
@@ -36,3 +41,36 @@ def test_export_replaces_an_existing_folder_whole(smollm2_tokenizer, tmp_path):
     export_hf(load_causal_lm(config=TINY), smollm2_tokenizer, target)
     assert not (target / "stale.txt").exists() and (target / "model.safetensors").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hf"]  # no staging or backup folder left behind
+
+
+def test_sftlab_export_merges_lora_into_a_plain_model(tiny_lora_run, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tests.test_cli import sftlab
+
+    checkpoint = tiny_lora_run / "checkpoints/last.ckpt"
+    for merge, output in ((True, tmp_path / "merged"), (False, tmp_path / "adapter")):
+        result = sftlab("export", str(checkpoint), "--output", str(output), *(["--merge_lora"] if merge else []))
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "merged/model.safetensors").is_file() and not (tmp_path / "merged/adapter_config.json").exists()
+    assert (tmp_path / "adapter/adapter_config.json").is_file()
+    assert json.loads((tmp_path / "merged/sftlab.json").read_text())["template"] == "chat"
+
+    trained = CausalLMModule.load_from_checkpoint(checkpoint, weights_only=False).model.eval()
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    adapter = PeftModel.from_pretrained(load_causal_lm(config=TINY_SMOLLM2_VOCAB), tmp_path / "adapter")
+    ids = AutoTokenizer.from_pretrained(tmp_path / "merged")("Hello there", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        expected = trained(ids).logits
+        torch.testing.assert_close(merged(ids).logits, expected, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(adapter(ids).logits, expected)
+
+
+def test_export_of_a_missing_or_foreign_checkpoint_is_a_clear_error(tmp_path):
+    from tests.test_cli import sftlab
+
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}}, foreign)
+    for path, message in ((tmp_path / "nope.ckpt", "no such checkpoint"), (foreign, "not written by `sftlab fit`")):
+        result = sftlab("export", str(path))
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

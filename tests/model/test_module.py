@@ -102,3 +102,21 @@ def test_validation_loss_and_perplexity_are_over_all_tokens_of_the_epoch():
         loss_sum, count = summed_token_loss(module(batch), batch["labels"])
     assert metrics["val/loss"] == pytest.approx((loss_sum / count).item(), rel=1e-5)
     assert metrics["val/perplexity"] == pytest.approx(torch.exp(loss_sum / count).item(), rel=1e-4)
+
+
+def test_two_process_ddp_gives_the_same_gradients_and_loss_as_one_process(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    output = tmp_path / "ddp.pt"
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-m", "tests.model.ddp_one_step", str(output)], cwd=root, capture_output=True,
+                            text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(root)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    got = torch.load(output)
+    reference, reference_loss = _reference()
+    for gradient, expected in zip(got["gradients"], reference):
+        torch.testing.assert_close(gradient, expected, rtol=1e-5, atol=1e-7)
+    assert got["loss"] == pytest.approx(reference_loss, rel=1e-5)

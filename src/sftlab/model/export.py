@@ -1,26 +1,45 @@
-"""HF-format export: the trained model and its tokenizer (with the chat template used in training),
-loadable by plain `transformers`. Written to a temporary folder and renamed into place, so an
-interrupted export never leaves a half folder where a good one was."""
+"""HF-format export: the trained model (or its LoRA adapter) and its tokenizer with the chat template
+used in training, loadable by plain `transformers` / `peft`, plus `sftlab.json` saying how prompts
+were rendered (the Alpaca template has no chat template to save). Written to a temporary folder and
+renamed into place, so an interrupted export never leaves a half folder where a good one was.
+
+Two ways in: the `HFExport` callback at the end of `fit`, and `sftlab export CHECKPOINT` for any
+Lightning checkpoint (optionally merging LoRA into the base weights).
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
+import torch
 from lightning import Callback, LightningModule, Trainer
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from sftlab.errors import SftlabError
 
-def export_hf(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, target: Path, chat_template: str | None = None) -> Path:
+log = logging.getLogger(__name__)
+
+EXPORT_INFO = "sftlab.json"
+
+
+def export_hf(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, target: Path, chat_template: str | None = None,
+              state_dict: dict[str, torch.Tensor] | None = None, info: dict[str, Any] | None = None) -> Path:
+    """Save `model` (with `state_dict` instead of its own, e.g. gathered from FSDP shards) and
+    `tokenizer` to `target`, replacing whatever was there only once everything is written."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        model.save_pretrained(staging)
+        model.save_pretrained(staging, **({"state_dict": state_dict} if state_dict is not None else {}))
         if chat_template:
             tokenizer.chat_template = chat_template
         tokenizer.save_pretrained(staging)
+        (staging / EXPORT_INFO).write_text(json.dumps(info or {}, indent=1) + "\n")
         if target.exists():
             backup = target.with_name(f".{target.name}.old")
             shutil.rmtree(backup, ignore_errors=True)
@@ -34,6 +53,20 @@ def export_hf(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, target
     return target
 
 
+def training_info(data_hparams: dict[str, Any]) -> dict[str, Any]:
+    """What `sftlab generate` needs to prompt the model as it was trained."""
+    return {"template": "alpaca" if data_hparams.get("template") == "alpaca" else "chat",
+            "masking": str(data_hparams.get("masking")), "max_seq_length": data_hparams.get("max_seq_length")}
+
+
+def export_module(model: PreTrainedModel, datamodule: Any, target: Path,
+                  state_dict: dict[str, torch.Tensor] | None = None) -> Path:
+    """Export with the tokenizer and template of `datamodule` (an `SFTDataModule`)."""
+    template = datamodule.renderer.template if datamodule.hparams.template != "alpaca" else None
+    return export_hf(model, datamodule.tokenizer, target, chat_template=template, state_dict=state_dict,
+                     info=training_info(dict(datamodule.hparams)))
+
+
 class HFExport(Callback):
     """At the end of `fit`, export to `<log dir>/hf` (or `dirpath`)."""
 
@@ -41,9 +74,47 @@ class HFExport(Callback):
         self.dirpath = dirpath
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # Every rank takes part: under FSDP this gathers the full weights from the shards.
+        state = trainer.strategy.lightning_module_state_dict()
         if not trainer.is_global_zero:
             return
-        data = trainer.datamodule
+        model_state = {name.removeprefix("model."): tensor for name, tensor in state.items() if name.startswith("model.")}
         target = Path(self.dirpath or Path(trainer.log_dir or trainer.default_root_dir) / "hf")
-        template = data.renderer.template if data.hparams.template != "alpaca" else None
-        export_hf(pl_module.model, data.tokenizer, target, chat_template=template)
+        export_module(pl_module.model, trainer.datamodule, target, state_dict=model_state)
+        log.info("exported to %s", target)
+
+
+def _arguments(hyperparameters: dict[str, Any]) -> dict[str, Any]:
+    """Constructor arguments from saved hyperparameters (without LightningCLI's `_class_path` etc.)."""
+    return {name: value for name, value in hyperparameters.items() if not name.startswith("_")}
+
+
+def export_checkpoint(checkpoint: Path, output: Path, merge_lora: bool = False) -> Path:
+    """Export a Lightning checkpoint of `CausalLMModule` + `SFTDataModule` (their hyperparameters say
+    which base model, tokenizer and template); with `merge_lora`, LoRA is folded into the base weights
+    and a plain transformers model is written."""
+    from sftlab.data.datamodule import SFTDataModule
+    from sftlab.model.adapters import LoraSettings
+    from sftlab.model.module import CausalLMModule
+
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise SftlabError(f"export: no such checkpoint: {checkpoint}")
+    try:
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=False, mmap=True)
+    except Exception as err:  # a truncated or foreign file raises assorted errors
+        raise SftlabError(f"export: cannot read checkpoint {checkpoint}: {type(err).__name__}: {err}") from None
+    if "datamodule_hyper_parameters" not in saved or "hyper_parameters" not in saved:
+        raise SftlabError(f"export: {checkpoint} was not written by `sftlab fit` (no model/data hyperparameters)")
+    model_settings = _arguments(saved["hyper_parameters"])
+    if isinstance(model_settings.get("lora"), dict):
+        model_settings["lora"] = LoraSettings(**model_settings["lora"])
+    module = CausalLMModule(**model_settings)
+    module.load_state_dict(saved["state_dict"])
+    model = module.model
+    if merge_lora:
+        if not hasattr(model, "merge_and_unload"):
+            raise SftlabError(f"export: --merge_lora given, but {checkpoint} holds a full fine-tune, not a LoRA adapter")
+        model = model.merge_and_unload()
+    datamodule = SFTDataModule(**_arguments(saved["datamodule_hyper_parameters"]))
+    return export_module(model, datamodule, output)
