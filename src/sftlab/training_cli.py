@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import torch
 from lightning.pytorch.cli import LightningCLI
 
 from sftlab.data.datamodule import SFTDataModule
@@ -29,6 +30,14 @@ def tokenizer_follows_model(data: Any, model: Any) -> None:
         data_args["tokenizer"] = model_args.get("source")
 
 
+def pick_precision(trainer: Any) -> None:
+    """Unset `trainer.precision` becomes bf16-mixed on CUDA GPUs that support bf16 (float32 elsewhere)."""
+    if trainer.get("precision") is None and trainer.get("accelerator") in ("auto", "gpu", "cuda") \
+            and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        trainer["precision"] = "bf16-mixed"
+        log.info("trainer.precision: bf16-mixed (this GPU supports bf16)")
+
+
 class SftlabCLI(LightningCLI):
     def __init__(self, args: list[str]) -> None:
         super().__init__(CausalLMModule, SFTDataModule, subclass_mode_model=True, subclass_mode_data=True, args=args,
@@ -37,6 +46,7 @@ class SftlabCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
         tokenizer_follows_model(config.data, config.model)
+        pick_precision(config.trainer)
 
     def before_fit(self) -> None:
         for callback in self.trainer.checkpoint_callbacks:

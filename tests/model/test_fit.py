@@ -22,7 +22,8 @@ def test_tiny_fit_learns_logs_and_exports(shared, tmp_path):
     losses = [event.value for event in events.Scalars("train/loss")]
     assert len(losses) >= 12 and sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.5
     for scalar in ("train/perplexity", "train/token_accuracy", "train/padding_fraction", "train/trainable_tokens", "lr-AdamW/pg1",
-                   "train/grad_norm", "throughput/tokens_per_s", "throughput/trainable_tokens_per_s"):
+                   "train/grad_norm", "throughput/tokens_per_s", "throughput/trainable_tokens_per_s",
+                   "train_epoch/loss", "data/train/trainable_fraction", "data/train/kept"):
         assert events.Scalars(scalar), scalar
 
     export = run / "hf"

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import torch
 import torchmetrics
 from lightning import LightningModule
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.fabric.utilities.throughput import get_available_flops
 from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
 
@@ -45,6 +46,7 @@ class CausalLMModule(LightningModule):
         gradient_checkpointing: bool = False,
         trust_remote_code: bool = False,
         peak_flops: float | None = None,
+        tf32: bool = True,
     ) -> None:
         """
         Args:
@@ -63,6 +65,7 @@ class CausalLMModule(LightningModule):
             trust_remote_code: Run model code shipped with the checkpoint (off unless you trust it).
             peak_flops: Peak FLOP/s of one device, for the MFU estimate; default: Lightning's table of GPUs
                 (on CPU there is none, and no MFU is logged unless this is given).
+            tf32: On CUDA, let float32 matrix products use TF32 tensor cores (Ampere and later).
         """
         super().__init__()
         self.save_hyperparameters()
@@ -89,7 +92,20 @@ class CausalLMModule(LightningModule):
         precision = str(self.trainer.precision)
         self.compute_dtype = (torch.bfloat16 if "bf16" in precision else torch.float16 if precision.startswith("16")
                               else next(self.model.parameters()).dtype)
+        if self.device.type == "cuda":
+            torch.set_float32_matmul_precision("high" if self.hparams.tf32 else "highest")
         self.peak_flops = self.hparams.peak_flops or get_available_flops(self.device, self.compute_dtype)
+        self._log_data_reports()
+
+    def _log_data_reports(self) -> None:
+        """The data report of each split (read, kept, truncated, dropped, trainable fraction) as scalars."""
+        reports = getattr(self.trainer.datamodule, "reports", {}) if self.trainer.datamodule is not None else {}
+        if self.logger is None:
+            return
+        for split, report in reports.items():
+            self.logger.log_metrics(report.as_metrics(), step=0)
+            if isinstance(self.logger, TensorBoardLogger):
+                self.logger.experiment.add_text(f"data/{split}", f"```\n{report.table()}\n```", 0)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits; packed batches (position ids, no mask) need `use_cache=False` to stay isolated."""
