@@ -34,6 +34,35 @@ def smollm2_tokenizer(tokenizers: dict):
     return tokenizers["smollm2-135m-instruct"]
 
 
+@pytest.fixture(scope="session")
+def smollm2_gguf(shared: Path) -> Path:
+    return shared / "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+# 12 packed rows, 2 per batch, 2 batches per step: 3 steps per epoch, so step 4 is mid-epoch; LoRA
+# dropout draws random numbers; length grouping reorders each epoch.
+LORA_FIT = ("--config", "configs/tiny.yaml", "--trainer.max_steps", "8", "--data.batch_size", "2",
+            "--data.group_by_length", "true", "--trainer.enable_progress_bar", "false",
+            "--model.lora", '{"r": 4, "alpha": 8, "dropout": 0.2, "target_modules": ["q_proj", "v_proj"]}')
+
+
+def fit_tiny_lora(shared: Path, root: Path, *extra: str) -> None:
+    from tests.test_cli import sftlab
+
+    result = sftlab("fit", *LORA_FIT, "--trainer.default_root_dir", str(root),
+                    "--data.tokenizer", str(shared / "tokenizers/smollm2-135m-instruct"),
+                    "--data.cache_dir", str(root.parent / "cache"), *extra)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.fixture(scope="session")
+def tiny_lora_run(shared, tmp_path_factory) -> Path:
+    """The root folder of an 8-step tiny LoRA fit with checkpoints at steps 4 and 8."""
+    root = tmp_path_factory.mktemp("tiny_lora") / "run"
+    fit_tiny_lora(shared, root)
+    return root
+
+
 @pytest.fixture
 def datasets_cache(tmp_path: Path) -> str:
     """A private datasets cache, so tests never reuse each other's tokenized data."""

@@ -102,7 +102,26 @@ def export_command(argv: list[str]) -> None:
     print(export_checkpoint(checkpoint, output, merge_lora=config.merge_lora))
 
 
-COMMANDS = {"inspect": inspect_command, "export": export_command}
+def generate_command(argv: list[str]) -> None:
+    from sftlab.inference.cli import generate_command as run
+
+    run(argv)
+
+
+def chat_command(argv: list[str]) -> None:
+    from sftlab.inference.cli import chat_command as run
+
+    run(argv)
+
+
+def eval_command(argv: list[str]) -> None:
+    from sftlab.evaluation.cli import eval_command as run
+
+    run(argv)
+
+
+COMMANDS = {"inspect": inspect_command, "export": export_command, "generate": generate_command, "chat": chat_command,
+            "eval": eval_command}
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 

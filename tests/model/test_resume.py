@@ -7,7 +7,7 @@ import shutil
 
 import torch
 
-from tests.model.conftest import fit_tiny_lora
+from tests.conftest import fit_tiny_lora
 
 
 def test_resume_from_last_mid_epoch_gives_identical_weights(shared, tiny_lora_run, tmp_path):

@@ -61,6 +61,16 @@ class Renderer(Protocol):
 
     def render(self, conversation: Conversation) -> Rendered: ...
 
+    def prompt_text(self, conversation: Conversation) -> str:
+        """The text a model continues to write the next assistant message of `conversation` (which
+        ends with a user or tool turn), rendered exactly as in training."""
+        ...
+
+    @property
+    def stop_text(self) -> str:
+        """What a trained model writes when its answer is done (end-of-turn, or eos)."""
+        ...
+
 
 class AlpacaTemplate:
     """The Alpaca prompt. Multi-turn records (`history`) repeat the instruction/response block per
@@ -86,6 +96,15 @@ class AlpacaTemplate:
             spans.append((len(text), len(text) + len(assistant.content) + len(self.eos_token)))
             text += assistant.content + self.eos_token
         return Rendered(text, tuple(spans))
+
+    def prompt_text(self, conversation: Conversation) -> str:
+        answer_slot = Conversation((*conversation.messages, Message("assistant", MARKER)), conversation.source)
+        text = self.render(answer_slot).text
+        return text[: text.index(MARKER)]
+
+    @property
+    def stop_text(self) -> str:
+        return self.eos_token
 
     @staticmethod
     def _pairs(messages: list[Message], source: str) -> list[tuple[Message, Message]]:
@@ -172,6 +191,18 @@ class ChatTemplate:
             variant = messages[:index] + [{"role": "assistant", "content": MARKER}] + messages[index + 1:]
             spans.append(self._message_span(text, self._apply(variant, tools, conversation.source), conversation.source, index + folded))
         return Rendered(text, tuple(spans))
+
+    def prompt_text(self, conversation: Conversation) -> str:
+        # The answer slot is rendered as a final assistant message, not with `add_generation_prompt`,
+        # so what precedes an answer is byte for byte what preceded answers in training (Qwen3's
+        # empty <think> block included).
+        answer_slot = Conversation((*conversation.messages, Message("assistant", MARKER)), conversation.source, conversation.tools)
+        text = self._apply(self._chat_messages(answer_slot), list(conversation.tools), conversation.source)
+        return text[: text.index(MARKER)]
+
+    @property
+    def stop_text(self) -> str:
+        return self.end_of_turn or self.tokenizer.eos_token
 
     def _message_span(self, text: str, variant: str, source: str, index: int) -> Span:
         """Characters of `text` that differ from `variant` (the same conversation with message

@@ -84,37 +84,15 @@ class HFExport(Callback):
         log.info("exported to %s", target)
 
 
-def _arguments(hyperparameters: dict[str, Any]) -> dict[str, Any]:
-    """Constructor arguments from saved hyperparameters (without LightningCLI's `_class_path` etc.)."""
-    return {name: value for name, value in hyperparameters.items() if not name.startswith("_")}
-
-
 def export_checkpoint(checkpoint: Path, output: Path, merge_lora: bool = False) -> Path:
-    """Export a Lightning checkpoint of `CausalLMModule` + `SFTDataModule` (their hyperparameters say
-    which base model, tokenizer and template); with `merge_lora`, LoRA is folded into the base weights
-    and a plain transformers model is written."""
-    from sftlab.data.datamodule import SFTDataModule
-    from sftlab.model.adapters import LoraSettings
-    from sftlab.model.module import CausalLMModule
+    """Export a `sftlab fit` checkpoint; with `merge_lora`, LoRA is folded into the base weights and
+    a plain transformers model is written."""
+    from sftlab.model.restore import restore_checkpoint
 
-    checkpoint = Path(checkpoint)
-    if not checkpoint.is_file():
-        raise SftlabError(f"export: no such checkpoint: {checkpoint}")
-    try:
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=False, mmap=True)
-    except Exception as err:  # a truncated or foreign file raises assorted errors
-        raise SftlabError(f"export: cannot read checkpoint {checkpoint}: {type(err).__name__}: {err}") from None
-    if "datamodule_hyper_parameters" not in saved or "hyper_parameters" not in saved:
-        raise SftlabError(f"export: {checkpoint} was not written by `sftlab fit` (no model/data hyperparameters)")
-    model_settings = _arguments(saved["hyper_parameters"])
-    if isinstance(model_settings.get("lora"), dict):
-        model_settings["lora"] = LoraSettings(**model_settings["lora"])
-    module = CausalLMModule(**model_settings)
-    module.load_state_dict(saved["state_dict"])
+    module, datamodule = restore_checkpoint(checkpoint)
     model = module.model
     if merge_lora:
         if not hasattr(model, "merge_and_unload"):
             raise SftlabError(f"export: --merge_lora given, but {checkpoint} holds a full fine-tune, not a LoRA adapter")
         model = model.merge_and_unload()
-    datamodule = SFTDataModule(**_arguments(saved["datamodule_hyper_parameters"]))
     return export_module(model, datamodule, output)

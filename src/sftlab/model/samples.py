@@ -1,40 +1,63 @@
-"""Answers to fixed prompts, generated with the chat template used in training: printed and logged
-to TensorBoard as text at the end of fit, so users see what the model learned."""
+"""Answers to a few fixed prompts, generated the way `sftlab generate` does (the template and stop
+text used in training), at every validation and at the end of fit: logged to TensorBoard as text so
+users see the model change as it trains, and printed at the end."""
 
 from __future__ import annotations
 
-import torch
+import logging
+
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.strategies import FSDPStrategy
+
+from sftlab.inference.generate import Generator, Sampling
+from sftlab.inference.loading import LoadedModel
+from sftlab.inference.prompts import user_prompt
+
+log = logging.getLogger(__name__)
 
 
 class SampleAnswers(Callback):
-    def __init__(self, prompts: list[str], max_new_tokens: int = 48) -> None:
+    def __init__(self, prompts: list[str], max_new_tokens: int = 48, every_validation: bool = True) -> None:
+        """
+        Args:
+            prompts: User messages to answer (greedy decoding).
+            max_new_tokens: Length limit of each answer.
+            every_validation: Also answer after every validation (not only at the end of fit).
+        """
         self.prompts = prompts
         self.max_new_tokens = max_new_tokens
+        self.every_validation = every_validation
 
-    def answers(self, pl_module: LightningModule, tokenizer) -> list[str]:
-        model = pl_module.model
+    def answers(self, trainer: Trainer, pl_module: LightningModule) -> list[str]:
+        data = trainer.datamodule
+        tokenizer, model = data.tokenizer, pl_module.model
+        side, was_training = tokenizer.padding_side, model.training
+        tokenizer.padding_side = "left"
         model.eval()
-        results = []
-        with torch.no_grad():
-            for prompt in self.prompts:
-                inputs = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                                       return_tensors="pt", return_dict=True).to(pl_module.device)
-                output = model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False,
-                                        pad_token_id=tokenizer.pad_token_id)
-                results.append(tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip())
-        return results
+        try:
+            loaded = LoadedModel(model, tokenizer, data.renderer, data.hparams.tokenizer, data.hparams.template)
+            generator = Generator(loaded, Sampling(max_new_tokens=self.max_new_tokens), batch_size=len(self.prompts))
+            return [a.answer for a in generator.answer([user_prompt(p, None, "sample").conversation for p in self.prompts])]
+        finally:
+            tokenizer.padding_side = side
+            model.train(was_training)
 
-    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def _log(self, trainer: Trainer, pl_module: LightningModule, show: bool) -> None:
+        if isinstance(trainer.strategy, FSDPStrategy):
+            log.warning("SampleAnswers: skipped under FSDP (the weights are sharded); use sftlab generate on the export")
+            return
         if not trainer.is_global_zero:
             return
-        data = trainer.datamodule
-        if data.hparams.template == "alpaca":
-            return  # answers need a chat template; the Alpaca prompt is for `sftlab generate`
-        tokenizer = data.tokenizer
-        tokenizer.chat_template = data.renderer.template
-        for prompt, answer in zip(self.prompts, self.answers(pl_module, tokenizer)):
-            print(f"\n>>> {prompt}\n{answer}")
+        for prompt, answer in zip(self.prompts, self.answers(trainer, pl_module)):
+            if show:
+                print(f"\n>>> {prompt}\n{answer}", flush=True)
             if isinstance(trainer.logger, TensorBoardLogger):
                 trainer.logger.experiment.add_text("samples", f"**{prompt}**\n\n{answer}", trainer.global_step)
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.every_validation and not trainer.sanity_checking and trainer.state.fn == "fit":
+            self._log(trainer, pl_module, show=False)
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._log(trainer, pl_module, show=True)

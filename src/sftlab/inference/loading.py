@@ -1,0 +1,82 @@
+"""Load whatever training produced, for generation: an HF-format folder, a LoRA adapter folder (with
+its base), a `sftlab fit` checkpoint, or a `.gguf` file; and the prompt format it was trained with.
+
+The prompt format comes from `sftlab.json` in an export (Alpaca template or chat template), from the
+checkpoint's data settings, or defaults to the tokenizer's chat template; `template=` overrides it
+(`alpaca`, `chat` or a `.jinja` file), exactly as `data.template` does in training.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from peft import PeftModel
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from sftlab.data.datamodule import load_tokenizer
+from sftlab.data.templates import Renderer, make_renderer
+from sftlab.errors import SftlabError
+from sftlab.model.export import EXPORT_INFO
+from sftlab.model.loading import load_causal_lm
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    renderer: Renderer
+    tokenizer_path: str  # where the tokenizer came from (for `SFTDataModule` in `eval ppl`)
+    template: str        # the template setting: alpaca, chat or a .jinja path
+
+
+def _trained_template(folder: Path) -> str | None:
+    info = folder / EXPORT_INFO
+    return json.loads(info.read_text()).get("template") if info.is_file() else None
+
+
+def _has_tokenizer(folder: Path) -> bool:
+    return (folder / "tokenizer_config.json").is_file()
+
+
+def load_for_inference(path: str, base: str | None = None, template: str | None = None,
+                       dtype: str = "float32") -> LoadedModel:
+    """The model at `path` in eval mode, its tokenizer (left padding) and prompt renderer."""
+    location = Path(path).expanduser()
+    if not location.exists():
+        raise SftlabError(f"model: no such file or folder: {location}")
+    trained_template = None
+    if location.suffix == ".ckpt":
+        from sftlab.model.restore import restore_checkpoint
+
+        module, datamodule = restore_checkpoint(location)
+        model, tokenizer_path = module.model, datamodule.hparams.tokenizer
+        trained_template = datamodule.hparams.template
+    elif location.is_dir() and (location / "adapter_config.json").is_file():
+        model, tokenizer_path = _load_adapter(location, base, dtype)
+        trained_template = _trained_template(location)
+    elif location.suffix == ".gguf" or (location / "config.json").is_file():
+        model, tokenizer_path = load_causal_lm(str(location), dtype=dtype), str(location)
+        trained_template = _trained_template(location) if location.is_dir() else None
+    else:
+        raise SftlabError(f"model: {location} is neither a model folder (config.json), a LoRA adapter "
+                          "(adapter_config.json), a .ckpt checkpoint nor a .gguf file")
+    tokenizer = load_tokenizer(tokenizer_path)
+    tokenizer.padding_side = "left"  # answers continue right where each prompt ends
+    chosen = template or trained_template or "chat"
+    return LoadedModel(model.eval(), tokenizer, make_renderer(chosen, tokenizer), tokenizer_path, chosen)
+
+
+def _load_adapter(folder: Path, base: str | None, dtype: str) -> tuple[PreTrainedModel, str]:
+    named = json.loads((folder / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    base = base or named
+    if not base or not Path(base).expanduser().exists():
+        raise SftlabError(f"model: {folder} is a LoRA adapter and its base model {named!r} is not here: "
+                          "give the base with --base (a folder or a .gguf file)")
+    log.info("loading the base model %s for the adapter %s", base, folder)
+    model = PeftModel.from_pretrained(load_causal_lm(base, dtype=dtype), str(folder))
+    return model, str(folder) if _has_tokenizer(folder) else base

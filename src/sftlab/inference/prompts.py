@@ -1,0 +1,60 @@
+"""Prompts for generation: `--prompt` texts, a prompts file (.txt: one per line; .jsonl/.json:
+records with a `prompt` field), or a dataset in any training format (each conversation up to its
+last assistant message is the prompt; that message is kept as the reference)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sftlab.data import readers
+from sftlab.data.files import read_json_records, read_text
+from sftlab.data.records import Conversation, Message
+from sftlab.errors import DataError, SftlabError
+
+
+@dataclass(frozen=True)
+class PromptItem:
+    conversation: Conversation  # ends with the turn to answer
+    reference: str | None = None
+
+
+def user_prompt(text: str, system: str | None, source: str) -> PromptItem:
+    messages = ((Message("system", system),) if system else ()) + (Message("user", text),)
+    return PromptItem(Conversation(messages, source))
+
+
+def read_prompts_file(path: Path, system: str | None = None) -> list[PromptItem]:
+    if not path.is_file():
+        raise SftlabError(f"--prompts: no such file: {path}")
+    if path.suffix == ".txt":
+        items = [user_prompt(line.strip(), system, f"{path} line {number}")
+                 for number, line in enumerate(read_text(path).splitlines(), start=1) if line.strip()]
+    else:
+        items = []
+        for where, record in read_json_records(path):
+            prompt = record.get("prompt") if isinstance(record, dict) else None
+            if not isinstance(prompt, str) or not prompt.strip():
+                raise DataError(where, "field 'prompt': expected a non-empty string")
+            items.append(user_prompt(prompt, system, where))
+    if not items:
+        raise SftlabError(f"--prompts: {path} holds no prompts")
+    return items
+
+
+def read_dataset_prompts(path: str, fmt: readers.Format = "auto") -> list[PromptItem]:
+    files, detected = readers.resolve(path, fmt)
+    if detected == "text":
+        raise SftlabError(f"--data: {path} is raw text; generation needs conversations (alpaca, sharegpt, messages)")
+    items = []
+    for file in files:
+        for where, record in read_json_records(file):
+            if not isinstance(record, dict):
+                raise DataError(where, f"a record must be a JSON object, got {type(record).__name__}")
+            conversation = readers.CONVERSATION_READERS[detected](record, where).validate()
+            last = conversation.assistant_indices()[-1] if conversation.assistant_indices() else len(conversation.messages)
+            reference = conversation.messages[last].content if last < len(conversation.messages) else None
+            items.append(PromptItem(Conversation(conversation.messages[:last], where, conversation.tools), reference))
+    if not items:
+        raise SftlabError(f"--data: {path} holds no conversations")
+    return items
