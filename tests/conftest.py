@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -74,3 +79,64 @@ def tiny_lora_run(shared, tmp_path_factory) -> Path:
 def datasets_cache(tmp_path: Path) -> str:
     """A private datasets cache, so tests never reuse each other's tokenized data."""
     return str(tmp_path / "hf-datasets")
+
+
+class OpenAIStub:
+    """`reply(request_json, call_number) -> (status, content[, finish_reason])`, or a number of
+    seconds to sleep before answering 200 "" (to time a client out); every request is recorded with
+    its path (`/v1/chat/completions` or `/v1/completions`)."""
+
+    def __init__(self, reply: Callable[[dict, int], tuple]) -> None:
+        self.reply = reply
+        self.requests: list[dict] = []
+        self.headers: list[dict] = []
+        self.lock = threading.Lock()
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with stub.lock:
+                    stub.requests.append({**body, "path": self.path})
+                    stub.headers.append(dict(self.headers))
+                    number = len(stub.requests)
+                answer = stub.reply(body, number)
+                if isinstance(answer, (int, float)) and not isinstance(answer, bool):
+                    time.sleep(answer)
+                    answer = (200, "")
+                status, content, finish = (*answer, "stop")[:3]
+                usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+                if status != 200:
+                    payload = {"error": {"message": content, "type": "invalid_request_error" if status == 400 else "server_error"}}
+                elif self.path.endswith("/chat/completions"):
+                    payload = {"id": f"c{number}", "object": "chat.completion", "created": 0, "model": body["model"], "usage": usage,
+                               "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content}}]}
+                else:
+                    payload = {"id": f"c{number}", "object": "text_completion", "created": 0, "model": body["model"], "usage": usage,
+                               "choices": [{"index": 0, "finish_reason": finish, "text": content, "logprobs": None}]}
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def openai_stub() -> Iterator[Callable[..., OpenAIStub]]:
+    servers = []
+
+    def start(reply: Callable[[dict, int], tuple]) -> OpenAIStub:
+        servers.append(OpenAIStub(reply))
+        return servers[-1]
+
+    yield start
+    for stub in servers:
+        stub.server.shutdown()

@@ -120,7 +120,13 @@ def eval_command(argv: list[str]) -> None:
     run(argv)
 
 
-COMMANDS = {"inspect": inspect_command, "export": export_command, "generate": generate_command, "chat": chat_command,
+def self_instruct_command(argv: list[str]) -> None:
+    from sftlab.selfinstruct.cli import self_instruct_command as run
+
+    run(argv)
+
+
+COMMANDS = {"inspect": inspect_command, "self-instruct": self_instruct_command, "export": export_command, "generate": generate_command, "chat": chat_command,
             "eval": eval_command}
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
