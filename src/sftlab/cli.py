@@ -131,11 +131,20 @@ COMMANDS = {"inspect": inspect_command, "self-instruct": self_instruct_command, 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
+class CurrentStderr(logging.StreamHandler):
+    """A handler writing to whatever `sys.stderr` is when a record comes (callers that run `main`
+    several times in one process, like tests, swap it between runs)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def configure_logging() -> None:
     """sftlab's own messages on stderr (Lightning already has its own handler)."""
     logger = logging.getLogger("sftlab")
     if not logger.handlers:
-        handler = logging.StreamHandler()
+        handler = CurrentStderr()
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     logger.setLevel(os.environ.get("SFTLAB_LOG", "INFO"))
@@ -157,6 +166,9 @@ def main(argv: list[str] | None = None) -> None:
         if (cause := user_error(err)) is None:
             raise
         print(f"sftlab: error: {cause}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except OSError as err:  # the environment: a full disk, a read-only or missing folder
+        print(f"sftlab: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     except ArgumentError as err:
         print(f"sftlab: error: {config_error_line(str(err))}", file=sys.stderr)

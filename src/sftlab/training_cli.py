@@ -10,12 +10,14 @@ callbacks get their folder before Lightning resolves `--ckpt_path last`.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch.cli import LightningCLI
 
 from sftlab.data.datamodule import SFTDataModule
+from sftlab.errors import SftlabError
 from sftlab.model.checkpoints import Checkpoints
 from sftlab.model.module import CausalLMModule
 
@@ -43,12 +45,58 @@ class SftlabCLI(LightningCLI):
         super().__init__(CausalLMModule, SFTDataModule, subclass_mode_model=True, subclass_mode_data=True, args=args,
                          save_config_kwargs={"overwrite": True}, parser_kwargs={"exit_on_error": False})
 
+    def _parse_ckpt_path(self) -> None:
+        # Lightning reads the hyperparameters of an explicit --ckpt_path file here, before any hook:
+        # a corrupt file must be a clear error, not an unpickling traceback.
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and Path(ckpt_path).is_file() and (problem := readable_checkpoint(Path(ckpt_path))):
+            raise SftlabError(f"ckpt_path: cannot resume from {ckpt_path}: {problem}")
+        super()._parse_ckpt_path()
+
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
         tokenizer_follows_model(config.data, config.model)
         pick_precision(config.trainer)
 
     def before_fit(self) -> None:
-        for callback in self.trainer.checkpoint_callbacks:
-            if isinstance(callback, Checkpoints):
-                callback.resolve_dirpath(self.trainer)
+        folders = [Path(callback.resolve_dirpath(self.trainer)) for callback in self.trainer.checkpoint_callbacks
+                   if isinstance(callback, Checkpoints)]
+        config = self.config_init[self.subcommand]
+        if config.get("ckpt_path"):
+            config["ckpt_path"] = usable_checkpoint(config["ckpt_path"], folders)
+
+
+def readable_checkpoint(path: Path) -> str | None:
+    """None when `path` loads as a Lightning checkpoint, else why not."""
+    try:
+        saved = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+    except Exception as err:  # a truncated or foreign file raises assorted errors
+        return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    if not isinstance(saved, dict) or "state_dict" not in saved or "loops" not in saved:
+        return "not a Lightning training checkpoint"
+    return None
+
+
+def usable_checkpoint(ckpt_path: str, folders: list[Path]) -> str | None:
+    """The checkpoint to resume from. `last`: `last.ckpt`, or when it is corrupt or partial, the newest
+    readable `step-*.ckpt` (said in the log); no checkpoint at all starts from scratch (so a requeued
+    job can always pass `--ckpt_path last`); only unreadable ones are an error. A path must be readable."""
+    if ckpt_path != "last" or not folders:
+        if ckpt_path not in ("last", "best", "hpc", "registry") and (problem := readable_checkpoint(Path(ckpt_path))):
+            raise SftlabError(f"ckpt_path: cannot resume from {ckpt_path}: {problem}")
+        return ckpt_path
+    candidates = [folder / "last.ckpt" for folder in folders]
+    candidates += sorted((p for folder in folders for p in folder.glob("step-*.ckpt")), key=lambda p: p.stat().st_mtime, reverse=True)
+    candidates = [p for p in candidates if p.is_file()]
+    if not candidates:
+        log.info("ckpt_path last: no checkpoint in %s yet: starting from scratch", ", ".join(map(str, folders)))
+        return None
+    for candidate in candidates:
+        problem = readable_checkpoint(candidate)
+        if problem is None:
+            log.info("resuming from %s", candidate)
+            return str(candidate)
+        log.warning("checkpoint %s is corrupt or partial (%s): trying the previous one", candidate, problem)
+    raise SftlabError(f"ckpt_path last: no readable checkpoint in {', '.join(map(str, folders))} "
+                      f"({len(candidates)} found, all corrupt or partial)")

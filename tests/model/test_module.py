@@ -120,3 +120,48 @@ def test_two_process_ddp_gives_the_same_gradients_and_loss_as_one_process(tmp_pa
     for gradient, expected in zip(got["gradients"], reference):
         torch.testing.assert_close(gradient, expected, rtol=1e-5, atol=1e-7)
     assert got["loss"] == pytest.approx(reference_loss, rel=1e-5)
+
+
+class PoisonedBatches(CausalLMModule):
+    """Forward gives NaN logits on the listed batch indices (as an overflow would)."""
+
+    def __init__(self, poisoned: set[int], **kwargs):
+        super().__init__(**kwargs)
+        self.poisoned = poisoned
+        self.snapshots = []
+
+    def training_step(self, batch, batch_idx):
+        self.current_batch = batch_idx
+        return super().training_step(batch, batch_idx)
+
+    def forward(self, batch):
+        logits = super().forward(batch)
+        return logits * float("nan") if self.current_batch in self.poisoned else logits
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        self.snapshots.append([p.detach().clone() for p in self.parameters()])
+
+
+def _fit(module, steps):
+    loader = DataLoader(_examples(), batch_size=2, collate_fn=Collator(pad_token_id=0))
+    trainer = lightning.Trainer(accelerator="cpu", max_steps=steps, logger=False, enable_checkpointing=False,
+                                enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, loader)
+
+
+def test_a_non_finite_step_is_skipped_and_counted_and_changes_nothing():
+    module = PoisonedBatches({1}, config=TINY, learning_rate=1e-2, warmup_ratio=0.0)
+    _fit(module, 3)
+    assert module.skipped_steps == 1 and module.nonfinite_in_a_row == 0
+    before, skipped, after = module.snapshots
+    assert all(torch.equal(a, b) for a, b in zip(before, skipped))  # the NaN step changed no weight
+    assert not all(torch.equal(a, b) for a, b in zip(skipped, after))  # training went on
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+def test_non_finite_steps_in_a_row_stop_with_the_step_and_batch():
+    from sftlab.errors import SftlabError
+
+    module = PoisonedBatches({1, 2}, config=TINY, max_nonfinite_steps=2, warmup_ratio=0.0)
+    with pytest.raises(SftlabError, match=r"training stopped at step 3, batch 2 of epoch 0: non-finite loss or gradients in 2"):
+        _fit(module, 4)

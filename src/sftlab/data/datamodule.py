@@ -142,6 +142,10 @@ class SFTDataModule(LightningDataModule):
                 if report is not None:
                     self.reports[split] = report
                     log.info("%s", report.table())
+                    if report.kept == 0:
+                        reasons = ", ".join(f"{count} {reason}" for reason, count in report.dropped.items()) or "none read"
+                        raise SftlabError(f"data.{split}_path: no example left to train on: all {report.examples} were "
+                                          f"dropped ({reasons}); see `sftlab inspect`, or raise data.max_seq_length")
 
     def _paths(self) -> dict[str, str]:
         paths = {"train": self.hparams.train_path, "val": self.hparams.val_path}

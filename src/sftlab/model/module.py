@@ -17,6 +17,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.fabric.utilities.throughput import get_available_flops
 from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
 
+from sftlab.errors import SftlabError
 from sftlab.model.adapters import LoraSettings, add_lora
 from sftlab.model.loading import load_causal_lm
 from sftlab.model.loss import correct_predictions, normalise_gradients, summed_token_loss
@@ -47,6 +48,7 @@ class CausalLMModule(LightningModule):
         trust_remote_code: bool = False,
         peak_flops: float | None = None,
         tf32: bool = True,
+        max_nonfinite_steps: int = 5,
     ) -> None:
         """
         Args:
@@ -66,6 +68,8 @@ class CausalLMModule(LightningModule):
             peak_flops: Peak FLOP/s of one device, for the MFU estimate; default: Lightning's table of GPUs
                 (on CPU there is none, and no MFU is logged unless this is given).
             tf32: On CUDA, let float32 matrix products use TF32 tensor cores (Ampere and later).
+            max_nonfinite_steps: Optimizer steps with a non-finite loss or gradient are skipped and
+                counted (`train/skipped_steps`); this many in a row stop the run.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -84,6 +88,7 @@ class CausalLMModule(LightningModule):
         self.window = torch.zeros(len(WINDOW), dtype=torch.float64)
         self.epoch_totals = torch.zeros(len(WINDOW), dtype=torch.float64)
         self.throughput = StepThroughput()
+        self.skipped_steps = self.nonfinite_in_a_row = 0
 
     def on_fit_start(self) -> None:
         log.info("trainable parameters: %s", f"{self.trainable_parameters:,}")
@@ -127,20 +132,44 @@ class CausalLMModule(LightningModule):
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         sums = self.trainer.strategy.reduce(self.window, reduce_op="sum")
         self.window = torch.zeros_like(self.window)
-        self.epoch_totals = self.epoch_totals.to(sums.device) + sums
         loss_sum, trainable, tokens, correct, padded = sums.tolist()
         # DDP averages gradients over ranks; multiplying by the world size turns that into a sum.
         normalise_gradients(self.parameters(), trainable, scale=self.trainer.world_size)
+        gradients = [p.grad for p in self.parameters() if p.grad is not None]
+        grad_norm = torch.nn.utils.get_total_norm(gradients) if gradients else torch.zeros((), device=self.device)
+        if not self._finite_step(loss_sum, grad_norm):
+            return
+        self.epoch_totals = self.epoch_totals.to(sums.device) + sums
         self._log_sums("train", loss_sum, trainable, correct, prog_bar=True)
         self.log("train/padding_fraction", 1 - tokens / max(padded, 1))
         self.log("train/trainable_tokens", trainable)
-        gradients = [p.grad for p in self.parameters() if p.grad is not None]
-        if gradients:  # before clipping; under FSDP the norm of this rank's shards
-            self.log("train/grad_norm", torch.nn.utils.get_total_norm(gradients))
+        self.log("train/grad_norm", grad_norm)  # before clipping; under FSDP the norm of this rank's shards
         figures = self.throughput.step(self.model, self.device, self.compute_dtype, tokens, trainable,
                                        self.trainer.world_size, self.peak_flops)
         for name, value in figures.items():
             self.log(name, value, prog_bar=name == "throughput/tokens_per_s", rank_zero_only=True)
+
+    def _finite_step(self, loss_sum: float, grad_norm: torch.Tensor) -> bool:
+        """False, with the step skipped (all gradients dropped, so AdamW changes nothing), when the
+        loss or a gradient is not finite on any rank; a run of `max_nonfinite_steps` such steps in a
+        row stops training with an error naming the step and batch."""
+        bad = torch.tensor(float(not (math.isfinite(loss_sum) and torch.isfinite(grad_norm))), device=self.device)
+        if float(self.trainer.strategy.reduce(bad, reduce_op="sum")) == 0:
+            self.nonfinite_in_a_row = 0
+            return True
+        for parameter in self.parameters():
+            parameter.grad = None
+        self.skipped_steps += 1
+        self.nonfinite_in_a_row += 1
+        self.log("train/skipped_steps", float(self.skipped_steps))
+        where = (f"step {self.trainer.global_step + 1}, batch {self.trainer.fit_loop.epoch_loop.batch_idx} "
+                 f"of epoch {self.current_epoch}")
+        log.warning("%s: non-finite loss or gradient: optimizer step skipped (%d in a row)", where, self.nonfinite_in_a_row)
+        if self.nonfinite_in_a_row >= self.hparams.max_nonfinite_steps:
+            raise SftlabError(f"training stopped at {where}: non-finite loss or gradients in {self.nonfinite_in_a_row} "
+                              "optimizer steps in a row (model.max_nonfinite_steps); lower the learning rate, check the "
+                              "data, or train in float32")
+        return False
 
     def _log_sums(self, prefix: str, loss_sum: float, trainable: float, correct: float, prog_bar: bool = False) -> float:
         """Loss, perplexity and token accuracy over all the trainable tokens the sums were taken over
