@@ -41,6 +41,14 @@ def test_a_custom_strategy_is_a_class_path_in_the_config():
     config = parser.parse_args(["--data.tokenizer", "t", "--data.train_path", "x",
                                 "--data.masking", '{"class_path": "tests.data.test_masking.FirstAssistantOnly"}'])
     module = parser.instantiate_classes(config).data  # the tokenizer is loaded lazily, so "t" is never read
-    assert isinstance(module.strategy, FirstAssistantOnly)
-    assert list(module.strategy.trained_spans(RENDERED)) == [(2, 4)]
+    assert isinstance(module.strategies["train"], FirstAssistantOnly) and isinstance(module.strategies["val"], FirstAssistantOnly)
+    assert list(module.strategies["train"].trained_spans(RENDERED)) == [(2, 4)]
     assert {type(make_strategy(n)) for n in ("none", "assistant", "last_assistant")} == {TrainAll, TrainAssistant, TrainLastAssistant}
+
+
+def test_prompt_strategy_trains_exactly_the_complement_of_assistant_spans():
+    from sftlab.data.masking import make_strategy
+
+    spans = make_strategy("prompt").trained_spans(RENDERED)
+    covered = sorted(set(range(len(RENDERED.text))) - {i for start, end in RENDERED.assistant_spans for i in range(start, end)})
+    assert sorted(i for start, end in spans for i in range(start, end)) == covered

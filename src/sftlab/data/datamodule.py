@@ -32,7 +32,7 @@ from sftlab.errors import SftlabError
 
 log = logging.getLogger(__name__)
 
-MaskingName = Literal["none", "assistant", "last_assistant", "expand"]
+MaskingName = Literal["none", "assistant", "last_assistant", "expand", "prompt"]
 
 
 def load_tokenizer(path: str) -> PreTrainedTokenizerBase:
@@ -73,6 +73,7 @@ class SFTDataModule(LightningDataModule):
         format: Format = "auto",
         template: str = "chat",
         masking: MaskingName | MaskingStrategy = "assistant",
+        val_masking: MaskingName | MaskingStrategy | None = None,
         max_seq_length: int = 2048,
         packing: bool = False,
         batch_size: int = 8,
@@ -96,7 +97,9 @@ class SFTDataModule(LightningDataModule):
             val_path: Validation data, same forms; none means no validation.
             format: auto | alpaca | sharegpt | messages | text (text = pretraining: concatenate and chunk).
             template: alpaca | chat (the tokenizer's own chat template) | path to a .jinja file.
-            masking: none | assistant | last_assistant | expand, or a MaskingStrategy class_path.
+            masking: none | assistant | last_assistant | expand | prompt, or a MaskingStrategy class_path.
+            val_masking: The strategy for the validation split (default: `masking`); one fixed
+                strategy makes validation losses of runs trained with different strategies comparable.
             max_seq_length: Tokens per example (SFT) or per block (pretraining); longer examples are
                 truncated, and dropped when no trainable token remains.
             packing: SFT: pack several examples per row, with position ids restarting per example.
@@ -116,7 +119,7 @@ class SFTDataModule(LightningDataModule):
         """
         super().__init__()
         self.save_hyperparameters()
-        self.strategy = make_strategy(masking)
+        self.strategies = {"train": make_strategy(masking), "val": make_strategy(val_masking or masking)}
         self.datasets: dict[str, datasets.Dataset | datasets.IterableDataset] = {}
         self.reports: dict[str, DataReport] = {}
 
@@ -186,10 +189,10 @@ class SFTDataModule(LightningDataModule):
     def _build_sft(self, split: str, files: list[Path], fmt: str) -> tuple[datasets.Dataset, DataReport]:
         records = readers.load_conversations(files, fmt, self.hparams.cache_dir)
         tokenized = records.map(
-            partial(tokenize_conversations, renderer=self.renderer, strategy=self.strategy,
+            partial(tokenize_conversations, renderer=self.renderer, strategy=self.strategies[split],
                     tokenizer=self.tokenizer, max_seq_length=self.hparams.max_seq_length),
             batched=True, remove_columns=records.column_names, num_proc=self.hparams.num_proc,
-            new_fingerprint=self._fingerprint(records._fingerprint, self.renderer.template, repr(self.strategy),
+            new_fingerprint=self._fingerprint(records._fingerprint, self.renderer.template, repr(self.strategies[split]),
                                               self.hparams.max_seq_length, self.hparams.fold_system_prompt),
             desc=f"tokenizing {split}",
         )

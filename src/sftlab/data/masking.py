@@ -57,11 +57,22 @@ class ExpandTurns(TrainLastAssistant):
         return [conversation.truncated_after(i) for i in conversation.assistant_indices()]
 
 
+class TrainPrompts(MaskingStrategy):
+    """`prompt`: everything except the assistant messages (system, user and tool turns and the template's
+    text around them). Not a way to fine-tune; it measures, in `sftlab eval ppl` and the ablations, how
+    well a model predicts the inputs (what training on inputs does)."""
+
+    def trained_spans(self, rendered: Rendered) -> Sequence[Span]:
+        bounds = [0, *(point for span in rendered.assistant_spans for point in span), len(rendered.text)]
+        return [(start, end) for start, end in zip(bounds[::2], bounds[1::2]) if end > start]
+
+
 STRATEGIES: dict[str, type[MaskingStrategy]] = {
     "none": TrainAll,
     "assistant": TrainAssistant,
     "last_assistant": TrainLastAssistant,
     "expand": ExpandTurns,
+    "prompt": TrainPrompts,
 }
 
 

@@ -80,7 +80,7 @@ def ppl_parser() -> ArgumentParser:
     parser.add_argument("--data", type=str, required=True, help="Held-out data (any training format; file, folder or glob).")
     parser.add_argument("--format", type=str, default="auto")
     parser.add_argument("--masking", type=str, nargs="+", default=["assistant"],
-                        help="One or more of none, assistant, last_assistant, expand.")
+                        help="One or more of none, assistant, last_assistant, expand, prompt (the non-assistant tokens).")
     parser.add_argument("--max_seq_length", type=int, default=2048)
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--cache_dir", type=Optional[str], default=None)
@@ -93,9 +93,11 @@ def ppl_command(argv: list[str]) -> None:
     from sftlab.inference.loading import load_for_inference
 
     config = ppl_parser().parse_args(argv)
-    unknown = [m for m in config.masking if m not in ("none", "assistant", "last_assistant", "expand")]
+    from sftlab.data.masking import STRATEGIES
+
+    unknown = [m for m in config.masking if m not in STRATEGIES]
     if unknown:
-        raise SftlabError(f"--masking: unknown strategy {unknown[0]!r} (none, assistant, last_assistant, expand)")
+        raise SftlabError(f"--masking: unknown strategy {unknown[0]!r} ({', '.join(STRATEGIES)})")
     loaded = load_for_inference(config.model, config.base, config.template, config.dtype)
     results = [evaluate_strategy(loaded, config.data, masking, config.max_seq_length, config.batch_size, config.format,
                                  config.cache_dir) for masking in config.masking]
