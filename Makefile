@@ -36,6 +36,7 @@ test-all: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/preprocessing.py
+	$(PY) benchmarks/rouge_filter.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
