@@ -89,13 +89,13 @@ def scalars(log_dir: Path, tag: str) -> list[tuple[int, float]]:
     return [(event.step, event.value) for event in events.Scalars(tag)] if tag in events.Tags()["scalars"] else []
 
 
-def evaluate(run: Path, heldout: Path, max_seq_length: int, cache: Path) -> dict[str, Any]:
+def evaluate(model: str, heldout: Path, max_seq_length: int, cache: Path) -> dict[str, Any]:
     from sftlab.evaluation.perplexity import evaluate_strategy
     from sftlab.inference.generate import Generator, Sampling
     from sftlab.inference.loading import load_for_inference
     from sftlab.inference.prompts import user_prompt
 
-    loaded = load_for_inference(str(run / "hf"))
+    loaded = load_for_inference(model)
     metrics = {}
     for masking in EVAL_MASKINGS:
         result = evaluate_strategy(loaded, str(heldout), masking, max_seq_length, batch_size=4, cache_dir=str(cache))
@@ -133,7 +133,7 @@ def run_strategy(setting: str, strategy: str, root: Path, train: Path, heldout: 
     result = {"strategy": strategy, "setting": setting, "steps": len(trainable), "trainable_tokens": int(sum(v for _, v in trainable)),
               "wall_s": round(wall, 1), "tokens_per_s": round(sum(speeds) / max(len(speeds), 1), 1),
               "final_val_loss": round(validation[-1][1], 4) if validation else None, "val_curve": validation,
-              **evaluate(run, heldout, config["data"]["max_seq_length"], root / "cache")}
+              **evaluate(str(run / "hf"), heldout, config["data"]["max_seq_length"], root / "cache")}
     write_text_atomic(done, json.dumps(result, indent=1) + "\n")
     return result
 
@@ -172,7 +172,10 @@ def plot(path: Path, results: list[dict[str, Any]]) -> None:
 
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for result in results:
-        steps, values = zip(*result["val_curve"]) if result["val_curve"] else ((), ())
+        if not result["val_curve"]:  # the untrained model: a reference line
+            axes.axhline(result["final_val_loss"], linestyle="--", color="gray", label=result["strategy"])
+            continue
+        steps, values = zip(*result["val_curve"])
         axes.plot(steps, values, marker="o", label=result["strategy"])
     axes.set_xlabel("optimizer step")
     axes.set_ylabel("validation loss (all assistant turns)")
@@ -184,8 +187,24 @@ def plot(path: Path, results: list[dict[str, Any]]) -> None:
     plt.close(figure)
 
 
+def base_result(setting: str, model: str, root: Path, heldout: Path) -> dict[str, Any]:
+    """The untrained base model on the same held-out tokens: the reference every run moves from."""
+    done = root / "base/result.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    max_seq_length = yaml.safe_load((HERE / f"configs/{setting}.yaml").read_text())["data"]["max_seq_length"]
+    metrics = evaluate(model, heldout, max_seq_length, root / "cache")
+    result = {"strategy": "base (untrained)", "setting": setting, "steps": 0, "trainable_tokens": 0, "wall_s": 0.0,
+              "tokens_per_s": 0.0, "final_val_loss": metrics["heldout_assistant_loss"], "val_curve": [], **metrics}
+    write_text_atomic(done, json.dumps(result, indent=1) + "\n")
+    return result
+
+
 def run_ablation(setting: str, root: Path, strategies: tuple[str, ...] = STRATEGIES, model: str | None = None) -> list[dict[str, Any]]:
+    """Run (or reuse) each strategy; with a `model` source (real setting), the untrained model is the first row."""
     train, heldout = prepare_data(setting, root)
     results = [run_strategy(setting, strategy, root, train, heldout, model) for strategy in strategies]
+    if model:
+        results.insert(0, base_result(setting, model, root, heldout))
     write_summary(root, results, setting)
     return results
