@@ -119,3 +119,22 @@ def test_group_by_length_batches_have_less_padding(shared, datasets_cache):
     plain = _module(shared, datasets_cache, max_seq_length=512)
     assert grouped.train_dataloader().sampler.group and not plain.train_dataloader().sampler.group
     assert padding(grouped) < padding(plain) / 2
+
+
+def test_bad_records_skip_leaves_them_out_and_counts_them(shared, datasets_cache, tmp_path):
+    rows = [{"messages": [{"role": "user", "content": "Hi"}, {"role": "wizard", "content": "x"}]},      # bad field
+            {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]},
+            ["not an object"],                                                                        # bad record
+            {"messages": [{"role": "user", "content": "q"}, {"role": "user", "content": "q"},         # the template refuses
+                          {"role": "assistant", "content": "a"}]},
+            {"messages": [{"role": "user", "content": "Bye"}, {"role": "assistant", "content": "Goodbye."}]}]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    template = str(shared / "chat_templates/mistral-instruct-v0.1.jinja")  # raises on non-alternating turns
+    from sftlab.errors import SftlabError
+    with pytest.raises(SftlabError, match="mixed.jsonl line 1: field 'messages\\[1\\]': unknown role 'wizard'"):
+        _module(shared, datasets_cache, train_path=str(path), template=template)
+    module = _module(shared, datasets_cache, train_path=str(path), template=template, bad_records="skip")
+    report = module.reports["train"]
+    assert (report.records, report.kept, report.dropped) == (5, 2, {"bad record (skipped)": 3})
+    assert sorted(module.datasets["train"]["source"]) == [f"{path} line 2", f"{path} line 5"]

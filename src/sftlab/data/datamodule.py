@@ -88,6 +88,7 @@ class SFTDataModule(LightningDataModule):
         num_proc: int | None = None,
         seed: int = 42,
         cache_dir: str | None = None,
+        bad_records: Literal["error", "skip"] = "error",
     ) -> None:
         """
         Args:
@@ -116,6 +117,8 @@ class SFTDataModule(LightningDataModule):
             num_proc: Processes for tokenization.
             seed: Seed for shuffling.
             cache_dir: Where `datasets` caches data (default: its own cache).
+            bad_records: `error` (default): a bad record stops with a message naming it; `skip`: it is
+                left out, logged, and counted in the data report (reason "bad record (skipped)").
         """
         super().__init__()
         self.save_hyperparameters()
@@ -187,13 +190,14 @@ class SFTDataModule(LightningDataModule):
         return digest.hexdigest()[:32]
 
     def _build_sft(self, split: str, files: list[Path], fmt: str) -> tuple[datasets.Dataset, DataReport]:
-        records = readers.load_conversations(files, fmt, self.hparams.cache_dir)
+        skip_bad = self.hparams.bad_records == "skip"
+        records = readers.load_conversations(files, fmt, self.hparams.cache_dir, skip_bad)
         tokenized = records.map(
             partial(tokenize_conversations, renderer=self.renderer, strategy=self.strategies[split],
-                    tokenizer=self.tokenizer, max_seq_length=self.hparams.max_seq_length),
+                    tokenizer=self.tokenizer, max_seq_length=self.hparams.max_seq_length, skip_bad=skip_bad),
             batched=True, remove_columns=records.column_names, num_proc=self.hparams.num_proc,
             new_fingerprint=self._fingerprint(records._fingerprint, self.renderer.template, repr(self.strategies[split]),
-                                              self.hparams.max_seq_length, self.hparams.fold_system_prompt),
+                                              self.hparams.max_seq_length, self.hparams.fold_system_prompt, skip_bad),
             desc=f"tokenizing {split}",
         )
         report = DataReport.from_tokenized(split, len(records), tokenized)

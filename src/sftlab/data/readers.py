@@ -166,25 +166,40 @@ def resolve_format(files: list[Path], fmt: Format, text_field: str = "text") -> 
     return detected
 
 
-def iter_conversations(files: list[tuple[str, int, int]], fmt: str) -> Iterator[dict[str, Any]]:
+def bad_row(where: str, error: str) -> dict[str, Any]:
+    """The row standing for a record skipped with `data.bad_records: skip` (same columns as a good one,
+    so the dataset keeps one schema; tokenization counts it as dropped, reason `bad_record`)."""
+    return {"messages": [{"role": "user", "content": "", "input": "", "tool_calls": []}], "tools": "", "source": where,
+            "error": error}
+
+
+def iter_conversations(files: list[tuple[str, int, int]], fmt: str, skip_bad: bool = False) -> Iterator[dict[str, Any]]:
     """Validated conversation rows from every `(path, size, mtime)` file (a generator for
-    `Dataset.from_generator`, whose cache key hashes these arguments)."""
+    `Dataset.from_generator`, whose cache key hashes these arguments). A bad record is an error, or
+    with `skip_bad` a `bad_row` (logged)."""
     reader = CONVERSATION_READERS[fmt]
     for path, _size, _mtime in files:
         for where, record in read_json_records(Path(path)):
-            if not isinstance(record, dict):
-                raise DataError(where, f"a record must be a JSON object, got {type(record).__name__}")
-            yield reader(record, where).validate().to_row()
+            try:
+                if not isinstance(record, dict):
+                    raise DataError(where, f"a record must be a JSON object, got {type(record).__name__}")
+                yield reader(record, where).validate().to_row()
+            except DataError as err:
+                if not skip_bad:
+                    raise
+                log.warning("skipped (data.bad_records: skip): %s", err)
+                yield bad_row(where, str(err))
 
 
-def load_conversations(files: list[Path], fmt: str, cache_dir: str | None = None) -> datasets.Dataset:
+def load_conversations(files: list[Path], fmt: str, cache_dir: str | None = None, skip_bad: bool = False) -> datasets.Dataset:
     """Read conversation files into a disk-backed `datasets.Dataset` of `Conversation` rows.
 
     The files' sizes and modification times are part of the generator's arguments, so the cache is
     reused exactly while the files stay the same."""
     stamps = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     try:
-        return datasets.Dataset.from_generator(iter_conversations, gen_kwargs={"files": stamps, "fmt": fmt}, cache_dir=cache_dir)
+        return datasets.Dataset.from_generator(iter_conversations, gen_kwargs={"files": stamps, "fmt": fmt, "skip_bad": skip_bad},
+                                               cache_dir=cache_dir)
     except datasets.exceptions.DatasetGenerationError as err:
         if isinstance(err.__cause__, SftlabError):  # our own message, unwrapped from datasets' wrapper
             raise err.__cause__ from None

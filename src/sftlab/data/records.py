@@ -96,6 +96,7 @@ class Conversation:
             ],
             "tools": json.dumps(list(self.tools)) if self.tools else "",
             "source": self.source,
+            "error": "",
         }
 
     @classmethod

@@ -8,6 +8,7 @@ that straddles a boundary (" Hello" right after `[/INST]`) is trained.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,10 +18,14 @@ from transformers import PreTrainedTokenizerBase
 from sftlab.data.masking import MaskingStrategy
 from sftlab.data.records import Conversation
 from sftlab.data.templates import Renderer, Span
+from sftlab.errors import SftlabError
 
 IGNORE_INDEX = -100
 
+log = logging.getLogger(__name__)
+
 DROP_NO_TRAINABLE = "no trainable token within max_seq_length"
+DROP_BAD_RECORD = "bad record (skipped)"
 
 
 def token_labels(input_ids: Sequence[int], offsets: Sequence[tuple[int, int]], spans: Sequence[Span]) -> list[int]:
@@ -47,21 +52,33 @@ def _rows(batch: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 
 def tokenize_conversations(batch: dict[str, list[Any]], *, renderer: Renderer, strategy: MaskingStrategy,
-                           tokenizer: PreTrainedTokenizerBase, max_seq_length: int) -> dict[str, list[Any]]:
+                           tokenizer: PreTrainedTokenizerBase, max_seq_length: int, skip_bad: bool = False) -> dict[str, list[Any]]:
     """A batch of conversation rows -> one row per example, truncated to `max_seq_length`, with
     bookkeeping columns: `length` (before truncation), `kept_tokens`, `trainable` (tokens with a
-    loss), `truncated`, `drop_reason` ('' = kept) and `source` (file and record)."""
-    texts, spans, sources = [], [], []
+    loss), `truncated`, `drop_reason` ('' = kept) and `source` (file and record). Rows of records
+    skipped when read, and (with `skip_bad`) records the template refuses, are dropped as `bad_record`."""
+    texts, spans, sources, reasons = [], [], [], []
     for row in _rows(batch):
-        for example in strategy.examples(Conversation.from_row(row)):
-            rendered = renderer.render(example)
+        if row.get("error"):
+            texts.append(""), spans.append(()), sources.append(row["source"]), reasons.append(DROP_BAD_RECORD)
+            continue
+        try:
+            rendered_examples = [(example, renderer.render(example)) for example in strategy.examples(Conversation.from_row(row))]
+        except SftlabError as err:  # DataError / TemplateError naming the record
+            if not skip_bad:
+                raise
+            log.warning("skipped (data.bad_records: skip): %s", err)
+            texts.append(""), spans.append(()), sources.append(row["source"]), reasons.append(DROP_BAD_RECORD)
+            continue
+        for example, rendered in rendered_examples:
             texts.append(rendered.text)
             spans.append(strategy.trained_spans(rendered))
             sources.append(example.source)
+            reasons.append("")
     encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
     out: dict[str, list[Any]] = {key: [] for key in ("input_ids", "labels", "length", "kept_tokens", "trainable", "truncated", "drop_reason")}
     out["source"] = sources
-    for ids, offsets, example_spans in zip(encoded["input_ids"], encoded["offset_mapping"], spans):
+    for ids, offsets, example_spans, reason in zip(encoded["input_ids"], encoded["offset_mapping"], spans, reasons):
         labels = token_labels(ids, offsets, example_spans)
         kept_ids, kept_labels = ids[:max_seq_length], labels[:max_seq_length]
         out["input_ids"].append(kept_ids)
@@ -71,7 +88,7 @@ def tokenize_conversations(batch: dict[str, list[Any]], *, renderer: Renderer, s
         out["kept_tokens"].append(len(kept_ids))
         out["trainable"].append(trainable)
         out["truncated"].append(len(ids) > max_seq_length)
-        out["drop_reason"].append("" if trainable else DROP_NO_TRAINABLE)
+        out["drop_reason"].append(reason or ("" if trainable else DROP_NO_TRAINABLE))
     return out
 
 
