@@ -20,6 +20,7 @@ from sftlab.data.datamodule import SFTDataModule
 from sftlab.errors import SftlabError
 from sftlab.model.checkpoints import Checkpoints
 from sftlab.model.module import CausalLMModule
+from sftlab.model.restore import read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,11 @@ class SftlabCLI(LightningCLI):
 
     def _parse_ckpt_path(self) -> None:
         # Lightning reads the hyperparameters of an explicit --ckpt_path file here, before any hook:
-        # a corrupt file must be a clear error, not an unpickling traceback.
+        # a missing or corrupt file must be a clear error, not an unpickling traceback. (`last` and
+        # Lightning's other names are resolved in before_fit.)
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if ckpt_path and Path(ckpt_path).is_file() and (problem := readable_checkpoint(Path(ckpt_path))):
+        if ckpt_path and ckpt_path not in LIGHTNING_CKPT_NAMES and (problem := readable_checkpoint(Path(ckpt_path))):
             raise SftlabError(f"ckpt_path: cannot resume from {ckpt_path}: {problem}")
         super()._parse_ckpt_path()
 
@@ -67,13 +69,16 @@ class SftlabCLI(LightningCLI):
             config["ckpt_path"] = usable_checkpoint(config["ckpt_path"], folders)
 
 
+LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")
+
+
 def readable_checkpoint(path: Path) -> str | None:
-    """None when `path` loads as a Lightning checkpoint, else why not."""
+    """None when `path` loads as a Lightning training checkpoint, else why not."""
     try:
-        saved = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
-    except Exception as err:  # a truncated or foreign file raises assorted errors
-        return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-    if not isinstance(saved, dict) or "state_dict" not in saved or "loops" not in saved:
+        saved = read_checkpoint(path)
+    except SftlabError as err:
+        return str(err)
+    if "state_dict" not in saved or "loops" not in saved:
         return "not a Lightning training checkpoint"
     return None
 
@@ -81,10 +86,9 @@ def readable_checkpoint(path: Path) -> str | None:
 def usable_checkpoint(ckpt_path: str, folders: list[Path]) -> str | None:
     """The checkpoint to resume from. `last`: `last.ckpt`, or when it is corrupt or partial, the newest
     readable `step-*.ckpt` (said in the log); no checkpoint at all starts from scratch (so a requeued
-    job can always pass `--ckpt_path last`); only unreadable ones are an error. A path must be readable."""
+    job can always pass `--ckpt_path last`); only unreadable ones are an error. Explicit paths were
+    checked when parsed (`_parse_ckpt_path`)."""
     if ckpt_path != "last" or not folders:
-        if ckpt_path not in ("last", "best", "hpc", "registry") and (problem := readable_checkpoint(Path(ckpt_path))):
-            raise SftlabError(f"ckpt_path: cannot resume from {ckpt_path}: {problem}")
         return ckpt_path
     candidates = [folder / "last.ckpt" for folder in folders]
     candidates += sorted((p for folder in folders for p in folder.glob("step-*.ckpt")), key=lambda p: p.stat().st_mtime, reverse=True)

@@ -166,6 +166,13 @@ def resolve_format(files: list[Path], fmt: Format, text_field: str = "text") -> 
     return detected
 
 
+def read_record(record: Any, where: str, fmt: str) -> Conversation:
+    """One JSON record as a validated conversation; a DataError names the record and field."""
+    if not isinstance(record, dict):
+        raise DataError(where, f"a record must be a JSON object, got {type(record).__name__}")
+    return CONVERSATION_READERS[fmt](record, where).validate()
+
+
 def bad_row(where: str, error: str) -> dict[str, Any]:
     """The row standing for a record skipped with `data.bad_records: skip` (same columns as a good one,
     so the dataset keeps one schema; tokenization counts it as dropped, reason `bad_record`)."""
@@ -177,13 +184,10 @@ def iter_conversations(files: list[tuple[str, int, int]], fmt: str, skip_bad: bo
     """Validated conversation rows from every `(path, size, mtime)` file (a generator for
     `Dataset.from_generator`, whose cache key hashes these arguments). A bad record is an error, or
     with `skip_bad` a `bad_row` (logged)."""
-    reader = CONVERSATION_READERS[fmt]
     for path, _size, _mtime in files:
         for where, record in read_json_records(Path(path)):
             try:
-                if not isinstance(record, dict):
-                    raise DataError(where, f"a record must be a JSON object, got {type(record).__name__}")
-                yield reader(record, where).validate().to_row()
+                yield read_record(record, where, fmt).to_row()
             except DataError as err:
                 if not skip_bad:
                     raise

@@ -72,14 +72,15 @@ class Generator:
     def prompt(self, conversation: Conversation) -> str:
         return self.loaded.renderer.prompt_text(conversation)
 
-    def _generate(self, prompts: list[str], streamer: BaseStreamer | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _generate(self, prompt_ids: list[list[int]], streamer: BaseStreamer | None = None) -> torch.Tensor:
+        """The new tokens for already tokenized prompts (left-padded into one batch)."""
         tokenizer = self.loaded.tokenizer
-        inputs = tokenizer(prompts, add_special_tokens=False, padding=True, return_tensors="pt").to(self.device)
+        inputs = tokenizer.pad({"input_ids": prompt_ids}, return_tensors="pt").to(self.device)
         extra = {"stop_strings": self.stop_strings, "tokenizer": tokenizer} if self.stop_strings else {}
         with torch.no_grad():
             output = self.loaded.model.generate(**inputs, **self.sampling.generate_kwargs(), eos_token_id=self.eos_ids,
                                                 pad_token_id=tokenizer.pad_token_id, streamer=streamer, **extra)
-        return inputs["input_ids"], output[:, inputs["input_ids"].shape[1]:]
+        return output[:, inputs["input_ids"].shape[1]:]
 
     def _decode(self, new_tokens: torch.Tensor) -> tuple[str, int, str]:
         """The answer text (without padding, eos and end-of-turn), its token count, finish reason."""
@@ -101,16 +102,16 @@ class Generator:
 
     def answer(self, conversations: Sequence[Conversation], progress: Callable[[int], None] | None = None) -> list[Answer]:
         prompts = [self.prompt(conversation) for conversation in conversations]
-        lengths = [len(self.loaded.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
-        order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
+        prompt_ids = self.loaded.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        order = sorted(range(len(prompts)), key=lambda i: -len(prompt_ids[i]))
         answers: dict[int, Answer] = {}
         for batch in batches(order, self.batch_size):
             started = time.perf_counter()
-            _, new_tokens = self._generate([prompts[i] for i in batch])
+            new_tokens = self._generate([prompt_ids[i] for i in batch])
             seconds = (time.perf_counter() - started) / len(batch)
             for row, index in enumerate(batch):
                 text, count, reason = self._decode(new_tokens[row])
-                answers[index] = Answer(prompts[index], text, lengths[index], count, seconds, reason)
+                answers[index] = Answer(prompts[index], text, len(prompt_ids[index]), count, seconds, reason)
             if progress:
                 progress(len(batch))
         return [answers[i] for i in range(len(prompts))]
@@ -118,7 +119,7 @@ class Generator:
     def stream(self, conversation: Conversation, streamer: BaseStreamer) -> Answer:
         """One answer, its tokens handed to `streamer` as they come (for `sftlab chat`)."""
         prompt = self.prompt(conversation)
+        prompt_ids = self.loaded.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         started = time.perf_counter()
-        prompt_ids, new_tokens = self._generate([prompt], streamer)
-        text, count, reason = self._decode(new_tokens[0])
-        return Answer(prompt, text, prompt_ids.shape[1], count, time.perf_counter() - started, reason)
+        text, count, reason = self._decode(self._generate([prompt_ids], streamer)[0])
+        return Answer(prompt, text, len(prompt_ids), count, time.perf_counter() - started, reason)

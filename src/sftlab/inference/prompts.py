@@ -49,9 +49,7 @@ def read_dataset_prompts(path: str, fmt: readers.Format = "auto") -> list[Prompt
     items = []
     for file in files:
         for where, record in read_json_records(file):
-            if not isinstance(record, dict):
-                raise DataError(where, f"a record must be a JSON object, got {type(record).__name__}")
-            conversation = readers.CONVERSATION_READERS[detected](record, where).validate()
+            conversation = readers.read_record(record, where, detected)
             last = conversation.assistant_indices()[-1] if conversation.assistant_indices() else len(conversation.messages)
             reference = conversation.messages[last].content if last < len(conversation.messages) else None
             items.append(PromptItem(Conversation(conversation.messages[:last], where, conversation.tools), reference))

@@ -16,6 +16,20 @@ def _arguments(hyperparameters: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in hyperparameters.items() if not name.startswith("_")}
 
 
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint file's contents (memory-mapped), or a SftlabError saying why it cannot be read."""
+    if not path.is_file():
+        raise SftlabError(f"no such checkpoint: {path}")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception as err:  # a truncated or foreign file raises assorted errors
+        first_line = str(err).splitlines()[0] if str(err) else ""
+        raise SftlabError(f"cannot read checkpoint {path}: {type(err).__name__}: {first_line}") from None
+    if not isinstance(saved, dict):
+        raise SftlabError(f"{path} is not a checkpoint (it holds a {type(saved).__name__})")
+    return saved
+
+
 def restore_checkpoint(checkpoint: Path) -> tuple[Any, Any]:
     """(CausalLMModule with the trained weights, SFTDataModule as configured) from a `.ckpt` file."""
     from sftlab.data.datamodule import SFTDataModule
@@ -23,13 +37,8 @@ def restore_checkpoint(checkpoint: Path) -> tuple[Any, Any]:
     from sftlab.model.module import CausalLMModule
 
     checkpoint = Path(checkpoint)
-    if not checkpoint.is_file():
-        raise SftlabError(f"no such checkpoint: {checkpoint}")
-    try:
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=False, mmap=True)
-    except Exception as err:  # a truncated or foreign file raises assorted errors
-        raise SftlabError(f"cannot read checkpoint {checkpoint}: {type(err).__name__}: {err}") from None
-    if not isinstance(saved, dict) or "datamodule_hyper_parameters" not in saved or "hyper_parameters" not in saved:
+    saved = read_checkpoint(checkpoint)
+    if "datamodule_hyper_parameters" not in saved or "hyper_parameters" not in saved:
         raise SftlabError(f"{checkpoint} was not written by `sftlab fit` (no model/data hyperparameters)")
     model_settings = _arguments(saved["hyper_parameters"])
     if isinstance(model_settings.get("lora"), dict):
