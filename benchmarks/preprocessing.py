@@ -35,8 +35,9 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 
-def alpaca_recipe(records: list[dict], tokenizer) -> list[list[int]]:
-    """The recipe's `preprocess`, as written there (torch tensors, one call per string)."""
+def alpaca_recipe_examples(records: list[dict], tokenizer) -> list[dict[str, list[int]]]:
+    """The recipe's `preprocess`, as written there (torch tensors, one call per string): input ids
+    and labels per example."""
     sources = [(ALPACA_PROMPT_INPUT if r.get("input") else ALPACA_PROMPT_NO_INPUT).format_map(r) for r in records]
     targets = [f"{r['output']}{tokenizer.eos_token}" for r in records]
 
@@ -51,7 +52,11 @@ def alpaca_recipe(records: list[dict], tokenizer) -> list[list[int]]:
     labels = copy.deepcopy(input_ids)
     for label, source_len in zip(labels, source_lens):
         label[:source_len] = IGNORE_INDEX
-    return [label.tolist() for label in labels]
+    return [{"input_ids": ids.tolist(), "labels": label.tolist()} for ids, label in zip(input_ids, labels)]
+
+
+def alpaca_recipe(records: list[dict], tokenizer) -> list[list[int]]:
+    return [example["labels"] for example in alpaca_recipe_examples(records, tokenizer)]
 
 
 def sftlab_function(records: list[dict], tokenizer, max_len: int) -> list[list[int]]:

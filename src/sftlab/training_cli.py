@@ -33,12 +33,29 @@ def tokenizer_follows_model(data: Any, model: Any) -> None:
         data_args["tokenizer"] = model_args.get("source")
 
 
+def cpu_computes_bf16() -> bool:
+    """True on CPUs with AMX-BF16 tiles (Intel Sapphire Rapids and later), where bf16 matrix products
+    ran 8x faster than float32 ones (2 cores, benchmarks/RESULTS.md). Elsewhere (AVX2, AVX-512 without
+    AMX) autocast to bf16 emulates and a training step was 5x slower than in float32."""
+    return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+
+
+def native_precision(accelerator: str | None) -> tuple[str, str]:
+    """The precision this machine computes fastest natively, and why: bf16-mixed (float32 weights,
+    bf16 products) on CUDA GPUs with bf16 and on CPUs with AMX-BF16; float32 elsewhere."""
+    gpu = accelerator in ("auto", "gpu", "cuda", None) and torch.cuda.is_available()
+    if gpu:
+        return ("bf16-mixed", "this GPU computes bf16") if torch.cuda.is_bf16_supported() else ("32-true", "this GPU has no bf16")
+    if accelerator in ("auto", "cpu", None) and cpu_computes_bf16():
+        return "bf16-mixed", "this CPU computes bf16 natively (AMX)"
+    return "32-true", "no native bf16 here (bf16 would be emulated, several times slower)"
+
+
 def pick_precision(trainer: Any) -> None:
-    """Unset `trainer.precision` becomes bf16-mixed on CUDA GPUs that support bf16 (float32 elsewhere)."""
-    if trainer.get("precision") is None and trainer.get("accelerator") in ("auto", "gpu", "cuda") \
-            and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        trainer["precision"] = "bf16-mixed"
-        log.info("trainer.precision: bf16-mixed (this GPU supports bf16)")
+    """Unset `trainer.precision` becomes `native_precision`, and the log says which and why."""
+    if trainer.get("precision") is None:
+        trainer["precision"], why = native_precision(trainer.get("accelerator"))
+        log.info("trainer.precision: %s (%s; set trainer.precision to choose)", trainer["precision"], why)
 
 
 class SftlabCLI(LightningCLI):

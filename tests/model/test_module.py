@@ -134,9 +134,9 @@ class PoisonedBatches(CausalLMModule):
         self.current_batch = batch_idx
         return super().training_step(batch, batch_idx)
 
-    def forward(self, batch):
-        logits = super().forward(batch)
-        return logits * float("nan") if self.current_batch in self.poisoned else logits
+    def labelled_sums(self, batch):
+        loss_sum, correct, count = super().labelled_sums(batch)
+        return (loss_sum * float("nan") if self.current_batch in self.poisoned else loss_sum), correct, count
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
         self.snapshots.append([p.detach().clone() for p in self.parameters()])

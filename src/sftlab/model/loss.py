@@ -21,21 +21,32 @@ import torch.nn.functional as F
 from sftlab.data.tokenize import IGNORE_INDEX
 
 
-def summed_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sum of next-token cross-entropies (in float32) over trainable positions, and their count.
+def label_positions(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where a label is trained, as positions of the inputs (position t predicts labels[t + 1]):
+    a (batch, seq) mask whose last column is False, and the labels those positions predict."""
+    shifted = labels[:, 1:]
+    trained = shifted != IGNORE_INDEX
+    return F.pad(trained, (0, 1), value=False), shifted[trained]
 
-    logits: (batch, seq, vocab); labels: (batch, seq) with -100 for ignored positions. Position t
-    predicts labels[t + 1]."""
-    shifted_labels = labels[:, 1:].reshape(-1)
-    shifted_logits = logits[:, :-1].reshape(-1, logits.shape[-1]).float()
-    loss_sum = F.cross_entropy(shifted_logits, shifted_labels, ignore_index=IGNORE_INDEX, reduction="sum")
-    return loss_sum, (shifted_labels != IGNORE_INDEX).sum()
+
+def token_sums(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy (in float32) and the number of right argmax predictions, for logits
+    (n, vocab) at trained positions and their targets (n,). No target gives 0, never NaN."""
+    loss_sum = F.cross_entropy(logits.float(), targets, reduction="sum")
+    return loss_sum, (logits.detach().argmax(-1) == targets).sum()
+
+
+def summed_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum of next-token cross-entropies over trainable positions and their count, from full
+    logits (batch, seq, vocab) and labels (batch, seq) with -100 for ignored positions."""
+    positions, targets = label_positions(labels)
+    return token_sums(logits[positions], targets)[0], positions.sum()
 
 
 def correct_predictions(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """How many trainable positions the argmax predicts right (same shift as `summed_token_loss`)."""
-    shifted = labels[:, 1:]
-    return ((logits[:, :-1].argmax(-1) == shifted) & (shifted != IGNORE_INDEX)).sum()
+    """How many trainable positions the argmax of full logits predicts right."""
+    positions, targets = label_positions(labels)
+    return token_sums(logits[positions], targets)[1]
 
 
 def normalise_gradients(parameters: Iterable[torch.nn.Parameter], trainable_tokens: torch.Tensor, scale: float = 1.0) -> None:

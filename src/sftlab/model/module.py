@@ -20,7 +20,8 @@ from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_wi
 from sftlab.errors import SftlabError
 from sftlab.model.adapters import LoraSettings, add_lora
 from sftlab.model.loading import load_causal_lm
-from sftlab.model.loss import correct_predictions, normalise_gradients, summed_token_loss
+from sftlab.model.head import labelled_head
+from sftlab.model.loss import label_positions, normalise_gradients, token_sums
 from sftlab.model.throughput import StepThroughput
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,11 @@ log = logging.getLogger(__name__)
 # What training sums per accumulation window and per epoch: summed token loss, trainable tokens,
 # real (unpadded) tokens, correct next-token predictions, padded token slots.
 WINDOW = ("loss", "trainable", "tokens", "correct", "padded")
+
+
+def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """What the model reads from a batch (packed batches: position ids and no attention mask)."""
+    return {key: batch[key] for key in ("input_ids", "attention_mask", "position_ids") if key in batch}
 
 
 class CausalLMModule(LightningModule):
@@ -49,6 +55,7 @@ class CausalLMModule(LightningModule):
         peak_flops: float | None = None,
         tf32: bool = True,
         max_nonfinite_steps: int = 5,
+        labelled_logits_only: bool = True,
     ) -> None:
         """
         Args:
@@ -70,6 +77,9 @@ class CausalLMModule(LightningModule):
             tf32: On CUDA, let float32 matrix products use TF32 tensor cores (Ampere and later).
             max_nonfinite_steps: Optimizer steps with a non-finite loss or gradient are skipped and
                 counted (`train/skipped_steps`); this many in a row stop the run.
+            labelled_logits_only: Compute the output layer and the loss only at positions whose next
+                label is trained (same loss and gradients, much less work with a large vocabulary;
+                see head.py). Models that post-process logits keep the full forward regardless.
         """
         super().__init__()
         self.save_hyperparameters()
@@ -80,6 +90,7 @@ class CausalLMModule(LightningModule):
         if lora is not None:
             self.model = add_lora(self.model, lora)
         self.model.train()  # from_pretrained returns eval mode, which would switch dropout off in training
+        self.split_head = labelled_head(self.model) if labelled_logits_only else None
         self.trainable_parameters = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         # Validation sums, synchronised across ranks by torchmetrics at the epoch's end.
         self.val_sums = torchmetrics.MetricCollection({name: torchmetrics.SumMetric() for name in ("loss", "tokens", "correct")})
@@ -114,14 +125,20 @@ class CausalLMModule(LightningModule):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Logits; packed batches (position ids, no mask) need `use_cache=False` to stay isolated."""
-        inputs = {key: batch[key] for key in ("input_ids", "attention_mask", "position_ids") if key in batch}
-        return self.model(**inputs, use_cache=False).logits
+        return self.model(**model_inputs(batch), use_cache=False).logits
+
+    def labelled_sums(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Summed next-token loss, right argmax predictions, and the number of trained labels."""
+        positions, targets = label_positions(batch["labels"])
+        if self.split_head is None:
+            return *token_sums(self(batch)[positions], targets), len(targets)
+        return *self.split_head.token_sums(model_inputs(batch), positions, targets), len(targets)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        logits = self(batch)
-        loss_sum, trainable = summed_token_loss(logits, batch["labels"])
+        loss_sum, correct, count = self.labelled_sums(batch)
+        trainable = torch.tensor(count, device=loss_sum.device)
         tokens = batch["lengths"].sum()
-        sums = torch.stack([loss_sum.detach(), trainable, tokens, correct_predictions(logits, batch["labels"]),
+        sums = torch.stack([loss_sum.detach(), trainable, tokens, correct,
                             torch.tensor(batch["input_ids"].numel(), device=tokens.device)]).double()
         self.window = self.window.to(sums.device) + sums
         self.throughput.add_batch(int(tokens), len(batch["lengths"]))
@@ -193,11 +210,10 @@ class CausalLMModule(LightningModule):
         self.epoch_totals = torch.tensor(checkpoint.get("sftlab_epoch_totals", [0.0] * len(WINDOW)), dtype=torch.float64)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        logits = self(batch)
-        loss_sum, trainable = summed_token_loss(logits, batch["labels"])
+        loss_sum, correct, count = self.labelled_sums(batch)
         self.val_sums["loss"].update(loss_sum)
-        self.val_sums["tokens"].update(trainable)
-        self.val_sums["correct"].update(correct_predictions(logits, batch["labels"]))
+        self.val_sums["tokens"].update(count)
+        self.val_sums["correct"].update(correct)
 
     def on_validation_epoch_end(self) -> None:
         sums = {name: float(value) for name, value in self.val_sums.compute().items()}

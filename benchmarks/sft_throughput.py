@@ -1,0 +1,323 @@
+"""SFT throughput: sftlab vs. the Alpaca recipe (HF Trainer) vs. TRL SFTTrainer, back to back.
+
+Every run fine-tunes the same model (weights read from the same folder) on the same records
+(alpaca_en_demo, Alpaca prompt, loss on the response only), with the same micro-batch size, maximum
+length and number of optimizer steps, learning rate 2e-5 with cosine decay and 3% warmup:
+
+- recipe:         tatsu-lab/stanford_alpaca train.py as written: per-example tokenization
+                  (`preprocess`), `DataCollatorForSupervisedDataset` (pad to the batch's longest),
+                  HF `Trainer`, float32.
+- trl:            TRL `SFTTrainer` on prompt/completion records, its defaults (completion-only loss,
+                  gradient checkpointing) but float32.
+- trl_packing:    the same with `packing=True` (best-fit packing, padding-free batches).
+- trl_bf16:       TRL's default precision (bf16) — left out unless asked for with --runs: on CPUs
+                  without native bf16 it is several times slower.
+- sftlab_padded / sftlab_grouped / sftlab_packed: sftlab's datamodule (random order / length-grouped
+                  batches / examples packed into rows of max length) and module, logits only at
+                  trained positions, precision as `sftlab fit` picks it for this machine.
+- sftlab_packed_full_logits: sftlab_packed with `labelled_logits_only: false`, to show what that saves.
+
+Each run is a subprocess (so its peak RSS is its own). Timing: wall time from the end of the first
+optimizer step to the end of the last (data loading included, warm-up excluded). Trainable tokens are
+labels that are not -100 after the shift; computed tokens are all token slots of the batch, padding
+included.
+
+    python benchmarks/sft_throughput.py [--model tiny|smollm2|FOLDER] [--steps 10] [--batch-size 8]
+        [--max-length 512] [--runs recipe trl ...] [--name sft_throughput]
+
+Writes benchmarks/results/<name>.json and rewrites benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import report  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+IGNORE_INDEX = -100
+DEFAULT_RUNS = ["recipe", "trl", "trl_packing", "sftlab_padded", "sftlab_grouped", "sftlab_packed",
+                "sftlab_packed_full_logits"]
+LABELS = {
+    "recipe": "Alpaca recipe (HF Trainer, per-example tokenization, supervised collator)",
+    "trl": "TRL SFTTrainer, defaults but fp32",
+    "trl_packing": "TRL SFTTrainer, packing=True (padding-free)",
+    "trl_bf16": "TRL SFTTrainer, its default bf16",
+    "sftlab_padded": "sftlab, padded batches",
+    "sftlab_grouped": "sftlab, length-grouped batches",
+    "sftlab_packed": "sftlab, packed rows",
+    "sftlab_packed_full_logits": "sftlab, packed rows, logits at every position",
+}
+# The tiny model of the comparison: a Llama shape small enough that the vocabulary dominates.
+TINY = {"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 8, "num_key_value_heads": 4,
+        "intermediate_size": 768, "tie_word_embeddings": True, "max_position_embeddings": 4096}
+
+
+class StepRecorder:
+    """Per optimizer step: wall time at its end, loss, and the batch's token counts (from a
+    wrapped collator; with no DataLoader workers, the collator runs once per step, just before it)."""
+
+    def __init__(self) -> None:
+        self.ends: list[float] = []
+        self.losses: list[float] = []
+        self.batches: list[dict[str, int]] = []
+
+    def wrap(self, collator: Callable) -> Callable:
+        def recording(features):
+            batch = collator(features)
+            labels = batch["labels"]
+            self.batches.append({"computed": int(batch["input_ids"].numel()),
+                                 "real": sum(len(f["input_ids"]) for f in features),
+                                 "trainable": int((labels[:, 1:] != IGNORE_INDEX).sum())})
+            return batch
+        return recording
+
+    def summary(self, steps: int) -> dict[str, Any]:
+        batches = self.batches[:steps]
+        timed = len(self.ends) - 1
+        seconds = (self.ends[-1] - self.ends[0]) / timed if timed > 0 else float("nan")
+        per_step = {key: sum(b[key] for b in batches[1:]) / max(len(batches) - 1, 1) for key in ("computed", "real", "trainable")}
+        return {"steps": len(self.ends), "s_per_step": seconds, "computed_per_step": per_step["computed"],
+                "real_per_step": per_step["real"], "trainable_per_step": per_step["trainable"],
+                "padding": 1 - per_step["real"] / per_step["computed"],
+                "trainable_tokens_per_s": per_step["trainable"] / seconds,
+                "computed_tokens_per_s": per_step["computed"] / seconds, "losses": self.losses[:steps]}
+
+
+def hf_training_arguments(cls, args: argparse.Namespace, output_dir: str, **extra) -> Any:
+    return cls(output_dir=output_dir, per_device_train_batch_size=args.batch_size, max_steps=args.steps,
+               learning_rate=2e-5, lr_scheduler_type="cosine", warmup_steps=0.03, weight_decay=0.0, logging_steps=1,
+               save_strategy="no", report_to=[], dataloader_num_workers=0, seed=42, use_cpu=True,
+               disable_tqdm=True, **extra)
+
+
+def hf_callback(recorder: StepRecorder) -> Any:
+    from transformers import TrainerCallback
+
+    class Recording(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            recorder.ends.append(time.perf_counter())
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                recorder.losses.append(float(logs["loss"]))
+    return Recording()
+
+
+def run_recipe(args: argparse.Namespace, recorder: StepRecorder) -> str:
+    """stanford_alpaca train.py: SupervisedDataset + DataCollatorForSupervisedDataset + Trainer."""
+    import torch
+    from preprocessing import alpaca_recipe_examples
+    from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments
+
+    tokenizer = AutoTokenizer.from_pretrained(args.model_dir, model_max_length=args.max_length, padding_side="right")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    examples = alpaca_recipe_examples(json.loads(Path(args.data).read_text()), tokenizer)
+
+    def collate(instances):  # DataCollatorForSupervisedDataset
+        input_ids = torch.nn.utils.rnn.pad_sequence([torch.tensor(i["input_ids"]) for i in instances], batch_first=True,
+                                                    padding_value=tokenizer.pad_token_id)
+        labels = torch.nn.utils.rnn.pad_sequence([torch.tensor(i["labels"]) for i in instances], batch_first=True,
+                                                 padding_value=IGNORE_INDEX)
+        return {"input_ids": input_ids, "labels": labels, "attention_mask": input_ids.ne(tokenizer.pad_token_id)}
+
+    model = AutoModelForCausalLM.from_pretrained(args.model_dir, dtype=torch.float32)
+    with tempfile.TemporaryDirectory() as output:
+        trainer = Trainer(model=model, args=hf_training_arguments(TrainingArguments, args, output), train_dataset=examples,
+                          data_collator=recorder.wrap(collate), callbacks=[hf_callback(recorder)])
+        trainer.train()
+    return "fp32"
+
+
+def run_trl(args: argparse.Namespace, recorder: StepRecorder, packing: bool = False, bf16: bool = False) -> str:
+    """TRL SFTTrainer on prompt/completion records (Alpaca prompt; TRL appends eos)."""
+    import datasets
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from sftlab.data.templates import ALPACA_PROMPT_INPUT, ALPACA_PROMPT_NO_INPUT
+
+    records = json.loads(Path(args.data).read_text())
+    dataset = datasets.Dataset.from_list([
+        {"prompt": (ALPACA_PROMPT_INPUT if r.get("input") else ALPACA_PROMPT_NO_INPUT).format_map(r), "completion": r["output"]}
+        for r in records])
+    tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
+    model = AutoModelForCausalLM.from_pretrained(args.model_dir, dtype=torch.float32)
+    with tempfile.TemporaryDirectory() as output:
+        config = hf_training_arguments(SFTConfig, args, output, max_length=args.max_length, packing=packing, bf16=bf16)
+        trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
+                             callbacks=[hf_callback(recorder)])
+        trainer.data_collator = recorder.wrap(trainer.data_collator)
+        trainer.train()
+    return "bf16" if bf16 else "fp32"
+
+
+def run_sftlab(args: argparse.Namespace, recorder: StepRecorder, layout: str, labelled_logits_only: bool = True) -> str:
+    import lightning
+
+    from sftlab.data.datamodule import SFTDataModule
+    from sftlab.model.module import CausalLMModule
+    from sftlab.training_cli import native_precision
+
+    class RecordingData(SFTDataModule):
+        def collator(self):
+            return recorder.wrap(super().collator())
+
+    class Recording(lightning.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            recorder.ends.append(time.perf_counter())
+            recorder.losses.append(float(trainer.callback_metrics["train/loss"]))
+
+    precision, _ = native_precision("cpu")
+    lightning.seed_everything(42, verbose=False)
+    with tempfile.TemporaryDirectory() as cache:
+        data = RecordingData(train_path=args.data, tokenizer=args.model_dir, format="alpaca", template="alpaca",
+                             masking="assistant", max_seq_length=args.max_length, batch_size=args.batch_size,
+                             packing=layout == "packed", group_by_length=layout == "grouped", seed=42, cache_dir=cache)
+        module = CausalLMModule(source=args.model_dir, learning_rate=2e-5, warmup_ratio=0.03,
+                                labelled_logits_only=labelled_logits_only)
+        trainer = lightning.Trainer(accelerator="cpu", devices=1, max_steps=args.steps, precision=precision, logger=False,
+                                    enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                                    num_sanity_val_steps=0, callbacks=[Recording()])
+        trainer.fit(module, data)
+    return {"32-true": "fp32", "bf16-mixed": "bf16-mixed"}.get(precision, precision)
+
+
+RUNNERS: dict[str, Callable[[argparse.Namespace, StepRecorder], str]] = {
+    "recipe": run_recipe,
+    "trl": run_trl,
+    "trl_packing": lambda a, r: run_trl(a, r, packing=True),
+    "trl_bf16": lambda a, r: run_trl(a, r, bf16=True),
+    "sftlab_padded": lambda a, r: run_sftlab(a, r, "padded"),
+    "sftlab_grouped": lambda a, r: run_sftlab(a, r, "grouped"),
+    "sftlab_packed": lambda a, r: run_sftlab(a, r, "packed"),
+    "sftlab_packed_full_logits": lambda a, r: run_sftlab(a, r, "packed", labelled_logits_only=False),
+}
+
+
+def one_run(args: argparse.Namespace) -> None:
+    """Child process: one run, its summary as JSON to --out."""
+    import logging
+    import warnings
+
+    import datasets
+    import transformers
+
+    warnings.filterwarnings("ignore")
+    logging.getLogger("lightning").setLevel(logging.ERROR)
+    transformers.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    recorder = StepRecorder()
+    precision = RUNNERS[args.run](args, recorder)
+    summary = recorder.summary(args.steps) | {"precision": precision, "peak_rss_gb": report.peak_rss_gb()}
+    Path(args.out).write_text(json.dumps(summary))
+
+
+def model_folder(args: argparse.Namespace, workdir: Path) -> tuple[str, str]:
+    """The folder every run loads (weights + tokenizer), and a description of the model."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    if args.model == "smollm2":
+        from sftlab.model.loading import gguf_as_folder
+
+        folder = gguf_as_folder(SHARED / "models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+        tokenizer.save_pretrained(folder) if not (folder / "tokenizer.json").exists() else None
+        return str(folder), "SmolLM2-135M-Instruct (from the shared GGUF, dequantised)"
+    if args.model != "tiny":
+        return args.model, Path(args.model).name
+    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    config = AutoConfig.for_model("llama", vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                                  eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **TINY)
+    torch.manual_seed(0)
+    folder = workdir / "tiny-llama"
+    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder), (f"random Llama (hidden {TINY['hidden_size']}, {TINY['num_hidden_layers']} layers, "
+                         f"{TINY['num_attention_heads']} heads, {TINY['num_key_value_heads']} KV heads, MLP "
+                         f"{TINY['intermediate_size']}, tied embeddings) with the {Path(args.tokenizer).name} tokenizer "
+                         f"({len(tokenizer):,} tokens)")
+
+
+def markdown(args: argparse.Namespace, model: str, rows: dict[str, dict]) -> str:
+    baselines = [name for name in rows if not name.startswith("sftlab")]
+    best = max(baselines, key=lambda n: rows[n]["trainable_tokens_per_s"]) if baselines else None
+    trl = [name for name in baselines if name.startswith("trl")]
+    best_trl = max(trl, key=lambda n: rows[n]["trainable_tokens_per_s"]) if trl else None
+    lines = [f"## SFT throughput: {model}\n",
+             f"`{Path(args.data).name}`, micro-batch {args.batch_size}, max length {args.max_length}, {args.steps} optimizer "
+             f"steps per run (s/step over steps 2-{args.steps}), loss on the response only.\n",
+             "| run | precision | s/step | computed tokens/step | padding | trainable tokens/step | trainable tokens/s "
+             "| vs recipe | vs best TRL | peak RSS GB | loss step 1 → last |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, row in rows.items():
+        ratio = (lambda other: f"{row['trainable_tokens_per_s'] / rows[other]['trainable_tokens_per_s']:.2f}x" if other in rows else "")
+        losses = row["losses"]
+        loss = f"{losses[0]:.3f} → {losses[-1]:.3f}" if losses else ""
+        lines.append(f"| {LABELS[name]} | {row['precision']} | {row['s_per_step']:.2f} | {row['computed_per_step']:,.0f} | "
+                     f"{row['padding']:.1%} | {row['trainable_per_step']:,.0f} | {row['trainable_tokens_per_s']:,.0f} | "
+                     f"{ratio('recipe')} | {ratio(best_trl) if best_trl else ''} | {row['peak_rss_gb']:.2f} | {loss} |")
+    if best:
+        lines.append(f"\nBest baseline: {LABELS[best]}; best TRL row: {LABELS[best_trl] if best_trl else 'none run'}.")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="tiny", help="tiny (random Llama) | smollm2 (shared GGUF) | a model folder")
+    parser.add_argument("--tokenizer", default=str(SHARED / "tokenizers/smollm2-135m-instruct"))
+    parser.add_argument("--data", default=str(SHARED / "data/alpaca_en_demo.json"))
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--runs", nargs="+", default=DEFAULT_RUNS, choices=sorted(RUNNERS))
+    parser.add_argument("--name", default="sft_throughput", help="results/<name>.json and its RESULTS.md section")
+    parser.add_argument("--results-dir", default=str(report.RESULTS))
+    parser.add_argument("--run", help=argparse.SUPPRESS)
+    parser.add_argument("--model-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run:
+        one_run(args)
+        return
+    rows: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as workdir:
+        folder, model = model_folder(args, Path(workdir))
+        for name in args.runs:
+            out = Path(workdir) / f"{name}.json"
+            command = [sys.executable, __file__, "--run", name, "--model-dir", folder, "--out", str(out), "--data", args.data,
+                       "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--max-length", str(args.max_length)]
+            start = time.perf_counter()
+            result = subprocess.run(command, capture_output=True, text=True)
+            if result.returncode != 0:
+                sys.exit(f"run {name} failed:\n{result.stderr[-4000:]}")
+            rows[name] = json.loads(out.read_text())
+            row = rows[name]
+            print(f"{name:<28} {row['s_per_step']:6.2f} s/step  {row['trainable_tokens_per_s']:8.0f} trainable tok/s  "
+                  f"padding {row['padding']:.1%}  RSS {row['peak_rss_gb']:.2f} GB  ({time.perf_counter() - start:.0f} s)", flush=True)
+    section = markdown(args, model, rows)
+    target = report.save(args.name, {"model": model, "rows": rows}, section, Path(args.results_dir))
+    print(section)
+    print(f"written: {target}")
+    if any(math.isnan(row["s_per_step"]) for row in rows.values()):
+        sys.exit("some run did not time two steps or more: use --steps 2 or more")
+
+
+if __name__ == "__main__":
+    main()

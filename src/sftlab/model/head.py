@@ -1,0 +1,95 @@
+"""Logits only where a label is trained.
+
+A causal LM's forward projects every position onto the vocabulary; with a 49k-152k vocabulary that
+projection and its cross-entropy dominate a small model's step, and in SFT most positions are
+prompt or padding whose logits are thrown away. Splitting the model into its backbone (`base_model`,
+which returns hidden states) and its head (`get_output_embeddings()`) lets the loss project only
+the hidden states whose next label is trained: the same loss and gradients (tested against the
+full forward), less compute and memory. Neither transformers' `logits_to_keep` (one set of sequence
+positions shared by all rows) nor its loss functions do this per token, hence this module.
+
+It is exact only when the model's logits are `head(last_hidden_state)`. Models that post-process
+logits (Gemma-2/3 softcapping, Cohere `logit_scale`, Granite `logits_scaling`, ...) or models that
+cannot be split keep the full forward; `labelled_head` decides once per model, by configuration and
+by comparing both paths on a probe input.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import torch
+from peft import PeftModel
+from transformers import PreTrainedModel
+
+from sftlab.model.linear_cross_entropy import linear_cross_entropy
+from sftlab.model.loss import token_sums
+
+log = logging.getLogger(__name__)
+
+# Configuration fields of transformers models that change logits after the output projection.
+LOGIT_POSTPROCESSING = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_logit_scale")
+
+
+@dataclass
+class LabelledHead:
+    """The model split into backbone and output projection (both still owned by the model)."""
+
+    backbone: torch.nn.Module
+    head: torch.nn.Module
+
+    def logits(self, inputs: dict[str, torch.Tensor], positions: torch.Tensor) -> torch.Tensor:
+        """Logits (n, vocab) at the `positions` mask (batch, seq) only."""
+        return self.head(self.hidden(inputs, positions))
+
+    def hidden(self, inputs: dict[str, torch.Tensor], positions: torch.Tensor) -> torch.Tensor:
+        return self.backbone(**inputs, use_cache=False).last_hidden_state[positions]
+
+    def token_sums(self, inputs: dict[str, torch.Tensor], positions: torch.Tensor,
+                   targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed loss and right predictions at `positions`: a plain linear head goes through the
+        fused chunked loss (linear_cross_entropy.py); any other head (e.g. one with a LoRA adapter)
+        through its own forward and the plain loss."""
+        hidden = self.hidden(inputs, positions)
+        if type(self.head) is torch.nn.Linear:
+            return linear_cross_entropy(hidden, self.head.weight, self.head.bias, targets)
+        return token_sums(self.head(hidden), targets)
+
+
+def labelled_head(model: PreTrainedModel | PeftModel) -> LabelledHead | None:
+    """The split of `model` if it gives exactly the full forward's logits, else None (full forward)."""
+    causal_lm = model.get_base_model() if isinstance(model, PeftModel) else model
+    backbone, head = causal_lm.base_model, causal_lm.get_output_embeddings()
+    name = type(causal_lm).__name__
+    if backbone is causal_lm or head is None:
+        log.info("%s has no separate backbone and output layer: logits are computed at every position", name)
+        return None
+    postprocessing = [field for field in LOGIT_POSTPROCESSING if getattr(causal_lm.config, field, None) not in (None, 1, 1.0)]
+    if postprocessing:
+        log.info("%s post-processes its logits (%s): logits are computed at every position", name, ", ".join(postprocessing))
+        return None
+    split = LabelledHead(backbone, head)
+    if not _same_logits(model, split, causal_lm.config.vocab_size):
+        log.info("%s's logits are not head(last hidden state): logits are computed at every position", name)
+        return None
+    return split
+
+
+def _same_logits(model: torch.nn.Module, split: LabelledHead, vocab_size: int) -> bool:
+    """Both paths on a short probe input, in eval mode (no dropout), without gradients."""
+    parameter = next(model.parameters())
+    probe = torch.arange(1, 9, device=parameter.device).unsqueeze(0) % vocab_size
+    inputs = {"input_ids": probe, "attention_mask": torch.ones_like(probe)}
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            full = model(**inputs, use_cache=False).logits[0]
+            split_logits = split.logits(inputs, torch.ones_like(probe, dtype=torch.bool))
+            return full.shape == split_logits.shape and torch.allclose(full, split_logits, rtol=1e-4, atol=1e-5)
+    except Exception as err:  # any architecture-specific refusal means: use the full forward
+        log.info("probe of the split forward failed (%s: %s)", type(err).__name__, err)
+        return False
+    finally:
+        model.train(was_training)

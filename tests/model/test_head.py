@@ -1,0 +1,90 @@
+"""Logits only at trained positions: same loss and gradients as the full forward, or no split at all."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, LlamaForCausalLM
+
+from sftlab.data.collate import Collator
+from sftlab.data.packing import pack_examples
+from sftlab.model.adapters import LoraSettings
+from sftlab.model.head import labelled_head
+from sftlab.model.loss import correct_predictions, label_positions, summed_token_loss
+from sftlab.model.module import CausalLMModule, model_inputs
+from tests.model.test_loading import TINY
+from tests.model.test_module import _examples
+
+
+def _batches() -> dict[str, dict[str, torch.Tensor]]:
+    rows = _examples()
+    packed = pack_examples({key: [row[key] for row in rows] for key in ("input_ids", "labels")}, max_seq_length=64)
+    packed_rows = [{key: packed[key][i] for key in ("input_ids", "labels", "position_ids")} for i in range(len(packed["input_ids"]))]
+    return {"padded": Collator(pad_token_id=0)(rows), "packed": Collator(pad_token_id=0)(packed_rows)}
+
+
+def _gradients(module: CausalLMModule, batch: dict[str, torch.Tensor], split: bool) -> tuple[float, list[torch.Tensor]]:
+    module.zero_grad()
+    if split:
+        loss_sum = module.labelled_sums(batch)[0]
+    else:
+        loss_sum = summed_token_loss(module(batch), batch["labels"])[0]
+    loss_sum.backward()
+    return loss_sum.item(), [p.grad.clone() for p in module.parameters() if p.grad is not None]
+
+
+@pytest.mark.parametrize("lora", [None, LoraSettings(r=4, alpha=8, dropout=0.0)], ids=["full", "lora"])
+@pytest.mark.parametrize("layout", ["padded", "packed"])
+def test_split_head_gives_the_full_forwards_loss_and_gradients(lora, layout):
+    module = CausalLMModule(config=TINY, lora=lora)
+    assert module.split_head is not None
+    batch = _batches()[layout]
+    split_loss, split_grads = _gradients(module, batch, split=True)
+    full_loss, full_grads = _gradients(module, batch, split=False)
+    assert split_loss == pytest.approx(full_loss, rel=1e-6)
+    assert len(split_grads) == len(full_grads) > 0
+    for got, expected in zip(split_grads, full_grads):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_split_head_computes_logits_only_at_trained_positions_and_counts_right_predictions():
+    module = CausalLMModule(config=TINY)
+    batch = _batches()["padded"]
+    positions, targets = label_positions(batch["labels"])
+    logits = module.split_head.logits(model_inputs(batch), positions)
+    trained = int((batch["labels"][:, 1:] != -100).sum())
+    assert logits.shape == (trained, TINY["vocab_size"]) and targets.shape == (trained,)
+    assert trained < batch["input_ids"].numel() / 3
+    with torch.no_grad():
+        full = module(batch)
+    assert module.labelled_sums(batch)[1:] == (correct_predictions(full, batch["labels"]), trained)
+
+
+def _tiny(model_type: str, **extra) -> torch.nn.Module:
+    settings = {key: value for key, value in TINY.items() if key != "model_type"} | extra
+    return AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type, **settings))
+
+
+@pytest.mark.parametrize("model_type, extra", [("gemma2", {"final_logit_softcapping": 30.0, "head_dim": 16}),
+                                               ("cohere", {"logit_scale": 0.0625})])
+def test_models_that_post_process_logits_keep_the_full_forward(model_type, extra):
+    assert labelled_head(_tiny(model_type, **extra)) is None
+
+
+class ScaledLogits(LlamaForCausalLM):
+    """A model that changes its logits after the head without saying so in its config."""
+
+    def forward(self, *args, **kwargs):
+        output = super().forward(*args, **kwargs)
+        output.logits = output.logits * 2
+        return output
+
+
+def test_the_probe_catches_logit_post_processing_the_config_does_not_name():
+    config = AutoConfig.for_model("llama", **{key: value for key, value in TINY.items() if key != "model_type"})
+    assert labelled_head(LlamaForCausalLM(config)) is not None
+    assert labelled_head(ScaledLogits(config)) is None
+
+
+def test_the_full_forward_can_be_forced():
+    assert CausalLMModule(config=TINY, labelled_logits_only=False).split_head is None
