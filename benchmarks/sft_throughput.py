@@ -10,12 +10,14 @@ length and number of optimizer steps, learning rate 2e-5 with cosine decay and 3
 - trl:            TRL `SFTTrainer` on prompt/completion records, its defaults (completion-only loss,
                   gradient checkpointing) but float32.
 - trl_packing:    the same with `packing=True` (best-fit packing, padding-free batches).
-- trl_bf16:       TRL's default precision (bf16) — left out unless asked for with --runs: on CPUs
-                  without native bf16 it is several times slower.
+- trl_bf16:       TRL's default precision (bf16 autocast); on CPUs without native bf16 (no AMX) it
+                  is several times slower than fp32 (the issue measured 5x on an AVX2 machine).
 - sftlab_padded / sftlab_grouped / sftlab_packed: sftlab's datamodule (random order / length-grouped
                   batches / examples packed into rows of max length) and module, logits only at
                   trained positions, precision as `sftlab fit` picks it for this machine.
-- sftlab_packed_full_logits: sftlab_packed with `labelled_logits_only: false`, to show what that saves.
+- sftlab_packed_fp32: sftlab_packed in float32 whatever the machine, to compare with the fp32 baselines.
+- sftlab_packed_full_logits: sftlab_packed with `labelled_logits_only: false` (logits and loss at
+                  every position, unfused), to show what that saves.
 
 Each run is a subprocess (so its peak RSS is its own). Timing: wall time from the end of the first
 optimizer step to the end of the last (data loading included, warm-up excluded). Trainable tokens are
@@ -49,8 +51,8 @@ import report  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 IGNORE_INDEX = -100
-DEFAULT_RUNS = ["recipe", "trl", "trl_packing", "sftlab_padded", "sftlab_grouped", "sftlab_packed",
-                "sftlab_packed_full_logits"]
+DEFAULT_RUNS = ["recipe", "trl", "trl_packing", "trl_bf16", "sftlab_padded", "sftlab_grouped", "sftlab_packed",
+                "sftlab_packed_fp32", "sftlab_packed_full_logits"]
 LABELS = {
     "recipe": "Alpaca recipe (HF Trainer, per-example tokenization, supervised collator)",
     "trl": "TRL SFTTrainer, defaults but fp32",
@@ -59,6 +61,7 @@ LABELS = {
     "sftlab_padded": "sftlab, padded batches",
     "sftlab_grouped": "sftlab, length-grouped batches",
     "sftlab_packed": "sftlab, packed rows",
+    "sftlab_packed_fp32": "sftlab, packed rows, fp32",
     "sftlab_packed_full_logits": "sftlab, packed rows, logits at every position",
 }
 # The tiny model of the comparison: a Llama shape small enough that the vocabulary dominates.
@@ -167,7 +170,8 @@ def run_trl(args: argparse.Namespace, recorder: StepRecorder, packing: bool = Fa
     return "bf16" if bf16 else "fp32"
 
 
-def run_sftlab(args: argparse.Namespace, recorder: StepRecorder, layout: str, labelled_logits_only: bool = True) -> str:
+def run_sftlab(args: argparse.Namespace, recorder: StepRecorder, layout: str, labelled_logits_only: bool = True,
+               precision: str | None = None) -> str:
     import lightning
 
     from sftlab.data.datamodule import SFTDataModule
@@ -183,7 +187,7 @@ def run_sftlab(args: argparse.Namespace, recorder: StepRecorder, layout: str, la
             recorder.ends.append(time.perf_counter())
             recorder.losses.append(float(trainer.callback_metrics["train/loss"]))
 
-    precision, _ = native_precision("cpu")
+    precision = precision or native_precision("cpu")[0]
     lightning.seed_everything(42, verbose=False)
     with tempfile.TemporaryDirectory() as cache:
         data = RecordingData(train_path=args.data, tokenizer=args.model_dir, format="alpaca", template="alpaca",
@@ -206,6 +210,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace, StepRecorder], str]] = {
     "sftlab_padded": lambda a, r: run_sftlab(a, r, "padded"),
     "sftlab_grouped": lambda a, r: run_sftlab(a, r, "grouped"),
     "sftlab_packed": lambda a, r: run_sftlab(a, r, "packed"),
+    "sftlab_packed_fp32": lambda a, r: run_sftlab(a, r, "packed", precision="32-true"),
     "sftlab_packed_full_logits": lambda a, r: run_sftlab(a, r, "packed", labelled_logits_only=False),
 }
 

@@ -6,13 +6,51 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.test_cli import REPO
 
 
 def test_rouge_filter_benchmark_runs_and_agrees(shared, tmp_path):
-    output = tmp_path / "rouge.json"
-    result = subprocess.run([sys.executable, "benchmarks/rouge_filter.py", "--sizes", "150", "--workers", "1",
-                             "--output", str(output)], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    row = json.loads(output.read_text())["rows"][0]
+    row = _bench("rouge_filter", tmp_path, "--sizes", "150", "--workers", "1")["figures"]["rows"][0]
     assert row["candidates"] == 150 and row["same_kept_set"] and row["kept"] > 0
+
+
+def _bench(script: str, tmp_path, *args: str) -> dict:
+    result = subprocess.run([sys.executable, f"benchmarks/{script}.py", "--results-dir", str(tmp_path / "results"), *args],
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "RESULTS.md").is_file()
+    return json.loads((tmp_path / "results" / f"{script}.json").read_text())
+
+
+def test_sft_throughput_benchmark_runs_every_framework(shared, tmp_path):
+    pytest.importorskip("trl", reason="the bench extra (trl) is not installed")
+    runs = ["recipe", "trl", "trl_packing", "sftlab_padded", "sftlab_packed", "sftlab_packed_full_logits"]
+    record = _bench("sft_throughput", tmp_path, "--steps", "2", "--batch-size", "2", "--max-length", "128",
+                    "--data", str(REPO / "data/demo/alpaca_sample.json"), "--runs", *runs)
+    rows = record["figures"]["rows"]
+    assert list(rows) == runs
+    for row in rows.values():
+        assert row["steps"] == 2 and row["trainable_tokens_per_s"] > 0 and len(row["losses"]) == 2
+    assert rows["sftlab_packed"]["padding"] < 0.03 < rows["sftlab_padded"]["padding"]
+    assert rows["recipe"]["padding"] == pytest.approx(rows["trl"]["padding"])  # same examples, same padding rule
+    section = (tmp_path / "RESULTS.md").read_text()
+    assert "## SFT throughput" in section and "TRL SFTTrainer, packing=True" in section
+
+
+def test_scaling_benchmark_runs(shared, tmp_path):
+    record = _bench("scaling", tmp_path, "--steps", "2", "--lengths", "64", "128", "--batch-sizes", "2",
+                    "--data", str(REPO / "data/demo/alpaca_sample.json"))
+    rows = record["figures"]["rows"]
+    assert [(r["max_length"], r["layout"]) for r in rows] == [(64, "padded"), (64, "packed"), (128, "padded"), (128, "packed")]
+    packed = [r for r in rows if r["layout"] == "packed"]
+    assert packed[1]["computed_per_step"] > packed[0]["computed_per_step"]  # packed rows fill the longer length
+
+
+def test_preprocessing_benchmark_runs_and_labels_agree(shared, tmp_path):
+    record = _bench("preprocessing", tmp_path, "--repeats", "1", "--data", str(REPO / "data/demo/alpaca_sample.json"),
+                    "--sharegpt", str(REPO / "data/demo/chat_sharegpt.json"))
+    for row in record["figures"]["rows"]:
+        agree = row["identical_labels"] + row["differ_only_at_the_straddling_boundary_token"]
+        assert agree == row["examples"], row

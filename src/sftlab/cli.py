@@ -114,6 +114,12 @@ def chat_command(argv: list[str]) -> None:
     run(argv)
 
 
+def ui_command(argv: list[str]) -> None:
+    from sftlab.ui.cli import ui_command as run
+
+    run(argv)
+
+
 def eval_command(argv: list[str]) -> None:
     from sftlab.evaluation.cli import eval_command as run
 
@@ -127,7 +133,7 @@ def self_instruct_command(argv: list[str]) -> None:
 
 
 COMMANDS = {"inspect": inspect_command, "self-instruct": self_instruct_command, "export": export_command, "generate": generate_command, "chat": chat_command,
-            "eval": eval_command}
+            "eval": eval_command, "ui": ui_command}
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 

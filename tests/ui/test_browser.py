@@ -1,0 +1,134 @@
+"""`sftlab ui` end to end in headless Chromium (Debian's package, driven by Playwright; no browser
+download): type a message, watch the answer stream in, send a second message that sees the first,
+clear the chat, compare side by side; a screenshot goes to artifacts/ui_chat.png."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("gradio", reason="the ui extra (gradio) is not installed")
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (dev extra) is not installed")
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "artifacts"
+# Chromium on a machine without network: no background connections, no sandbox as root, no GPU.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+def _apt_install(*packages: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    return subprocess.run(["apt-get", "install", "-y", "-q", *packages], capture_output=True, text=True, env=env, timeout=900)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's Chromium, installed here when missing (needs root and apt); else the test is skipped."""
+    found = shutil.which("chromium")
+    if found:
+        return found
+    if not shutil.which("apt-get") or os.geteuid() != 0:
+        pytest.skip("Chromium is not installed and cannot be installed here (needs root and apt-get): apt-get install chromium")
+    result = _apt_install("chromium", "fonts-dejavu-core")
+    if result.returncode != 0:  # a fresh machine may need the package lists first
+        subprocess.run(["apt-get", "update", "-q"], capture_output=True, text=True, timeout=600)
+        result = _apt_install("chromium", "fonts-dejavu-core")
+    if result.returncode != 0 or not shutil.which("chromium"):
+        pytest.skip(f"Chromium could not be installed with apt-get: {(result.stderr or result.stdout)[-500:]}")
+    return shutil.which("chromium")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def served_ui(tiny_lora_run, tmp_path):
+    """`sftlab ui` on the tiny LoRA checkpoint, its step-4 checkpoint as the base, on a free port."""
+    port = _free_port()
+    log = (tmp_path / "ui.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "sftlab.cli", "ui", "--model", str(tiny_lora_run / "checkpoints/last.ckpt"),
+         "--base_model", str(tiny_lora_run / "checkpoints/step=4.ckpt"), "--port", str(port), "--max_new_tokens", "40"],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            pytest.fail(f"sftlab ui did not come up:\n{(tmp_path / 'ui.log').read_text()[-3000:]}")
+        time.sleep(0.5)
+    yield url
+    server.terminate()
+    server.wait(timeout=30)
+
+
+BOT_TEXTS = """() => Array.from(document.querySelectorAll('#chat .bot, #chat [data-testid="bot"]'))
+    .map(node => node.innerText.trim()).filter(Boolean)"""
+WATCH = """() => {
+    window.__seen = [];
+    const chat = document.querySelector('#chat');
+    new MutationObserver(() => {
+        const bots = chat.querySelectorAll('.bot, [data-testid="bot"]');
+        const last = bots.length ? bots[bots.length - 1].innerText.trim() : '';
+        if (last && window.__seen[window.__seen.length - 1] !== last) window.__seen.push(last);
+    }).observe(chat, {childList: true, subtree: true, characterData: true});
+}"""
+
+
+def _send(page, text: str, answers_before: int) -> str:
+    page.locator("#message textarea").fill(text)
+    page.locator("#message textarea").press("Enter")
+    page.wait_for_function(f"() => ({BOT_TEXTS})().length > {answers_before}", timeout=120_000)
+    page.wait_for_function("() => !document.querySelector('#message textarea').disabled && "
+                           "document.querySelector('#message textarea').value === ''", timeout=120_000)
+    page.wait_for_timeout(300)  # let the last streamed update render
+    return page.evaluate(BOT_TEXTS)[-1]
+
+
+def test_chat_in_a_real_browser(chromium, served_ui):
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        page.goto(served_ui)
+        page.wait_for_selector("#message textarea", timeout=60_000)
+        page.evaluate(WATCH)
+
+        first = _send(page, "Give three tips for staying healthy.", 0)
+        seen = page.evaluate("() => window.__seen")
+        assert len(seen) >= 2 and seen[-1] == first, f"no streaming seen: {seen}"  # partial answers, then the whole
+
+        second = _send(page, "Say it again, shorter.", 1)
+        assert second
+        prompt = page.locator("#prompt").inner_text()
+        assert "Give three tips for staying healthy." in prompt and "Say it again, shorter." in prompt
+        page.screenshot(path=str(ARTIFACTS / "ui_chat.png"), full_page=True)
+
+        page.locator("#clear").click()
+        page.wait_for_function(f"() => ({BOT_TEXTS})().length === 0", timeout=30_000)
+
+        page.locator("#side-by-side input").check()
+        page.wait_for_selector("#base-chat", state="visible", timeout=30_000)
+        _send(page, "Hello", 0)
+        page.wait_for_function("""() => Array.from(document.querySelectorAll('#base-chat .bot, #base-chat [data-testid="bot"]'))
+            .some(node => node.innerText.trim())""", timeout=120_000)
+        page.screenshot(path=str(ARTIFACTS / "ui_side_by_side.png"), full_page=True)
+        browser.close()

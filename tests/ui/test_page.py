@@ -1,0 +1,74 @@
+"""`sftlab ui` without a browser: the send handler, start-up errors (missing extra, port taken)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import pytest
+
+pytest.importorskip("gradio", reason="the ui extra (gradio) is not installed")
+
+from sftlab.errors import SftlabError  # noqa: E402
+from sftlab.inference.generate import Sampling  # noqa: E402
+from sftlab.inference.loading import load_for_inference  # noqa: E402
+from sftlab.ui import cli as ui_cli  # noqa: E402
+from sftlab.ui.app import ChatModel, conversation  # noqa: E402
+from sftlab.ui.page import responder  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_lora_run) -> ChatModel:
+    return ChatModel("tiny", load_for_inference(str(tiny_lora_run / "checkpoints/last.ckpt")))
+
+
+def _run(respond, text, history=(), base_history=(), both=False, max_new_tokens=12):
+    return list(respond(text, list(history), list(base_history), "", 0.0, 1.0, max_new_tokens, both))
+
+
+def test_the_handler_streams_and_keeps_history(tiny_model):
+    updates = _run(responder(tiny_model, None, Sampling()), "Hello there")
+    chats = [update[1] for update in updates]
+    assert chats[0] == [{"role": "user", "content": "Hello there"}]
+    partial = [chat[-1]["content"] for chat in chats[1:]]
+    assert len(partial) >= 3 and partial[-1]  # several partial answers, then the final one
+    final_prompt = updates[-1][4]
+    assert final_prompt.endswith(tiny_model.loaded.renderer.prompt_text(conversation(chats[0], "")))
+    second = _run(responder(tiny_model, None, Sampling()), "And then?", history=chats[-1])
+    assert "Hello there" in second[-1][4] and partial[-1].strip()[:5] in second[-1][4]  # the second prompt sees the first turn
+    assert [turn["role"] for turn in second[-1][1]] == ["user", "assistant", "user", "assistant"]
+
+
+def test_side_by_side_answers_with_both_models(tiny_model):
+    updates = _run(responder(tiny_model, tiny_model, Sampling()), "Hi", both=True)
+    chat, base_chat = updates[-1][1], updates[-1][2]
+    assert [t["role"] for t in chat] == [t["role"] for t in base_chat] == ["user", "assistant"]
+    assert chat[-1]["content"] == base_chat[-1]["content"]  # same model, greedy: same answer
+
+
+def test_a_generation_failure_is_shown_and_the_message_kept(tiny_model, monkeypatch):
+    def fail(*args, **kwargs):
+        raise RuntimeError("out of memory (simulated)")
+
+    monkeypatch.setattr(tiny_model.loaded.model, "generate", fail)
+    history = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    text, chat, _, status, _ = _run(responder(tiny_model, None, Sampling()), "Hello", history=history)[-1]
+    assert text == "Hello" and chat == history  # the message is back in the box, the chat as before
+    assert "Generation failed" in status and "RuntimeError: out of memory (simulated)" in status
+
+
+def test_missing_extra_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio now raises ImportError
+    monkeypatch.delitem(sys.modules, "sftlab.ui.page", raising=False)
+    with pytest.raises(SftlabError, match=r"pip install 'sftlab\[ui\]'"):
+        ui_cli.ui_command(["--model", "whatever"])
+
+
+def test_a_taken_port_is_a_clear_error_before_any_model_loads(monkeypatch):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setattr(ui_cli, "load_generator", lambda config: pytest.fail("loaded a model before checking the port"))
+        with pytest.raises(SftlabError, match=f"port {port} on 127.0.0.1 is taken"):
+            ui_cli.ui_command(["--model", "whatever", "--port", str(port)])
