@@ -111,6 +111,15 @@ def boundary_difference(recipe: list[int], ours: list[int]) -> bool:
     return len(recipe) == len(ours) and len(diff) == 1 and recipe[diff[0]] == IGNORE_INDEX and recipe[diff[0] + 1] != IGNORE_INDEX
 
 
+def separator_difference(baseline: list[int], ours: list[int], tokenizer) -> bool:
+    """True when the labels differ only where the baseline trains whitespace that sftlab leaves out:
+    the newline a chat template writes after the end-of-turn token is the template's separator, not
+    part of the answer (the prefix baseline counts it into the turn)."""
+    diff = [i for i, (a, b) in enumerate(zip(baseline, ours)) if a != b]
+    return (len(baseline) == len(ours) and bool(diff)
+            and all(ours[i] == IGNORE_INDEX and not tokenizer.decode([baseline[i]]).strip() for i in diff))
+
+
 def best_of(repeats: int, fn, *args):
     times, result = [], None
     for _ in range(repeats):
@@ -132,7 +141,8 @@ def compare(name: str, fmt: str, data: Path, tokenizer, tokenizer_path: str, bas
             "sftlab_pipeline_examples_per_s": n / pipeline_s,
             "speedup_function": baseline_s / function_s, "speedup_pipeline": baseline_s / pipeline_s,
             "identical_labels": sum(a == b for a, b in zip(baseline_labels, sftlab_labels)),
-            "differ_only_at_the_straddling_boundary_token": sum(boundary_difference(a, b) for a, b in zip(baseline_labels, sftlab_labels))}
+            "differ_only_at_the_straddling_boundary_token": sum(boundary_difference(a, b) for a, b in zip(baseline_labels, sftlab_labels)),
+            "differ_only_in_whitespace_after_turns": sum(separator_difference(a, b, tokenizer) for a, b in zip(baseline_labels, sftlab_labels))}
 
 
 def markdown(tokenizer_name: str, rows: list[dict]) -> str:
@@ -145,10 +155,13 @@ def markdown(tokenizer_name: str, rows: list[dict]) -> str:
                      f"{row['sftlab_function_examples_per_s']:,.0f} | {row['speedup_function']:.1f}x | "
                      f"{row['sftlab_pipeline_examples_per_s']:,.0f} | {row['speedup_pipeline']:.1f}x | "
                      f"{row['identical_labels']}/{row['examples']} |")
-    lines.append("\nLabels that differ: " + "; ".join(
+    lines.append("\nLabels that differ, per data set: " + "; ".join(
         f"{row['data']}: {row['examples'] - row['identical_labels']}, of which {row['differ_only_at_the_straddling_boundary_token']} "
-        "only at the one token straddling prompt and response (sftlab trains it: its characters include the response's "
-        "first one; the baseline masks it)" for row in rows) + ".")
+        f"only at the one token straddling prompt and response and {row['differ_only_in_whitespace_after_turns']} only in the "
+        "whitespace after end-of-turn tokens" for row in rows) + ". The straddling token (`:\"` when an Alpaca output starts "
+        "with a quote) holds the response's first character: the recipe masks it, sftlab trains it. The newline a chat template "
+        "writes after `<|im_end|>` is the template's separator: the prefix baseline trains it as part of the turn, sftlab "
+        "trains through the end-of-turn token and not the separator (see the masking notes).")
     return "\n".join(lines)
 
 

@@ -233,6 +233,18 @@ def one_run(args: argparse.Namespace) -> None:
     Path(args.out).write_text(json.dumps(summary))
 
 
+def run_in_subprocess(name: str, folder: str, workdir: Path, *, data: str, steps: int, batch_size: int,
+                      max_length: int) -> dict[str, Any]:
+    """One run in a fresh Python process (its own peak RSS); its summary."""
+    out = workdir / f"{name}-{max_length}-{batch_size}.json"
+    command = [sys.executable, __file__, "--run", name, "--model-dir", folder, "--out", str(out), "--data", data,
+               "--steps", str(steps), "--batch-size", str(batch_size), "--max-length", str(max_length)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"run {name} failed:\n{result.stderr[-4000:]}")
+    return json.loads(out.read_text())
+
+
 def model_folder(args: argparse.Namespace, workdir: Path) -> tuple[str, str]:
     """The folder every run loads (weights + tokenizer), and a description of the model."""
     import torch
@@ -241,10 +253,13 @@ def model_folder(args: argparse.Namespace, workdir: Path) -> tuple[str, str]:
     if args.model == "smollm2":
         from sftlab.model.loading import gguf_as_folder
 
-        folder = gguf_as_folder(SHARED / "models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
-        tokenizer.save_pretrained(folder) if not (folder / "tokenizer.json").exists() else None
-        return str(folder), "SmolLM2-135M-Instruct (from the shared GGUF, dequantised)"
+        converted = gguf_as_folder(SHARED / "models/SmolLM2-135M-Instruct.Q4_1.gguf")  # cached conversion
+        folder = workdir / "smollm2"  # its weights (linked) + the tokenizer, as one folder every framework loads
+        folder.mkdir()
+        for file in converted.iterdir():
+            (folder / file.name).symlink_to(file)
+        AutoTokenizer.from_pretrained(args.tokenizer).save_pretrained(folder)
+        return str(folder), "SmolLM2-135M-Instruct (the shared Q4_1 GGUF, dequantised to float32)"
     if args.model != "tiny":
         return args.model, Path(args.model).name
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
@@ -305,15 +320,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         folder, model = model_folder(args, Path(workdir))
         for name in args.runs:
-            out = Path(workdir) / f"{name}.json"
-            command = [sys.executable, __file__, "--run", name, "--model-dir", folder, "--out", str(out), "--data", args.data,
-                       "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--max-length", str(args.max_length)]
             start = time.perf_counter()
-            result = subprocess.run(command, capture_output=True, text=True)
-            if result.returncode != 0:
-                sys.exit(f"run {name} failed:\n{result.stderr[-4000:]}")
-            rows[name] = json.loads(out.read_text())
-            row = rows[name]
+            rows[name] = row = run_in_subprocess(name, folder, Path(workdir), data=args.data, steps=args.steps,
+                                                 batch_size=args.batch_size, max_length=args.max_length)
             print(f"{name:<28} {row['s_per_step']:6.2f} s/step  {row['trainable_tokens_per_s']:8.0f} trainable tok/s  "
                   f"padding {row['padding']:.1%}  RSS {row['peak_rss_gb']:.2f} GB  ({time.perf_counter() - start:.0f} s)", flush=True)
     section = markdown(args, model, rows)

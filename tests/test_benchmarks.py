@@ -27,20 +27,20 @@ def _bench(script: str, tmp_path, *args: str) -> dict:
 def test_sft_throughput_benchmark_runs_every_framework(shared, tmp_path):
     pytest.importorskip("trl", reason="the bench extra (trl) is not installed")
     runs = ["recipe", "trl", "trl_packing", "sftlab_padded", "sftlab_packed", "sftlab_packed_full_logits"]
-    record = _bench("sft_throughput", tmp_path, "--steps", "2", "--batch-size", "2", "--max-length", "128",
+    record = _bench("sft_throughput", tmp_path, "--steps", "2", "--batch-size", "2", "--max-length", "512",
                     "--data", str(REPO / "data/demo/alpaca_sample.json"), "--runs", *runs)
     rows = record["figures"]["rows"]
     assert list(rows) == runs
     for row in rows.values():
         assert row["steps"] == 2 and row["trainable_tokens_per_s"] > 0 and len(row["losses"]) == 2
-    assert rows["sftlab_packed"]["padding"] < 0.03 < rows["sftlab_padded"]["padding"]
+    assert rows["sftlab_packed"]["padding"] < rows["sftlab_padded"]["padding"]
     assert rows["recipe"]["padding"] == pytest.approx(rows["trl"]["padding"])  # same examples, same padding rule
     section = (tmp_path / "RESULTS.md").read_text()
     assert "## SFT throughput" in section and "TRL SFTTrainer, packing=True" in section
 
 
 def test_scaling_benchmark_runs(shared, tmp_path):
-    record = _bench("scaling", tmp_path, "--steps", "2", "--lengths", "64", "128", "--batch-sizes", "2",
+    record = _bench("scaling", tmp_path, "--steps", "2", "--lengths", "64", "128", "--batch-sizes", "8",
                     "--data", str(REPO / "data/demo/alpaca_sample.json"))
     rows = record["figures"]["rows"]
     assert [(r["max_length"], r["layout"]) for r in rows] == [(64, "padded"), (64, "packed"), (128, "padded"), (128, "packed")]
@@ -52,5 +52,6 @@ def test_preprocessing_benchmark_runs_and_labels_agree(shared, tmp_path):
     record = _bench("preprocessing", tmp_path, "--repeats", "1", "--data", str(REPO / "data/demo/alpaca_sample.json"),
                     "--sharegpt", str(REPO / "data/demo/chat_sharegpt.json"))
     for row in record["figures"]["rows"]:
-        agree = row["identical_labels"] + row["differ_only_at_the_straddling_boundary_token"]
+        agree = (row["identical_labels"] + row["differ_only_at_the_straddling_boundary_token"]
+                 + row["differ_only_in_whitespace_after_turns"])
         assert agree == row["examples"], row

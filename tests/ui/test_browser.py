@@ -60,7 +60,8 @@ def served_ui(tiny_lora_run, tmp_path):
     log = (tmp_path / "ui.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "sftlab.cli", "ui", "--model", str(tiny_lora_run / "checkpoints/last.ckpt"),
-         "--base_model", str(tiny_lora_run / "checkpoints/step=4.ckpt"), "--port", str(port), "--max_new_tokens", "40"],
+         "--base_model", str(tiny_lora_run / "checkpoints/step-00000004.ckpt"), "--port", str(port), "--max_new_tokens", "40",
+         "--temperature", "1.0"],  # the tiny random model's greedy answer is only newlines
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 180
@@ -80,26 +81,27 @@ def served_ui(tiny_lora_run, tmp_path):
     server.wait(timeout=30)
 
 
-BOT_TEXTS = """() => Array.from(document.querySelectorAll('#chat .bot, #chat [data-testid="bot"]'))
+BOT_TEXTS = """() => Array.from(document.querySelectorAll('#chat [data-testid="bot"]'))
     .map(node => node.innerText.trim()).filter(Boolean)"""
 WATCH = """() => {
     window.__seen = [];
     const chat = document.querySelector('#chat');
     new MutationObserver(() => {
-        const bots = chat.querySelectorAll('.bot, [data-testid="bot"]');
+        const bots = chat.querySelectorAll('[data-testid="bot"]');
         const last = bots.length ? bots[bots.length - 1].innerText.trim() : '';
         if (last && window.__seen[window.__seen.length - 1] !== last) window.__seen.push(last);
     }).observe(chat, {childList: true, subtree: true, characterData: true});
 }"""
 
 
-def _send(page, text: str, answers_before: int) -> str:
+def _send(page, text: str, bots: int, answers: int = 1) -> str:
+    """Send `text`; wait until the chat shows `bots` answers and the status line reports `answers`
+    finished answers (it says `generating` while tokens come); the last answer."""
     page.locator("#message textarea").fill(text)
     page.locator("#message textarea").press("Enter")
-    page.wait_for_function(f"() => ({BOT_TEXTS})().length > {answers_before}", timeout=120_000)
-    page.wait_for_function("() => !document.querySelector('#message textarea').disabled && "
-                           "document.querySelector('#message textarea').value === ''", timeout=120_000)
-    page.wait_for_timeout(300)  # let the last streamed update render
+    page.wait_for_function(f"""() => {{ const status = document.querySelector('#status').innerText;
+        return ({BOT_TEXTS})().length === {bots} && !status.includes('generating')
+            && (status.match(/tokens in/g) || []).length === {answers}; }}""", timeout=120_000)
     return page.evaluate(BOT_TEXTS)[-1]
 
 
@@ -112,11 +114,11 @@ def test_chat_in_a_real_browser(chromium, served_ui):
         page.wait_for_selector("#message textarea", timeout=60_000)
         page.evaluate(WATCH)
 
-        first = _send(page, "Give three tips for staying healthy.", 0)
+        first = _send(page, "Give three tips for staying healthy.", bots=1)
         seen = page.evaluate("() => window.__seen")
         assert len(seen) >= 2 and seen[-1] == first, f"no streaming seen: {seen}"  # partial answers, then the whole
 
-        second = _send(page, "Say it again, shorter.", 1)
+        second = _send(page, "Say it again, shorter.", bots=2)
         assert second
         prompt = page.locator("#prompt").inner_text()
         assert "Give three tips for staying healthy." in prompt and "Say it again, shorter." in prompt
@@ -127,8 +129,9 @@ def test_chat_in_a_real_browser(chromium, served_ui):
 
         page.locator("#side-by-side input").check()
         page.wait_for_selector("#base-chat", state="visible", timeout=30_000)
-        _send(page, "Hello", 0)
-        page.wait_for_function("""() => Array.from(document.querySelectorAll('#base-chat .bot, #base-chat [data-testid="bot"]'))
-            .some(node => node.innerText.trim())""", timeout=120_000)
+        _send(page, "Hello", bots=1, answers=2)
+        base_answers = page.evaluate("""() => Array.from(document.querySelectorAll('#base-chat [data-testid="bot"]'))
+            .map(node => node.innerText.trim()).filter(Boolean)""")
+        assert len(base_answers) == 1 and len(page.evaluate(BOT_TEXTS)) == 1
         page.screenshot(path=str(ARTIFACTS / "ui_side_by_side.png"), full_page=True)
         browser.close()

@@ -16,7 +16,9 @@ History = list[dict[str, Any]]
 
 def responder(model: ChatModel, base: ChatModel | None, defaults: Sampling):
     """The send handler: appends the message, streams the model's answer (then the base model's, side
-    by side), and on a generation failure shows it in the page and puts the message back."""
+    by side), and on a generation failure shows it in the page and puts the message back. The status
+    line says `generating ...` while tokens come and, when done, each answer's tokens, time and
+    finish reason."""
 
     def respond(text: str, history: History, base_history: History, system_prompt: str, temp: float, p: float,
                 new_tokens: float, both: bool) -> Iterator[tuple]:
@@ -28,18 +30,21 @@ def responder(model: ChatModel, base: ChatModel | None, defaults: Sampling):
         turns = {"chat": [*history, {"role": "user", "content": text}],
                  "base": [*base_history, {"role": "user", "content": text}] if both and base else list(base_history)}
         shown_prompt: Any = gr.skip()
-        yield "", turns["chat"], turns["base"], "", shown_prompt
-        for key, target in (("chat", model), ("base", base if both else None)):
-            if target is None:
-                continue
+        done: list[str] = []
+        targets = [(key, target) for key, target in (("chat", model), ("base", base if both else None)) if target is not None]
+        for key, target in targets:
             asked = turns[key]
+            working = " · ".join([*done, f"*{target.name}: generating ...*"])
+            yield "", turns["chat"], turns["base"], working, shown_prompt
             try:
                 for item in stream_answer(target, asked, system_prompt, sampling):
                     answer = item.answer if isinstance(item, Answer) else item
                     turns[key] = [*asked, {"role": "assistant", "content": answer}]
-                    if isinstance(item, Answer) and key == "chat":
-                        shown_prompt = item.rendered_prompt
-                    yield "", turns["chat"], turns["base"], "", shown_prompt
+                    if isinstance(item, Answer):
+                        done.append(f"{target.name}: {item.answer_tokens} tokens in {item.seconds:.1f} s ({item.finish_reason})")
+                        shown_prompt = item.rendered_prompt if key == "chat" else shown_prompt
+                        working = " · ".join(done)
+                    yield "", turns["chat"], turns["base"], working, shown_prompt
             except Exception as err:  # shown in the page; the message goes back into the box
                 failure = f"**Generation failed** ({target.name}): {type(err).__name__}: {err}"
                 yield text, before[0], before[1], failure, shown_prompt
