@@ -37,7 +37,7 @@ test-all: $(VENV)/.installed
 # Baselines (HF Trainer, TRL) come with the bench extra; each script rewrites its section of benchmarks/RESULTS.md.
 bench: $(VENV)/.installed
 	$(PY) benchmarks/sft_throughput.py
-	$(PY) benchmarks/sft_throughput.py --model smollm2 --steps 6 --runs recipe trl_packing trl_bf16 sftlab_packed sftlab_packed_fp32 --name sft_throughput_smollm2
+	$(PY) benchmarks/sft_throughput.py --model smollm2 --steps 6 --runs recipe trl_packing trl_bf16 sftlab_packed sftlab_packed_fp32 sftlab_packed_checkpointing --name sft_throughput_smollm2
 	$(PY) benchmarks/scaling.py
 	$(PY) benchmarks/preprocessing.py
 	$(PY) benchmarks/rouge_filter.py

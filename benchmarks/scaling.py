@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 import report
-from sft_throughput import SHARED, model_folder, run_in_subprocess
+from sft_throughput import add_common_arguments, model_folder, run_in_subprocess
 
 
 def markdown(model: str, steps: int, rows: list[dict]) -> str:
@@ -37,13 +37,9 @@ def markdown(model: str, steps: int, rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="tiny", help="tiny (random Llama) | smollm2 (shared GGUF) | a model folder")
-    parser.add_argument("--tokenizer", default=str(SHARED / "tokenizers/smollm2-135m-instruct"))
-    parser.add_argument("--data", default=str(SHARED / "data/alpaca_en_demo.json"))
-    parser.add_argument("--steps", type=int, default=4)
+    add_common_arguments(parser, steps=4)
     parser.add_argument("--lengths", type=int, nargs="+", default=[256, 512, 1024])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[4, 8, 16])
-    parser.add_argument("--results-dir", default=str(report.RESULTS))
     args = parser.parse_args()
     points = [(length, 8) for length in args.lengths] + [(512, size) for size in args.batch_sizes if size != 8]
     rows = []

@@ -18,6 +18,8 @@ length and number of optimizer steps, learning rate 2e-5 with cosine decay and 3
 - sftlab_packed_fp32: sftlab_packed in float32 whatever the machine, to compare with the fp32 baselines.
 - sftlab_packed_full_logits: sftlab_packed with `labelled_logits_only: false` (logits and loss at
                   every position, unfused), to show what that saves.
+- sftlab_packed_checkpointing: sftlab_packed with `gradient_checkpointing: true`, which TRL turns on by
+                  default: memory for time (not in the default list).
 
 Each run is a subprocess (so its peak RSS is its own). Timing: wall time from the end of the first
 optimizer step to the end of the last (data loading included, warm-up excluded). Trainable tokens are
@@ -63,6 +65,7 @@ LABELS = {
     "sftlab_packed": "sftlab, packed rows",
     "sftlab_packed_fp32": "sftlab, packed rows, fp32",
     "sftlab_packed_full_logits": "sftlab, packed rows, logits at every position",
+    "sftlab_packed_checkpointing": "sftlab, packed rows, gradient checkpointing (as TRL's default)",
 }
 # The tiny model of the comparison: a Llama shape small enough that the vocabulary dominates.
 TINY = {"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 8, "num_key_value_heads": 4,
@@ -171,7 +174,7 @@ def run_trl(args: argparse.Namespace, recorder: StepRecorder, packing: bool = Fa
 
 
 def run_sftlab(args: argparse.Namespace, recorder: StepRecorder, layout: str, labelled_logits_only: bool = True,
-               precision: str | None = None) -> str:
+               precision: str | None = None, gradient_checkpointing: bool = False) -> str:
     import lightning
 
     from sftlab.data.datamodule import SFTDataModule
@@ -194,7 +197,7 @@ def run_sftlab(args: argparse.Namespace, recorder: StepRecorder, layout: str, la
                              masking="assistant", max_seq_length=args.max_length, batch_size=args.batch_size,
                              packing=layout == "packed", group_by_length=layout == "grouped", seed=42, cache_dir=cache)
         module = CausalLMModule(source=args.model_dir, learning_rate=2e-5, warmup_ratio=0.03,
-                                labelled_logits_only=labelled_logits_only)
+                                labelled_logits_only=labelled_logits_only, gradient_checkpointing=gradient_checkpointing)
         trainer = lightning.Trainer(accelerator="cpu", devices=1, max_steps=args.steps, precision=precision, logger=False,
                                     enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                                     num_sanity_val_steps=0, callbacks=[Recording()])
@@ -212,6 +215,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace, StepRecorder], str]] = {
     "sftlab_packed": lambda a, r: run_sftlab(a, r, "packed"),
     "sftlab_packed_fp32": lambda a, r: run_sftlab(a, r, "packed", precision="32-true"),
     "sftlab_packed_full_logits": lambda a, r: run_sftlab(a, r, "packed", labelled_logits_only=False),
+    "sftlab_packed_checkpointing": lambda a, r: run_sftlab(a, r, "packed", gradient_checkpointing=True),
 }
 
 
@@ -284,31 +288,39 @@ def markdown(args: argparse.Namespace, model: str, rows: dict[str, dict]) -> str
              f"`{Path(args.data).name}`, micro-batch {args.batch_size}, max length {args.max_length}, {args.steps} optimizer "
              f"steps per run (s/step over steps 2-{args.steps}), loss on the response only.\n",
              "| run | precision | s/step | computed tokens/step | padding | trainable tokens/step | trainable tokens/s "
-             "| vs recipe | vs best TRL | peak RSS GB | loss step 1 → last |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| vs recipe | vs best TRL | peak RSS GB | RSS vs TRL's lowest | loss step 1 → last |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lowest_trl_rss = min((rows[n]["peak_rss_gb"] for n in trl), default=None)
     for name, row in rows.items():
         ratio = (lambda other: f"{row['trainable_tokens_per_s'] / rows[other]['trainable_tokens_per_s']:.2f}x" if other in rows else "")
         losses = row["losses"]
         loss = f"{losses[0]:.3f} → {losses[-1]:.3f}" if losses else ""
+        rss = f"{row['peak_rss_gb'] / lowest_trl_rss:.2f}x" if lowest_trl_rss else ""
         lines.append(f"| {LABELS[name]} | {row['precision']} | {row['s_per_step']:.2f} | {row['computed_per_step']:,.0f} | "
                      f"{row['padding']:.1%} | {row['trainable_per_step']:,.0f} | {row['trainable_tokens_per_s']:,.0f} | "
-                     f"{ratio('recipe')} | {ratio(best_trl) if best_trl else ''} | {row['peak_rss_gb']:.2f} | {loss} |")
+                     f"{ratio('recipe')} | {ratio(best_trl) if best_trl else ''} | {row['peak_rss_gb']:.2f} | "
+                     f"{rss} | {loss} |")
     if best:
         lines.append(f"\nBest baseline: {LABELS[best]}; best TRL row: {LABELS[best_trl] if best_trl else 'none run'}.")
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_common_arguments(parser: argparse.ArgumentParser, steps: int) -> None:
+    """Model, tokenizer, data, steps and results folder: the options every throughput script shares."""
     parser.add_argument("--model", default="tiny", help="tiny (random Llama) | smollm2 (shared GGUF) | a model folder")
     parser.add_argument("--tokenizer", default=str(SHARED / "tokenizers/smollm2-135m-instruct"))
     parser.add_argument("--data", default=str(SHARED / "data/alpaca_en_demo.json"))
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--results-dir", default=str(report.RESULTS))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_arguments(parser, steps=10)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--runs", nargs="+", default=DEFAULT_RUNS, choices=sorted(RUNNERS))
     parser.add_argument("--name", default="sft_throughput", help="results/<name>.json and its RESULTS.md section")
-    parser.add_argument("--results-dir", default=str(report.RESULTS))
     parser.add_argument("--run", help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
