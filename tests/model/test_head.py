@@ -88,3 +88,14 @@ def test_the_probe_catches_logit_post_processing_the_config_does_not_name():
 
 def test_the_full_forward_can_be_forced():
     assert CausalLMModule(config=TINY, labelled_logits_only=False).split_head is None
+
+
+def test_a_weight_gathered_by_the_heads_own_forward_does_not_take_the_fused_path():
+    """DeepSpeed ZeRO-3 leaves a 0-element placeholder that only the head's forward gathers."""
+    module = CausalLMModule(config=TINY)
+    assert module.split_head._plain_linear()
+    head = module.split_head.head
+    full_weight = head.weight
+    head.weight = torch.nn.Parameter(torch.empty(0))
+    assert not module.split_head._plain_linear()
+    head.weight = full_weight

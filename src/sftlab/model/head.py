@@ -52,9 +52,17 @@ class LabelledHead:
         fused chunked loss (linear_cross_entropy.py); any other head (e.g. one with a LoRA adapter)
         through its own forward and the plain loss."""
         hidden = self.hidden(inputs, positions)
-        if type(self.head) is torch.nn.Linear:
+        if self._plain_linear():
             return linear_cross_entropy(hidden, self.head.weight, self.head.bias, targets)
         return token_sums(self.head(hidden), targets)
+
+    def _plain_linear(self) -> bool:
+        """A plain nn.Linear whose whole weight is here as an ordinary tensor. The fused loss reads the
+        weight directly, not through the head's forward, so a weight that its forward would gather
+        first (DeepSpeed ZeRO-3 leaves a 0-element placeholder; FSDP2 a DTensor shard) must not go there."""
+        head = self.head
+        return (type(head) is torch.nn.Linear and type(head.weight.data) is torch.Tensor
+                and tuple(head.weight.shape) == (head.out_features, head.in_features))
 
 
 def labelled_head(model: PreTrainedModel | PeftModel) -> LabelledHead | None:
