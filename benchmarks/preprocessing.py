@@ -70,7 +70,7 @@ def sftlab_function(records: list[dict], tokenizer, max_len: int, fmt: str = "al
     read = alpaca_record if fmt == "alpaca" else sharegpt_record
     rows = [read(r, f"record {i}").validate().to_row() for i, r in enumerate(records)]
     batch = {key: [row[key] for row in rows] for key in rows[0]}
-    out = tokenize_conversations(batch, renderer=make_renderer(fmt == "alpaca" and "alpaca" or "chat", tokenizer),
+    out = tokenize_conversations(batch, renderer=make_renderer("alpaca" if fmt == "alpaca" else "chat", tokenizer),
                                  strategy=make_strategy("assistant"), tokenizer=tokenizer, max_seq_length=max_len)
     return out["labels"]
 

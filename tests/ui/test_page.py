@@ -76,6 +76,6 @@ def test_a_taken_port_is_a_clear_error_before_any_model_loads(monkeypatch):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        monkeypatch.setattr(ui_cli, "load_generator", lambda config: pytest.fail("loaded a model before checking the port"))
+        monkeypatch.setattr(ui_cli, "load_model", lambda config: pytest.fail("loaded a model before checking the port"))
         with pytest.raises(SftlabError, match=f"port {port} on 127.0.0.1 is taken"):
             ui_cli.ui_command(["--model", "whatever", "--port", str(port)])

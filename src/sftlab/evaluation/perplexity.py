@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from sftlab.data.datamodule import MaskingName, SFTDataModule
 from sftlab.inference.loading import LoadedModel
-from sftlab.model.loss import correct_predictions, summed_token_loss
+from sftlab.model.loss import label_positions, token_sums
 
 
 def evaluate_strategy(loaded: LoadedModel, data_path: str, masking: MaskingName, max_seq_length: int = 2048,
@@ -29,11 +29,11 @@ def evaluate_strategy(loaded: LoadedModel, data_path: str, masking: MaskingName,
         for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=data.collator()):
             inputs = {key: batch[key].to(device) for key in ("input_ids", "attention_mask") if key in batch}
             logits = model(**inputs, use_cache=False).logits
-            labels = batch["labels"].to(device)
-            batch_loss, batch_tokens = summed_token_loss(logits, labels)
+            positions, targets = label_positions(batch["labels"].to(device))
+            batch_loss, batch_correct = token_sums(logits[positions], targets)
             loss_sum += float(batch_loss)
-            tokens += float(batch_tokens)
-            correct += float(correct_predictions(logits, labels))
+            tokens += len(targets)
+            correct += float(batch_correct)
             if progress:
                 progress(len(batch["input_ids"]))
     loss = loss_sum / max(tokens, 1)

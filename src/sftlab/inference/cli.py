@@ -14,6 +14,7 @@ from tqdm import tqdm
 from sftlab.atomic import jsonl, write_jsonl_atomic
 from sftlab.errors import SftlabError
 from sftlab.inference.generate import Generator, Sampling
+from sftlab.inference.loading import LoadedModel
 
 
 def add_model_arguments(parser: ArgumentParser) -> None:
@@ -29,14 +30,24 @@ def add_model_arguments(parser: ArgumentParser) -> None:
     parser.add_class_arguments(Sampling, nested_key=None)
 
 
-def load_generator(config, batch_size: int = 1) -> Generator:
+def sampling_from(config) -> Sampling:
+    """The decoding settings parsed by `add_model_arguments`."""
+    return Sampling(config.max_new_tokens, config.temperature, config.top_p, config.top_k, config.repetition_penalty)
+
+
+def load_model(config) -> LoadedModel:
+    """The model named by `add_model_arguments` (--model, --base, --template, --dtype), on --device."""
     from sftlab.inference.loading import load_for_inference
 
     loaded = load_for_inference(config.model, config.base, config.template, config.dtype)
     loaded.model.to(config.device)
+    return loaded
+
+
+def load_generator(config, batch_size: int = 1) -> Generator:
+    loaded = load_model(config)
     torch.manual_seed(config.seed)
-    sampling = Sampling(config.max_new_tokens, config.temperature, config.top_p, config.top_k, config.repetition_penalty)
-    return Generator(loaded, sampling, batch_size)
+    return Generator(loaded, sampling_from(config), batch_size)
 
 
 def generate_parser() -> ArgumentParser:

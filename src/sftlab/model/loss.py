@@ -46,7 +46,7 @@ def summed_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch
 def correct_predictions(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """How many trainable positions the argmax of full logits predicts right."""
     positions, targets = label_positions(labels)
-    return token_sums(logits[positions], targets)[1]
+    return (logits[positions].argmax(-1) == targets).sum()
 
 
 def normalise_gradients(parameters: Iterable[torch.nn.Parameter], trainable_tokens: torch.Tensor, scale: float = 1.0) -> None:

@@ -12,8 +12,7 @@ import torch
 from jsonargparse import ArgumentParser
 
 from sftlab.errors import SftlabError
-from sftlab.inference.cli import add_model_arguments, load_generator
-from sftlab.inference.generate import Sampling
+from sftlab.inference.cli import add_model_arguments, load_model, sampling_from
 
 UI_EXTRA = "sftlab ui needs Gradio, which comes with the ui extra: pip install 'sftlab[ui]' (or: pip install -e '.[ui]')"
 
@@ -53,15 +52,14 @@ def ui_command(argv: list[str]) -> None:
     from sftlab.ui.app import ChatModel
 
     check_port_free(config.host, config.port)
-    model = ChatModel(config.model, load_generator(config).loaded)
+    model = ChatModel(config.model, load_model(config))
     base = None
     if config.base_model:
         base_config = config.clone()
         base_config.model, base_config.base, base_config.template = config.base_model, None, config.base_template
-        base = ChatModel(config.base_model, load_generator(base_config).loaded)
-    defaults = Sampling(config.max_new_tokens, config.temperature, config.top_p, config.top_k, config.repetition_penalty)
+        base = ChatModel(config.base_model, load_model(base_config))
     torch.manual_seed(config.seed)
-    page = build_page(model, base, defaults, config.system or "")
+    page = build_page(model, base, sampling_from(config), config.system or "")
     print(f"sftlab ui: serving {config.model} on http://{config.host}:{config.port} (Ctrl-C stops)", flush=True)
     page.queue().launch(server_name=config.host, server_port=config.port, share=False, quiet=True,
                         footer_links=[], show_error=True)
