@@ -6,6 +6,7 @@ import json
 
 import torch
 from peft import PeftModel
+from transformers import AutoTokenizer
 
 from sftlab.model.adapters import LoraSettings
 from sftlab.model.export import export_hf
@@ -74,3 +75,11 @@ def test_export_of_a_missing_or_foreign_checkpoint_is_a_clear_error(tmp_path):
     for path, message in ((tmp_path / "nope.ckpt", "no such checkpoint"), (foreign, "not written by `sftlab fit`")):
         result = sftlab("export", str(path))
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_export_with_a_chat_template_leaves_the_callers_tokenizer_alone(smollm2_tokenizer, tmp_path):
+    """The export used to set the template on the tokenizer it was given (a shared one, in tests)."""
+    before = smollm2_tokenizer.chat_template
+    target = export_hf(load_causal_lm(config=TINY), smollm2_tokenizer, tmp_path / "hf", chat_template="{{ messages }}")
+    assert smollm2_tokenizer.chat_template == before
+    assert AutoTokenizer.from_pretrained(target).chat_template == "{{ messages }}"

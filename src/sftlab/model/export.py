@@ -9,6 +9,7 @@ Lightning checkpoint (optionally merging LoRA into the base weights).
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import shutil
@@ -36,7 +37,8 @@ def export_hf(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, target
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         model.save_pretrained(staging, **({"state_dict": state_dict} if state_dict is not None else {}))
-        if chat_template:
+        if chat_template:  # on a copy: the caller's tokenizer (a datamodule's, a test's) keeps its own template
+            tokenizer = copy.copy(tokenizer)
             tokenizer.chat_template = chat_template
         tokenizer.save_pretrained(staging)
         (staging / EXPORT_INFO).write_text(json.dumps(info or {}, indent=1) + "\n")
