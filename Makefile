@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: demo test test-all bench clean
+.PHONY: demo lint test test-all bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -28,7 +28,11 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/sftlab inspect --config configs/demo.yaml --model.source "$(SMOLLM2)" --limit 1
 	$(VENV)/bin/sftlab fit --config configs/demo.yaml --model.source "$(SMOLLM2)"
 
-test: $(VENV)/.installed
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
 	$(VENV)/bin/pytest -q -n 2
 
 test-all: $(VENV)/.installed

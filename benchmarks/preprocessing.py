@@ -29,13 +29,13 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import report  # noqa: E402
+import report
 
-from sftlab.data.datamodule import SFTDataModule, load_tokenizer  # noqa: E402
-from sftlab.data.masking import make_strategy  # noqa: E402
-from sftlab.data.readers import alpaca_record, sharegpt_record  # noqa: E402
-from sftlab.data.templates import ALPACA_PROMPT_INPUT, ALPACA_PROMPT_NO_INPUT, make_renderer  # noqa: E402
-from sftlab.data.tokenize import IGNORE_INDEX, tokenize_conversations  # noqa: E402
+from sftlab.data.datamodule import SFTDataModule, load_tokenizer
+from sftlab.data.masking import make_strategy
+from sftlab.data.readers import alpaca_record, sharegpt_record
+from sftlab.data.templates import ALPACA_PROMPT_INPUT, ALPACA_PROMPT_NO_INPUT, make_renderer
+from sftlab.data.tokenize import IGNORE_INDEX, tokenize_conversations
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -48,8 +48,10 @@ def alpaca_recipe_examples(records: list[dict], tokenizer) -> list[dict[str, lis
     targets = [f"{r['output']}{tokenizer.eos_token}" for r in records]
 
     def tokenize_fn(strings):
-        tokenized = [tokenizer(text, return_tensors="pt", padding="longest", max_length=tokenizer.model_max_length,
-                               truncation=True) for text in strings]
+        tokenized = [
+            tokenizer(text, return_tensors="pt", padding="longest", max_length=tokenizer.model_max_length, truncation=True)
+            for text in strings
+        ]
         ids = [t.input_ids[0] for t in tokenized]
         return ids, [t.input_ids.ne(tokenizer.pad_token_id).sum().item() for t in tokenized]
 
@@ -70,8 +72,13 @@ def sftlab_function(records: list[dict], tokenizer, max_len: int, fmt: str = "al
     read = alpaca_record if fmt == "alpaca" else sharegpt_record
     rows = [read(r, f"record {i}").validate().to_row() for i, r in enumerate(records)]
     batch = {key: [row[key] for row in rows] for key in rows[0]}
-    out = tokenize_conversations(batch, renderer=make_renderer("alpaca" if fmt == "alpaca" else "chat", tokenizer),
-                                 strategy=make_strategy("assistant"), tokenizer=tokenizer, max_seq_length=max_len)
+    out = tokenize_conversations(
+        batch,
+        renderer=make_renderer("alpaca" if fmt == "alpaca" else "chat", tokenizer),
+        strategy=make_strategy("assistant"),
+        tokenizer=tokenizer,
+        max_seq_length=max_len,
+    )
     return out["labels"]
 
 
@@ -87,7 +94,7 @@ def prefix_retokenization(records: list[dict], tokenizer) -> list[list[int]]:
             if message["role"] != "assistant":
                 continue
             start = len(tokenizer.apply_chat_template(messages[:turn], tokenize=True, add_generation_prompt=True, return_dict=False))
-            end = len(tokenizer.apply_chat_template(messages[:turn + 1], tokenize=True, return_dict=False))
+            end = len(tokenizer.apply_chat_template(messages[: turn + 1], tokenize=True, return_dict=False))
             labels[start:end] = ids[start:end]
         all_labels.append(labels)
     return all_labels
@@ -96,9 +103,15 @@ def prefix_retokenization(records: list[dict], tokenizer) -> list[list[int]]:
 def sftlab_pipeline(data: Path, tokenizer_path: str, max_len: int, fmt: str = "alpaca") -> float:
     """The whole datamodule build (read, validate, render, tokenize, write Arrow cache) with a cold cache."""
     with tempfile.TemporaryDirectory() as cache:
-        module = SFTDataModule(tokenizer=tokenizer_path, train_path=str(data), template="alpaca" if fmt == "alpaca" else "chat",
-                               format=fmt, max_seq_length=max_len, cache_dir=cache)
-        module.tokenizer  # loaded outside the timing, as for the others
+        module = SFTDataModule(
+            tokenizer=tokenizer_path,
+            train_path=str(data),
+            template="alpaca" if fmt == "alpaca" else "chat",
+            format=fmt,
+            max_seq_length=max_len,
+            cache_dir=cache,
+        )
+        _ = module.tokenizer  # loaded outside the timing, as for the others
         start = time.perf_counter()
         module.build("train")
         return time.perf_counter() - start
@@ -116,8 +129,11 @@ def separator_difference(baseline: list[int], ours: list[int], tokenizer) -> boo
     the newline a chat template writes after the end-of-turn token is the template's separator, not
     part of the answer (the prefix baseline counts it into the turn)."""
     diff = [i for i, (a, b) in enumerate(zip(baseline, ours)) if a != b]
-    return (len(baseline) == len(ours) and bool(diff)
-            and all(ours[i] == IGNORE_INDEX and not tokenizer.decode([baseline[i]]).strip() for i in diff))
+    return (
+        len(baseline) == len(ours)
+        and bool(diff)
+        and all(ours[i] == IGNORE_INDEX and not tokenizer.decode([baseline[i]]).strip() for i in diff)
+    )
 
 
 def best_of(repeats: int, fn, *args):
@@ -136,32 +152,48 @@ def compare(name: str, fmt: str, data: Path, tokenizer, tokenizer_path: str, bas
     function_s, sftlab_labels = best_of(repeats, sftlab_function, records, tokenizer, max_len, fmt)
     pipeline_s = min(sftlab_pipeline(data, tokenizer_path, max_len, fmt) for _ in range(repeats))
     n = len(records)
-    return {"name": name, "data": data.name, "examples": n,
-            "baseline_examples_per_s": n / baseline_s, "sftlab_function_examples_per_s": n / function_s,
-            "sftlab_pipeline_examples_per_s": n / pipeline_s,
-            "speedup_function": baseline_s / function_s, "speedup_pipeline": baseline_s / pipeline_s,
-            "identical_labels": sum(a == b for a, b in zip(baseline_labels, sftlab_labels)),
-            "differ_only_at_the_straddling_boundary_token": sum(boundary_difference(a, b) for a, b in zip(baseline_labels, sftlab_labels)),
-            "differ_only_in_whitespace_after_turns": sum(separator_difference(a, b, tokenizer) for a, b in zip(baseline_labels, sftlab_labels))}
+    return {
+        "name": name,
+        "data": data.name,
+        "examples": n,
+        "baseline_examples_per_s": n / baseline_s,
+        "sftlab_function_examples_per_s": n / function_s,
+        "sftlab_pipeline_examples_per_s": n / pipeline_s,
+        "speedup_function": baseline_s / function_s,
+        "speedup_pipeline": baseline_s / pipeline_s,
+        "identical_labels": sum(a == b for a, b in zip(baseline_labels, sftlab_labels)),
+        "differ_only_at_the_straddling_boundary_token": sum(boundary_difference(a, b) for a, b in zip(baseline_labels, sftlab_labels)),
+        "differ_only_in_whitespace_after_turns": sum(separator_difference(a, b, tokenizer) for a, b in zip(baseline_labels, sftlab_labels)),
+    }
 
 
 def markdown(tokenizer_name: str, rows: list[dict]) -> str:
-    lines = [f"## Preprocessing: examples/s, {tokenizer_name} tokenizer\n",
-             "| data | baseline | baseline ex/s | sftlab batch function ex/s | vs baseline | sftlab datamodule build, cold cache ex/s "
-             "| vs baseline | identical labels |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"## Preprocessing: examples/s, {tokenizer_name} tokenizer\n",
+        "| data | baseline | baseline ex/s | sftlab batch function ex/s | vs baseline | sftlab datamodule build, cold cache ex/s "
+        "| vs baseline | identical labels |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
-        lines.append(f"| {row['data']} ({row['examples']}) | {row['name']} | {row['baseline_examples_per_s']:,.0f} | "
-                     f"{row['sftlab_function_examples_per_s']:,.0f} | {row['speedup_function']:.1f}x | "
-                     f"{row['sftlab_pipeline_examples_per_s']:,.0f} | {row['speedup_pipeline']:.1f}x | "
-                     f"{row['identical_labels']}/{row['examples']} |")
-    lines.append("\nLabels that differ, per data set: " + "; ".join(
-        f"{row['data']}: {row['examples'] - row['identical_labels']}, of which {row['differ_only_at_the_straddling_boundary_token']} "
-        f"only at the one token straddling prompt and response and {row['differ_only_in_whitespace_after_turns']} only in the "
-        "whitespace after end-of-turn tokens" for row in rows) + ". The straddling token (`:\"` when an Alpaca output starts "
+        lines.append(
+            f"| {row['data']} ({row['examples']}) | {row['name']} | {row['baseline_examples_per_s']:,.0f} | "
+            f"{row['sftlab_function_examples_per_s']:,.0f} | {row['speedup_function']:.1f}x | "
+            f"{row['sftlab_pipeline_examples_per_s']:,.0f} | {row['speedup_pipeline']:.1f}x | "
+            f"{row['identical_labels']}/{row['examples']} |"
+        )
+    lines.append(
+        "\nLabels that differ, per data set: "
+        + "; ".join(
+            f"{row['data']}: {row['examples'] - row['identical_labels']}, of which {row['differ_only_at_the_straddling_boundary_token']} "
+            f"only at the one token straddling prompt and response and {row['differ_only_in_whitespace_after_turns']} only in the "
+            "whitespace after end-of-turn tokens"
+            for row in rows
+        )
+        + '. The straddling token (`:"` when an Alpaca output starts '
         "with a quote) holds the response's first character: the recipe masks it, sftlab trains it. The newline a chat template "
         "writes after `<|im_end|>` is the template's separator: the prefix baseline trains it as part of the turn, sftlab "
-        "trains through the end-of-turn token and not the separator (see the masking notes).")
+        "trains through the end-of-turn token and not the separator (see the masking notes)."
+    )
     return "\n".join(lines)
 
 
@@ -174,13 +206,30 @@ def main() -> None:
     parser.add_argument("--results-dir", default=str(report.RESULTS))
     args = parser.parse_args()
     import datasets
+
     datasets.disable_progress_bars()
 
     tokenizer = load_tokenizer(args.tokenizer)
-    rows = [compare("Alpaca recipe (per-example, tokenized twice)", "alpaca", Path(args.data), tokenizer, args.tokenizer,
-                    alpaca_recipe, args.repeats),
-            compare("prefix re-tokenization per assistant turn", "sharegpt", Path(args.sharegpt), tokenizer, args.tokenizer,
-                    prefix_retokenization, args.repeats)]
+    rows = [
+        compare(
+            "Alpaca recipe (per-example, tokenized twice)",
+            "alpaca",
+            Path(args.data),
+            tokenizer,
+            args.tokenizer,
+            alpaca_recipe,
+            args.repeats,
+        ),
+        compare(
+            "prefix re-tokenization per assistant turn",
+            "sharegpt",
+            Path(args.sharegpt),
+            tokenizer,
+            args.tokenizer,
+            prefix_retokenization,
+            args.repeats,
+        ),
+    ]
     section = markdown(Path(args.tokenizer).name, rows)
     target = report.save("preprocessing", {"rows": rows}, section, Path(args.results_dir))
     print(section)

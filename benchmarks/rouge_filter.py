@@ -25,9 +25,9 @@ from functools import partial
 from multiprocessing import Pool
 from pathlib import Path
 
+import report
 from rouge_score import rouge_scorer
 
-import report
 from sftlab.selfinstruct.similarity import NoveltyFilter
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ def candidates(size: int, seed: int = 0) -> tuple[list[str], list[str]]:
             words.insert(rng.randrange(len(words) + 1), rng.choice(rng.choice(real).split()))
         else:  # recombination of two instructions
             other = rng.choice(real).split()
-            words = words[: len(words) // 2] + other[len(other) // 2:]
+            words = words[: len(words) // 2] + other[len(other) // 2 :]
         stream.append(" ".join(words))
     return seeds, stream[:size]
 
@@ -103,22 +103,36 @@ def main() -> None:
         serial, serial_seconds = timed(original, seeds, stream, args.workers, False)
         pooled, pooled_seconds = timed(original, seeds, stream, args.workers, True)
         assert fast == serial == pooled, f"kept sets differ at {size}"
-        rows.append({"candidates": size, "kept": len(fast), "sftlab_s": round(fast_seconds, 3),
-                     "original_pool_s": round(pooled_seconds, 2), "original_serial_s": round(serial_seconds, 2),
-                     "speedup_vs_original": round(pooled_seconds / fast_seconds, 1),
-                     "speedup_vs_serial": round(serial_seconds / fast_seconds, 1), "same_kept_set": True})
+        rows.append(
+            {
+                "candidates": size,
+                "kept": len(fast),
+                "sftlab_s": round(fast_seconds, 3),
+                "original_pool_s": round(pooled_seconds, 2),
+                "original_serial_s": round(serial_seconds, 2),
+                "speedup_vs_original": round(pooled_seconds / fast_seconds, 1),
+                "speedup_vs_serial": round(serial_seconds / fast_seconds, 1),
+                "same_kept_set": True,
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
-    lines = ["## Self-instruct ROUGE-L filter: sftlab's NoveltyFilter vs. the original per-candidate pool\n",
-             f"Threshold {THRESHOLD}; the original method with {args.workers} pool workers, and serially; all three keep "
-             "exactly the same instructions (asserted).\n",
-             "| candidates | kept | sftlab s | original (pool) s | original serial s | vs original | vs serial |",
-             "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['candidates']:,} | {r['kept']:,} | {r['sftlab_s']} | {r['original_pool_s']} | {r['original_serial_s']} | "
-              f"{r['speedup_vs_original']}x | {r['speedup_vs_serial']}x |" for r in rows]
+    lines = [
+        "## Self-instruct ROUGE-L filter: sftlab's NoveltyFilter vs. the original per-candidate pool\n",
+        f"Threshold {THRESHOLD}; the original method with {args.workers} pool workers, and serially; all three keep "
+        "exactly the same instructions (asserted).\n",
+        "| candidates | kept | sftlab s | original (pool) s | original serial s | vs original | vs serial |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['candidates']:,} | {r['kept']:,} | {r['sftlab_s']} | {r['original_pool_s']} | {r['original_serial_s']} | "
+        f"{r['speedup_vs_original']}x | {r['speedup_vs_serial']}x |"
+        for r in rows
+    ]
     section = "\n".join(lines)
     target = report.save("rouge_filter", {"workers": args.workers, "threshold": THRESHOLD, "rows": rows}, section, args.results_dir)
     print(section)
     print(f"written: {target}")
+
 
 if __name__ == "__main__":
     main()

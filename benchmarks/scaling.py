@@ -23,15 +23,18 @@ from sft_throughput import add_common_arguments, model_folder, run_in_subprocess
 
 
 def markdown(model: str, steps: int, rows: list[dict]) -> str:
-    lines = [f"## Scaling: sftlab step time vs. max length and micro-batch, {model}\n",
-             f"alpaca_en_demo, {steps} optimizer steps per point (s/step over steps 2-{steps}).\n",
-             "| max length | micro-batch | batches | computed tokens/step | padding | s/step | ms per 1k computed tokens "
-             "| trainable tokens/s |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"## Scaling: sftlab step time vs. max length and micro-batch, {model}\n",
+        f"alpaca_en_demo, {steps} optimizer steps per point (s/step over steps 2-{steps}).\n",
+        "| max length | micro-batch | batches | computed tokens/step | padding | s/step | ms per 1k computed tokens | trainable tokens/s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
-        lines.append(f"| {row['max_length']} | {row['batch_size']} | {row['layout']} | {row['computed_per_step']:,.0f} | "
-                     f"{row['padding']:.1%} | {row['s_per_step']:.2f} | {1000 * row['s_per_step'] / row['computed_per_step'] * 1000:,.0f} | "
-                     f"{row['trainable_tokens_per_s']:,.0f} |")
+        lines.append(
+            f"| {row['max_length']} | {row['batch_size']} | {row['layout']} | {row['computed_per_step']:,.0f} | "
+            f"{row['padding']:.1%} | {row['s_per_step']:.2f} | {1000 * row['s_per_step'] / row['computed_per_step'] * 1000:,.0f} | "
+            f"{row['trainable_tokens_per_s']:,.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -47,11 +50,21 @@ def main() -> None:
         folder, model = model_folder(args, Path(workdir))
         for max_length, batch_size in points:
             for layout in ("padded", "packed"):
-                row = run_in_subprocess(f"sftlab_{layout}", folder, Path(workdir), data=args.data, steps=args.steps,
-                                        batch_size=batch_size, max_length=max_length)
+                row = run_in_subprocess(
+                    f"sftlab_{layout}",
+                    folder,
+                    Path(workdir),
+                    data=args.data,
+                    steps=args.steps,
+                    batch_size=batch_size,
+                    max_length=max_length,
+                )
                 rows.append({"max_length": max_length, "batch_size": batch_size, "layout": layout} | row)
-                print(f"length {max_length:>5} batch {batch_size:>3} {layout:<7} {row['s_per_step']:6.2f} s/step "
-                      f"{row['computed_per_step']:8,.0f} tokens/step", flush=True)
+                print(
+                    f"length {max_length:>5} batch {batch_size:>3} {layout:<7} {row['s_per_step']:6.2f} s/step "
+                    f"{row['computed_per_step']:8,.0f} tokens/step",
+                    flush=True,
+                )
     section = markdown(model, args.steps, rows)
     target = report.save("scaling", {"model": model, "rows": rows}, section, Path(args.results_dir))
     print(section)

@@ -42,19 +42,29 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import report  # noqa: E402
+import report
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 IGNORE_INDEX = -100
-DEFAULT_RUNS = ["recipe", "trl", "trl_packing", "trl_bf16", "sftlab_padded", "sftlab_grouped", "sftlab_packed",
-                "sftlab_packed_fp32", "sftlab_packed_full_logits"]
+DEFAULT_RUNS = [
+    "recipe",
+    "trl",
+    "trl_packing",
+    "trl_bf16",
+    "sftlab_padded",
+    "sftlab_grouped",
+    "sftlab_packed",
+    "sftlab_packed_fp32",
+    "sftlab_packed_full_logits",
+]
 LABELS = {
     "recipe": "Alpaca recipe (HF Trainer, per-example tokenization, supervised collator)",
     "trl": "TRL SFTTrainer, defaults but fp32",
@@ -68,8 +78,15 @@ LABELS = {
     "sftlab_packed_checkpointing": "sftlab, packed rows, gradient checkpointing (as TRL's default)",
 }
 # The tiny model of the comparison: a Llama shape small enough that the vocabulary dominates.
-TINY = {"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 8, "num_key_value_heads": 4,
-        "intermediate_size": 768, "tie_word_embeddings": True, "max_position_embeddings": 4096}
+TINY = {
+    "hidden_size": 256,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 4,
+    "intermediate_size": 768,
+    "tie_word_embeddings": True,
+    "max_position_embeddings": 4096,
+}
 
 
 class StepRecorder:
@@ -85,10 +102,15 @@ class StepRecorder:
         def recording(features):
             batch = collator(features)
             labels = batch["labels"]
-            self.batches.append({"computed": int(batch["input_ids"].numel()),
-                                 "real": sum(len(f["input_ids"]) for f in features),
-                                 "trainable": int((labels[:, 1:] != IGNORE_INDEX).sum())})
+            self.batches.append(
+                {
+                    "computed": int(batch["input_ids"].numel()),
+                    "real": sum(len(f["input_ids"]) for f in features),
+                    "trainable": int((labels[:, 1:] != IGNORE_INDEX).sum()),
+                }
+            )
             return batch
+
         return recording
 
     def summary(self, steps: int) -> dict[str, Any]:
@@ -96,18 +118,37 @@ class StepRecorder:
         timed = len(self.ends) - 1
         seconds = (self.ends[-1] - self.ends[0]) / timed if timed > 0 else float("nan")
         per_step = {key: sum(b[key] for b in batches[1:]) / max(len(batches) - 1, 1) for key in ("computed", "real", "trainable")}
-        return {"steps": len(self.ends), "s_per_step": seconds, "computed_per_step": per_step["computed"],
-                "real_per_step": per_step["real"], "trainable_per_step": per_step["trainable"],
-                "padding": 1 - per_step["real"] / per_step["computed"],
-                "trainable_tokens_per_s": per_step["trainable"] / seconds,
-                "computed_tokens_per_s": per_step["computed"] / seconds, "losses": self.losses[:steps]}
+        return {
+            "steps": len(self.ends),
+            "s_per_step": seconds,
+            "computed_per_step": per_step["computed"],
+            "real_per_step": per_step["real"],
+            "trainable_per_step": per_step["trainable"],
+            "padding": 1 - per_step["real"] / per_step["computed"],
+            "trainable_tokens_per_s": per_step["trainable"] / seconds,
+            "computed_tokens_per_s": per_step["computed"] / seconds,
+            "losses": self.losses[:steps],
+        }
 
 
 def hf_training_arguments(cls, args: argparse.Namespace, output_dir: str, **extra) -> Any:
-    return cls(output_dir=output_dir, per_device_train_batch_size=args.batch_size, max_steps=args.steps,
-               learning_rate=2e-5, lr_scheduler_type="cosine", warmup_steps=0.03, weight_decay=0.0, logging_steps=1,
-               save_strategy="no", report_to=[], dataloader_num_workers=0, seed=42, use_cpu=True,
-               disable_tqdm=True, **extra)
+    return cls(
+        output_dir=output_dir,
+        per_device_train_batch_size=args.batch_size,
+        max_steps=args.steps,
+        learning_rate=2e-5,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.03,
+        weight_decay=0.0,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        dataloader_num_workers=0,
+        seed=42,
+        use_cpu=True,
+        disable_tqdm=True,
+        **extra,
+    )
 
 
 def hf_callback(recorder: StepRecorder) -> Any:
@@ -120,6 +161,7 @@ def hf_callback(recorder: StepRecorder) -> Any:
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "loss" in logs:
                 recorder.losses.append(float(logs["loss"]))
+
     return Recording()
 
 
@@ -135,16 +177,23 @@ def run_recipe(args: argparse.Namespace, recorder: StepRecorder) -> str:
     examples = alpaca_recipe_examples(json.loads(Path(args.data).read_text()), tokenizer)
 
     def collate(instances):  # DataCollatorForSupervisedDataset
-        input_ids = torch.nn.utils.rnn.pad_sequence([torch.tensor(i["input_ids"]) for i in instances], batch_first=True,
-                                                    padding_value=tokenizer.pad_token_id)
-        labels = torch.nn.utils.rnn.pad_sequence([torch.tensor(i["labels"]) for i in instances], batch_first=True,
-                                                 padding_value=IGNORE_INDEX)
+        input_ids = torch.nn.utils.rnn.pad_sequence(
+            [torch.tensor(i["input_ids"]) for i in instances], batch_first=True, padding_value=tokenizer.pad_token_id
+        )
+        labels = torch.nn.utils.rnn.pad_sequence(
+            [torch.tensor(i["labels"]) for i in instances], batch_first=True, padding_value=IGNORE_INDEX
+        )
         return {"input_ids": input_ids, "labels": labels, "attention_mask": input_ids.ne(tokenizer.pad_token_id)}
 
     model = AutoModelForCausalLM.from_pretrained(args.model_dir, dtype=torch.float32)
     with tempfile.TemporaryDirectory() as output:
-        trainer = Trainer(model=model, args=hf_training_arguments(TrainingArguments, args, output), train_dataset=examples,
-                          data_collator=recorder.wrap(collate), callbacks=[hf_callback(recorder)])
+        trainer = Trainer(
+            model=model,
+            args=hf_training_arguments(TrainingArguments, args, output),
+            train_dataset=examples,
+            data_collator=recorder.wrap(collate),
+            callbacks=[hf_callback(recorder)],
+        )
         trainer.train()
     return "fp32"
 
@@ -159,22 +208,30 @@ def run_trl(args: argparse.Namespace, recorder: StepRecorder, packing: bool = Fa
     from sftlab.data.templates import ALPACA_PROMPT_INPUT, ALPACA_PROMPT_NO_INPUT
 
     records = json.loads(Path(args.data).read_text())
-    dataset = datasets.Dataset.from_list([
-        {"prompt": (ALPACA_PROMPT_INPUT if r.get("input") else ALPACA_PROMPT_NO_INPUT).format_map(r), "completion": r["output"]}
-        for r in records])
+    dataset = datasets.Dataset.from_list(
+        [
+            {"prompt": (ALPACA_PROMPT_INPUT if r.get("input") else ALPACA_PROMPT_NO_INPUT).format_map(r), "completion": r["output"]}
+            for r in records
+        ]
+    )
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
     model = AutoModelForCausalLM.from_pretrained(args.model_dir, dtype=torch.float32)
     with tempfile.TemporaryDirectory() as output:
         config = hf_training_arguments(SFTConfig, args, output, max_length=args.max_length, packing=packing, bf16=bf16)
-        trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                             callbacks=[hf_callback(recorder)])
+        trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer, callbacks=[hf_callback(recorder)])
         trainer.data_collator = recorder.wrap(trainer.data_collator)
         trainer.train()
     return "bf16" if bf16 else "fp32"
 
 
-def run_sftlab(args: argparse.Namespace, recorder: StepRecorder, layout: str, labelled_logits_only: bool = True,
-               precision: str | None = None, gradient_checkpointing: bool = False) -> str:
+def run_sftlab(
+    args: argparse.Namespace,
+    recorder: StepRecorder,
+    layout: str,
+    labelled_logits_only: bool = True,
+    precision: str | None = None,
+    gradient_checkpointing: bool = False,
+) -> str:
     import lightning
 
     from sftlab.data.datamodule import SFTDataModule
@@ -193,14 +250,38 @@ def run_sftlab(args: argparse.Namespace, recorder: StepRecorder, layout: str, la
     precision = precision or native_precision("cpu")[0]
     lightning.seed_everything(42, verbose=False)
     with tempfile.TemporaryDirectory() as cache:
-        data = RecordingData(train_path=args.data, tokenizer=args.model_dir, format="alpaca", template="alpaca",
-                             masking="assistant", max_seq_length=args.max_length, batch_size=args.batch_size,
-                             packing=layout == "packed", group_by_length=layout == "grouped", seed=42, cache_dir=cache)
-        module = CausalLMModule(source=args.model_dir, learning_rate=2e-5, warmup_ratio=0.03,
-                                labelled_logits_only=labelled_logits_only, gradient_checkpointing=gradient_checkpointing)
-        trainer = lightning.Trainer(accelerator="cpu", devices=1, max_steps=args.steps, precision=precision, logger=False,
-                                    enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                                    num_sanity_val_steps=0, callbacks=[Recording()])
+        data = RecordingData(
+            train_path=args.data,
+            tokenizer=args.model_dir,
+            format="alpaca",
+            template="alpaca",
+            masking="assistant",
+            max_seq_length=args.max_length,
+            batch_size=args.batch_size,
+            packing=layout == "packed",
+            group_by_length=layout == "grouped",
+            seed=42,
+            cache_dir=cache,
+        )
+        module = CausalLMModule(
+            source=args.model_dir,
+            learning_rate=2e-5,
+            warmup_ratio=0.03,
+            labelled_logits_only=labelled_logits_only,
+            gradient_checkpointing=gradient_checkpointing,
+        )
+        trainer = lightning.Trainer(
+            accelerator="cpu",
+            devices=1,
+            max_steps=args.steps,
+            precision=precision,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            callbacks=[Recording()],
+        )
         trainer.fit(module, data)
     return {"32-true": "fp32", "bf16-mixed": "bf16-mixed"}.get(precision, precision)
 
@@ -237,12 +318,27 @@ def one_run(args: argparse.Namespace) -> None:
     Path(args.out).write_text(json.dumps(summary))
 
 
-def run_in_subprocess(name: str, folder: str, workdir: Path, *, data: str, steps: int, batch_size: int,
-                      max_length: int) -> dict[str, Any]:
+def run_in_subprocess(name: str, folder: str, workdir: Path, *, data: str, steps: int, batch_size: int, max_length: int) -> dict[str, Any]:
     """One run in a fresh Python process (its own peak RSS); its summary."""
     out = workdir / f"{name}-{max_length}-{batch_size}.json"
-    command = [sys.executable, __file__, "--run", name, "--model-dir", folder, "--out", str(out), "--data", data,
-               "--steps", str(steps), "--batch-size", str(batch_size), "--max-length", str(max_length)]
+    command = [
+        sys.executable,
+        __file__,
+        "--run",
+        name,
+        "--model-dir",
+        folder,
+        "--out",
+        str(out),
+        "--data",
+        data,
+        "--steps",
+        str(steps),
+        "--batch-size",
+        str(batch_size),
+        "--max-length",
+        str(max_length),
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"run {name} failed:\n{result.stderr[-4000:]}")
@@ -267,16 +363,24 @@ def model_folder(args: argparse.Namespace, workdir: Path) -> tuple[str, str]:
     if args.model != "tiny":
         return args.model, Path(args.model).name
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
-    config = AutoConfig.for_model("llama", vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-                                  eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **TINY)
+    config = AutoConfig.for_model(
+        "llama",
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **TINY,
+    )
     torch.manual_seed(0)
     folder = workdir / "tiny-llama"
     AutoModelForCausalLM.from_config(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    return str(folder), (f"random Llama (hidden {TINY['hidden_size']}, {TINY['num_hidden_layers']} layers, "
-                         f"{TINY['num_attention_heads']} heads, {TINY['num_key_value_heads']} KV heads, MLP "
-                         f"{TINY['intermediate_size']}, tied embeddings) with the {Path(args.tokenizer).name} tokenizer "
-                         f"({len(tokenizer):,} tokens)")
+    return str(folder), (
+        f"random Llama (hidden {TINY['hidden_size']}, {TINY['num_hidden_layers']} layers, "
+        f"{TINY['num_attention_heads']} heads, {TINY['num_key_value_heads']} KV heads, MLP "
+        f"{TINY['intermediate_size']}, tied embeddings) with the {Path(args.tokenizer).name} tokenizer "
+        f"({len(tokenizer):,} tokens)"
+    )
 
 
 def markdown(args: argparse.Namespace, model: str, rows: dict[str, dict]) -> str:
@@ -284,22 +388,29 @@ def markdown(args: argparse.Namespace, model: str, rows: dict[str, dict]) -> str
     best = max(baselines, key=lambda n: rows[n]["trainable_tokens_per_s"]) if baselines else None
     trl = [name for name in baselines if name.startswith("trl")]
     best_trl = max(trl, key=lambda n: rows[n]["trainable_tokens_per_s"]) if trl else None
-    lines = [f"## SFT throughput: {model}\n",
-             f"`{Path(args.data).name}`, micro-batch {args.batch_size}, max length {args.max_length}, {args.steps} optimizer "
-             f"steps per run (s/step over steps 2-{args.steps}), loss on the response only.\n",
-             "| run | precision | s/step | computed tokens/step | padding | trainable tokens/step | trainable tokens/s "
-             "| vs recipe | vs best TRL | peak RSS GB | RSS vs TRL's lowest | loss step 1 → last |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"## SFT throughput: {model}\n",
+        f"`{Path(args.data).name}`, micro-batch {args.batch_size}, max length {args.max_length}, {args.steps} optimizer "
+        f"steps per run (s/step over steps 2-{args.steps}), loss on the response only.\n",
+        "| run | precision | s/step | computed tokens/step | padding | trainable tokens/step | trainable tokens/s "
+        "| vs recipe | vs best TRL | peak RSS GB | RSS vs TRL's lowest | loss step 1 → last |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     lowest_trl_rss = min((rows[n]["peak_rss_gb"] for n in trl), default=None)
     for name, row in rows.items():
-        ratio = (lambda other: f"{row['trainable_tokens_per_s'] / rows[other]['trainable_tokens_per_s']:.2f}x" if other in rows else "")
+
+        def ratio(other, row=row):
+            return f"{row['trainable_tokens_per_s'] / rows[other]['trainable_tokens_per_s']:.2f}x" if other in rows else ""
+
         losses = row["losses"]
         loss = f"{losses[0]:.3f} → {losses[-1]:.3f}" if losses else ""
         rss = f"{row['peak_rss_gb'] / lowest_trl_rss:.2f}x" if lowest_trl_rss else ""
-        lines.append(f"| {LABELS[name]} | {row['precision']} | {row['s_per_step']:.2f} | {row['computed_per_step']:,.0f} | "
-                     f"{row['padding']:.1%} | {row['trainable_per_step']:,.0f} | {row['trainable_tokens_per_s']:,.0f} | "
-                     f"{ratio('recipe')} | {ratio(best_trl) if best_trl else ''} | {row['peak_rss_gb']:.2f} | "
-                     f"{rss} | {loss} |")
+        lines.append(
+            f"| {LABELS[name]} | {row['precision']} | {row['s_per_step']:.2f} | {row['computed_per_step']:,.0f} | "
+            f"{row['padding']:.1%} | {row['trainable_per_step']:,.0f} | {row['trainable_tokens_per_s']:,.0f} | "
+            f"{ratio('recipe')} | {ratio(best_trl) if best_trl else ''} | {row['peak_rss_gb']:.2f} | "
+            f"{rss} | {loss} |"
+        )
     if best:
         lines.append(f"\nBest baseline: {LABELS[best]}; best TRL row: {LABELS[best_trl] if best_trl else 'none run'}.")
     return "\n".join(lines)
@@ -333,10 +444,14 @@ def main() -> None:
         folder, model = model_folder(args, Path(workdir))
         for name in args.runs:
             start = time.perf_counter()
-            rows[name] = row = run_in_subprocess(name, folder, Path(workdir), data=args.data, steps=args.steps,
-                                                 batch_size=args.batch_size, max_length=args.max_length)
-            print(f"{name:<28} {row['s_per_step']:6.2f} s/step  {row['trainable_tokens_per_s']:8.0f} trainable tok/s  "
-                  f"padding {row['padding']:.1%}  RSS {row['peak_rss_gb']:.2f} GB  ({time.perf_counter() - start:.0f} s)", flush=True)
+            rows[name] = row = run_in_subprocess(
+                name, folder, Path(workdir), data=args.data, steps=args.steps, batch_size=args.batch_size, max_length=args.max_length
+            )
+            print(
+                f"{name:<28} {row['s_per_step']:6.2f} s/step  {row['trainable_tokens_per_s']:8.0f} trainable tok/s  "
+                f"padding {row['padding']:.1%}  RSS {row['peak_rss_gb']:.2f} GB  ({time.perf_counter() - start:.0f} s)",
+                flush=True,
+            )
     section = markdown(args, model, rows)
     target = report.save(args.name, {"model": model, "rows": rows}, section, Path(args.results_dir))
     print(section)

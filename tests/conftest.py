@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -53,17 +53,36 @@ def smollm2_gguf(shared: Path) -> Path:
 
 # 12 packed rows, 2 per batch, 2 batches per step: 3 steps per epoch, so step 4 is mid-epoch; LoRA
 # dropout draws random numbers; length grouping reorders each epoch.
-LORA_FIT = ("--config", "configs/tiny.yaml", "--trainer.max_steps", "8", "--data.batch_size", "2",
-            "--data.group_by_length", "true", "--trainer.enable_progress_bar", "false",
-            "--model.lora", '{"r": 4, "alpha": 8, "dropout": 0.2, "target_modules": ["q_proj", "v_proj"]}')
+LORA_FIT = (
+    "--config",
+    "configs/tiny.yaml",
+    "--trainer.max_steps",
+    "8",
+    "--data.batch_size",
+    "2",
+    "--data.group_by_length",
+    "true",
+    "--trainer.enable_progress_bar",
+    "false",
+    "--model.lora",
+    '{"r": 4, "alpha": 8, "dropout": 0.2, "target_modules": ["q_proj", "v_proj"]}',
+)
 
 
 def fit_tiny_lora(shared: Path, root: Path, *extra: str) -> None:
     from tests.test_cli import sftlab
 
-    result = sftlab("fit", *LORA_FIT, "--trainer.default_root_dir", str(root),
-                    "--data.tokenizer", str(shared / "tokenizers/smollm2-135m-instruct"),
-                    "--data.cache_dir", str(root.parent / "cache"), *extra)
+    result = sftlab(
+        "fit",
+        *LORA_FIT,
+        "--trainer.default_root_dir",
+        str(root),
+        "--data.tokenizer",
+        str(shared / "tokenizers/smollm2-135m-instruct"),
+        "--data.cache_dir",
+        str(root.parent / "cache"),
+        *extra,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
 
@@ -94,7 +113,7 @@ class OpenAIStub:
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with stub.lock:
                     stub.requests.append({**body, "path": self.path})
@@ -109,11 +128,23 @@ class OpenAIStub:
                 if status != 200:
                     payload = {"error": {"message": content, "type": "invalid_request_error" if status == 400 else "server_error"}}
                 elif self.path.endswith("/chat/completions"):
-                    payload = {"id": f"c{number}", "object": "chat.completion", "created": 0, "model": body["model"], "usage": usage,
-                               "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content}}]}
+                    payload = {
+                        "id": f"c{number}",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": body["model"],
+                        "usage": usage,
+                        "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": content}}],
+                    }
                 else:
-                    payload = {"id": f"c{number}", "object": "text_completion", "created": 0, "model": body["model"], "usage": usage,
-                               "choices": [{"index": 0, "finish_reason": finish, "text": content, "logprobs": None}]}
+                    payload = {
+                        "id": f"c{number}",
+                        "object": "text_completion",
+                        "created": 0,
+                        "model": body["model"],
+                        "usage": usage,
+                        "choices": [{"index": 0, "finish_reason": finish, "text": content, "logprobs": None}],
+                    }
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -46,9 +46,21 @@ def _argv(case: dict, values: dict[str, str]) -> list[str]:
     command = case["command"]
     base = {
         "inspect": ["inspect", "--data.tokenizer", values["tok"], "--data.cache_dir", f"{values['tmp']}/cache"],
-        "fit": ["fit", "--config", "configs/tiny.yaml", "--data.tokenizer", values["tok"], "--trainer.default_root_dir",
-                f"{values['tmp']}/run", "--data.cache_dir", f"{values['tmp']}/cache", "--trainer.max_steps", "1",
-                "--trainer.enable_progress_bar", "false"],
+        "fit": [
+            "fit",
+            "--config",
+            "configs/tiny.yaml",
+            "--data.tokenizer",
+            values["tok"],
+            "--trainer.default_root_dir",
+            f"{values['tmp']}/run",
+            "--data.cache_dir",
+            f"{values['tmp']}/cache",
+            "--trainer.max_steps",
+            "1",
+            "--trainer.enable_progress_bar",
+            "false",
+        ],
         "generate": ["generate", "--model", values["gguf"]],
         "export": ["export"],
         "self-instruct": ["self-instruct", "--output", f"{values['tmp']}/out.json", "--request_batch_size", "1", "--workers", "1"],
@@ -75,8 +87,14 @@ def test_the_corpus_is_big_enough():
 @pytest.mark.parametrize("case", CASES, ids=[case["name"] for case in CASES])
 def test_bad_input(case, shared, tmp_path, monkeypatch, capsys, openai_stub):
     monkeypatch.chdir(REPO)
-    values = {"bad": str(BAD), "tok": str(shared / "tokenizers/smollm2-135m-instruct"), "shared": str(shared),
-              "gguf": str(shared / "models/SmolLM2-135M-Instruct.Q4_1.gguf"), "tmp": str(tmp_path), "stub": ""}
+    values = {
+        "bad": str(BAD),
+        "tok": str(shared / "tokenizers/smollm2-135m-instruct"),
+        "shared": str(shared),
+        "gguf": str(shared / "models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        "tmp": str(tmp_path),
+        "stub": "",
+    }
     values.update(_setup(case.get("setup"), tmp_path, shared, monkeypatch, openai_stub))
     if "mkdir" in case:
         Path(case["mkdir"].format(**values)).mkdir(parents=True)

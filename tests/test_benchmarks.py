@@ -17,8 +17,13 @@ def test_rouge_filter_benchmark_runs_and_agrees(shared, tmp_path):
 
 
 def _bench(script: str, tmp_path, *args: str) -> dict:
-    result = subprocess.run([sys.executable, f"benchmarks/{script}.py", "--results-dir", str(tmp_path / "results"), *args],
-                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, f"benchmarks/{script}.py", "--results-dir", str(tmp_path / "results"), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "RESULTS.md").is_file()
     return json.loads((tmp_path / "results" / f"{script}.json").read_text())
@@ -27,8 +32,20 @@ def _bench(script: str, tmp_path, *args: str) -> dict:
 def test_sft_throughput_benchmark_runs_every_framework(shared, tmp_path):
     pytest.importorskip("trl", reason="the bench extra (trl) is not installed")
     runs = ["recipe", "trl", "trl_packing", "sftlab_padded", "sftlab_packed", "sftlab_packed_full_logits"]
-    record = _bench("sft_throughput", tmp_path, "--steps", "2", "--batch-size", "2", "--max-length", "512",
-                    "--data", str(REPO / "data/demo/alpaca_sample.json"), "--runs", *runs)
+    record = _bench(
+        "sft_throughput",
+        tmp_path,
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--max-length",
+        "512",
+        "--data",
+        str(REPO / "data/demo/alpaca_sample.json"),
+        "--runs",
+        *runs,
+    )
     rows = record["figures"]["rows"]
     assert list(rows) == runs
     for row in rows.values():
@@ -40,8 +57,19 @@ def test_sft_throughput_benchmark_runs_every_framework(shared, tmp_path):
 
 
 def test_scaling_benchmark_runs(shared, tmp_path):
-    record = _bench("scaling", tmp_path, "--steps", "2", "--lengths", "64", "128", "--batch-sizes", "8",
-                    "--data", str(REPO / "data/demo/alpaca_sample.json"))
+    record = _bench(
+        "scaling",
+        tmp_path,
+        "--steps",
+        "2",
+        "--lengths",
+        "64",
+        "128",
+        "--batch-sizes",
+        "8",
+        "--data",
+        str(REPO / "data/demo/alpaca_sample.json"),
+    )
     rows = record["figures"]["rows"]
     assert [(r["max_length"], r["layout"]) for r in rows] == [(64, "padded"), (64, "packed"), (128, "padded"), (128, "packed")]
     packed = [r for r in rows if r["layout"] == "packed"]
@@ -49,9 +77,16 @@ def test_scaling_benchmark_runs(shared, tmp_path):
 
 
 def test_preprocessing_benchmark_runs_and_labels_agree(shared, tmp_path):
-    record = _bench("preprocessing", tmp_path, "--repeats", "1", "--data", str(REPO / "data/demo/alpaca_sample.json"),
-                    "--sharegpt", str(REPO / "data/demo/chat_sharegpt.json"))
+    record = _bench(
+        "preprocessing",
+        tmp_path,
+        "--repeats",
+        "1",
+        "--data",
+        str(REPO / "data/demo/alpaca_sample.json"),
+        "--sharegpt",
+        str(REPO / "data/demo/chat_sharegpt.json"),
+    )
     for row in record["figures"]["rows"]:
-        agree = (row["identical_labels"] + row["differ_only_at_the_straddling_boundary_token"]
-                 + row["differ_only_in_whitespace_after_turns"])
+        agree = row["identical_labels"] + row["differ_only_at_the_straddling_boundary_token"] + row["differ_only_in_whitespace_after_turns"]
         assert agree == row["examples"], row

@@ -21,9 +21,20 @@ def sftlab(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_inspect_json_gives_input_ids_and_labels(shared, tmp_path):
-    result = sftlab("inspect", "--json", "--limit", "2", "--data.template", "alpaca",
-                    "--data.tokenizer", str(shared / "tokenizers/smollm2-135m-instruct"),
-                    "--data.train_path", str(shared / "data/alpaca_en_demo.json"), "--data.cache_dir", str(tmp_path))
+    result = sftlab(
+        "inspect",
+        "--json",
+        "--limit",
+        "2",
+        "--data.template",
+        "alpaca",
+        "--data.tokenizer",
+        str(shared / "tokenizers/smollm2-135m-instruct"),
+        "--data.train_path",
+        str(shared / "data/alpaca_en_demo.json"),
+        "--data.cache_dir",
+        str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(rows) == 2
@@ -36,8 +47,18 @@ def test_every_shipped_config_parses_and_inspect_runs_on_it(shared, tmp_path, co
     parser = inspect_parser()
     parser.parse_args(["--config", str(config), "--data.tokenizer", "t"])  # keys and types match the signatures
     corpus = ("--data.train_path", str(shared / "data/wiki_demo.txt")) if config.name == "pretrain_text.yaml" else ()
-    result = sftlab("inspect", "--config", str(config), "--limit", "1", "--data.cache_dir", str(tmp_path),
-                    "--data.tokenizer", str(shared / "tokenizers/smollm2-135m-instruct"), *corpus)
+    result = sftlab(
+        "inspect",
+        "--config",
+        str(config),
+        "--limit",
+        "1",
+        "--data.cache_dir",
+        str(tmp_path),
+        "--data.tokenizer",
+        str(shared / "tokenizers/smollm2-135m-instruct"),
+        *corpus,
+    )
     assert result.returncode == 0, result.stderr
     assert "trainable tokens" in result.stdout and "length histogram" in result.stdout
 
@@ -45,12 +66,21 @@ def test_every_shipped_config_parses_and_inspect_runs_on_it(shared, tmp_path, co
 def test_user_errors_are_one_line_without_traceback(shared, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"messages": [{"role": "user", "content": "q"}, {"role": "wizard", "content": "a"}]}\n')
-    result = sftlab("inspect", "--data.tokenizer", str(shared / "tokenizers/smollm2-135m-instruct"),
-                    "--data.train_path", str(bad), "--data.cache_dir", str(tmp_path / "cache"))
+    result = sftlab(
+        "inspect",
+        "--data.tokenizer",
+        str(shared / "tokenizers/smollm2-135m-instruct"),
+        "--data.train_path",
+        str(bad),
+        "--data.cache_dir",
+        str(tmp_path / "cache"),
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     error = [line for line in result.stderr.splitlines() if line.startswith("sftlab: error:")]
-    assert error == [f"sftlab: error: {bad} line 1: field 'messages[1]': unknown role 'wizard' (expected one of system, user, assistant, tool)"]
+    assert error == [
+        f"sftlab: error: {bad} line 1: field 'messages[1]': unknown role 'wizard' (expected one of system, user, assistant, tool)"
+    ]
 
 
 def test_missing_tokenizer_is_a_clear_error(tmp_path):
@@ -59,16 +89,31 @@ def test_missing_tokenizer_is_a_clear_error(tmp_path):
     assert "data.tokenizer: cannot load a tokenizer" in result.stderr
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    (("--model.bogus", "1"), "Parser key \"model\": Problem with given class_path 'sftlab.model.module.CausalLMModule': Option 'bogus' is not accepted"),
-    (("--trainer.bogus", "1"), "unrecognized arguments: --trainer.bogus 1"),
-    (("--model.source", "/nonexistent/llama"), "model: no such file or folder: /nonexistent/llama"),
-    (("--model.lora", '{"target_modules": ["query_key_value"]}'), "query_key_value"),
-    (("--model.lora", '{"quantize_4bit": true}'), "QLoRA"),
-], ids=["unknown-model-key", "unknown-trainer-key", "missing-model", "lora-target", "qlora-on-cpu"])
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ("--model.bogus", "1"),
+            "Parser key \"model\": Problem with given class_path 'sftlab.model.module.CausalLMModule': Option 'bogus' is not accepted",
+        ),
+        (("--trainer.bogus", "1"), "unrecognized arguments: --trainer.bogus 1"),
+        (("--model.source", "/nonexistent/llama"), "model: no such file or folder: /nonexistent/llama"),
+        (("--model.lora", '{"target_modules": ["query_key_value"]}'), "query_key_value"),
+        (("--model.lora", '{"quantize_4bit": true}'), "QLoRA"),
+    ],
+    ids=["unknown-model-key", "unknown-trainer-key", "missing-model", "lora-target", "qlora-on-cpu"],
+)
 def test_fit_user_errors_are_one_line(shared, tmp_path, args, expected):
-    result = sftlab("fit", "--config", "configs/tiny.yaml", "--trainer.default_root_dir", str(tmp_path),
-                    "--data.tokenizer", str(shared / "tokenizers/smollm2-135m-instruct"), *args)
+    result = sftlab(
+        "fit",
+        "--config",
+        "configs/tiny.yaml",
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--data.tokenizer",
+        str(shared / "tokenizers/smollm2-135m-instruct"),
+        *args,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("sftlab: error:")]
     assert len(errors) == 1 and expected in errors[0], result.stderr[-2000:]

@@ -50,5 +50,6 @@ def test_a_model_without_named_layers_is_a_clear_error():
     import torch
 
     from sftlab.errors import SftlabError
+
     with pytest.raises(SftlabError, match="cannot find the decoder-layer class of Linear"):
         decoder_layer_classes(torch.nn.Linear(2, 2))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from experiments.masking_ablation.runner import SHARED, STRATEGIES, run_ablation  # noqa: E402
+from experiments.masking_ablation.runner import SHARED, STRATEGIES, run_ablation
 
 
 def main() -> None:

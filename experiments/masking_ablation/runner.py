@@ -31,8 +31,11 @@ REPO = HERE.parents[1]
 SHARED = REPO.parent / "shared"
 STRATEGIES = ("none", "assistant", "last_assistant", "expand")
 EVAL_MASKINGS = {"assistant": "all assistant turns", "last_assistant": "last turns only", "prompt": "prompt tokens"}
-PROMPTS = ["What is the capital of France?", "Give me three tips for a good night's sleep.",
-           "Explain in one sentence what a neural network is."]
+PROMPTS = [
+    "What is the capital of France?",
+    "Give me three tips for a good night's sleep.",
+    "Explain in one sentence what a neural network is.",
+]
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -72,13 +75,20 @@ def run_config(setting: str, strategy: str, root: Path, train: Path, heldout: Pa
     base = yaml.safe_load((HERE / f"configs/{setting}.yaml").read_text())
     config = deep_merge(base, yaml.safe_load((HERE / f"configs/{strategy}.yaml").read_text()))
     run = root / strategy
-    return deep_merge(config, {
-        "data": {"train_path": str(train), "val_path": str(heldout), "cache_dir": str(root / "cache")},
-        "trainer": {"default_root_dir": str(run),
-                    "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-                               "init_args": {"save_dir": str(root / "tensorboard"), "name": strategy, "version": ""}},
-                    "callbacks": [{"class_path": "sftlab.model.export.HFExport", "init_args": {"dirpath": str(run / "hf")}}]},
-    })
+    return deep_merge(
+        config,
+        {
+            "data": {"train_path": str(train), "val_path": str(heldout), "cache_dir": str(root / "cache")},
+            "trainer": {
+                "default_root_dir": str(run),
+                "logger": {
+                    "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                    "init_args": {"save_dir": str(root / "tensorboard"), "name": strategy, "version": ""},
+                },
+                "callbacks": [{"class_path": "sftlab.model.export.HFExport", "init_args": {"dirpath": str(run / "hf")}}],
+            },
+        },
+    )
 
 
 def scalars(log_dir: Path, tag: str) -> list[tuple[int, float]]:
@@ -103,7 +113,8 @@ def evaluate(model: str, heldout: Path, max_seq_length: int, cache: Path) -> dic
         metrics[f"heldout_{masking}_ppl"] = result["perplexity"]
         metrics[f"heldout_{masking}_tokens"] = result["tokens"]
     answers = Generator(loaded, Sampling(max_new_tokens=48), batch_size=len(PROMPTS)).answer(
-        [user_prompt(prompt, None, "ablation").conversation for prompt in PROMPTS])
+        [user_prompt(prompt, None, "ablation").conversation for prompt in PROMPTS]
+    )
     metrics["answers"] = {prompt: answer.answer for prompt, answer in zip(PROMPTS, answers)}
     return metrics
 
@@ -130,16 +141,30 @@ def run_strategy(setting: str, strategy: str, root: Path, train: Path, heldout: 
     trainable = scalars(log_dir, "train/trainable_tokens")
     speeds = [value for _, value in scalars(log_dir, "throughput/tokens_per_s")]
     validation = scalars(log_dir, "val/loss")
-    result = {"strategy": strategy, "setting": setting, "steps": len(trainable), "trainable_tokens": int(sum(v for _, v in trainable)),
-              "wall_s": round(wall, 1), "tokens_per_s": round(sum(speeds) / max(len(speeds), 1), 1),
-              "final_val_loss": round(validation[-1][1], 4) if validation else None, "val_curve": validation,
-              **evaluate(str(run / "hf"), heldout, config["data"]["max_seq_length"], root / "cache")}
+    result = {
+        "strategy": strategy,
+        "setting": setting,
+        "steps": len(trainable),
+        "trainable_tokens": int(sum(v for _, v in trainable)),
+        "wall_s": round(wall, 1),
+        "tokens_per_s": round(sum(speeds) / max(len(speeds), 1), 1),
+        "final_val_loss": round(validation[-1][1], 4) if validation else None,
+        "val_curve": validation,
+        **evaluate(str(run / "hf"), heldout, config["data"]["max_seq_length"], root / "cache"),
+    }
     write_text_atomic(done, json.dumps(result, indent=1) + "\n")
     return result
 
 
-COLUMNS = ["strategy", "steps", "trainable_tokens", "wall_s", "tokens_per_s", "final_val_loss",
-           *(f"heldout_{m}_{k}" for m in EVAL_MASKINGS for k in ("loss", "ppl"))]
+COLUMNS = [
+    "strategy",
+    "steps",
+    "trainable_tokens",
+    "wall_s",
+    "tokens_per_s",
+    "final_val_loss",
+    *(f"heldout_{m}_{k}" for m in EVAL_MASKINGS for k in ("loss", "ppl")),
+]
 
 
 def write_summary(root: Path, results: list[dict[str, Any]], setting: str) -> None:
@@ -148,12 +173,26 @@ def write_summary(root: Path, results: list[dict[str, Any]], setting: str) -> No
     writer.writeheader()
     writer.writerows(results)
     write_text_atomic(root / "results.csv", buffer.getvalue())
-    header = ["strategy", "steps", "trainable tokens", "wall s", "tokens/s", "val loss (assistant)",
-              *(f"held-out {label} loss / ppl" for label in EVAL_MASKINGS.values())]
+    header = [
+        "strategy",
+        "steps",
+        "trainable tokens",
+        "wall s",
+        "tokens/s",
+        "val loss (assistant)",
+        *(f"held-out {label} loss / ppl" for label in EVAL_MASKINGS.values()),
+    ]
     lines = [f"# Masking ablation ({setting})", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in results:
-        cells = [r["strategy"], str(r["steps"]), f"{r['trainable_tokens']:,}", str(r["wall_s"]), str(r["tokens_per_s"]),
-                 str(r["final_val_loss"]), *(f"{r[f'heldout_{m}_loss']:.3f} / {r[f'heldout_{m}_ppl']:.1f}" for m in EVAL_MASKINGS)]
+        cells = [
+            r["strategy"],
+            str(r["steps"]),
+            f"{r['trainable_tokens']:,}",
+            str(r["wall_s"]),
+            str(r["tokens_per_s"]),
+            str(r["final_val_loss"]),
+            *(f"{r[f'heldout_{m}_loss']:.3f} / {r[f'heldout_{m}_ppl']:.1f}" for m in EVAL_MASKINGS),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Greedy answers:", ""]
     for prompt in PROMPTS:
@@ -194,8 +233,17 @@ def base_result(setting: str, model: str, root: Path, heldout: Path) -> dict[str
         return json.loads(done.read_text())
     max_seq_length = yaml.safe_load((HERE / f"configs/{setting}.yaml").read_text())["data"]["max_seq_length"]
     metrics = evaluate(model, heldout, max_seq_length, root / "cache")
-    result = {"strategy": "base (untrained)", "setting": setting, "steps": 0, "trainable_tokens": 0, "wall_s": 0.0,
-              "tokens_per_s": 0.0, "final_val_loss": metrics["heldout_assistant_loss"], "val_curve": [], **metrics}
+    result = {
+        "strategy": "base (untrained)",
+        "setting": setting,
+        "steps": 0,
+        "trainable_tokens": 0,
+        "wall_s": 0.0,
+        "tokens_per_s": 0.0,
+        "final_val_loss": metrics["heldout_assistant_loss"],
+        "val_curve": [],
+        **metrics,
+    }
     write_text_atomic(done, json.dumps(result, indent=1) + "\n")
     return result
 

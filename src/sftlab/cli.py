@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from argparse import ArgumentError
-from typing import Any, Optional
+from typing import Any
 
 from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
 
@@ -29,8 +29,9 @@ def inspect_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="sftlab inspect", description="Show what will be trained: tokens, labels and data statistics.")
     parser.add_argument("--config", action=ActionConfigFile, help="A YAML config (its data section is used).")
     parser.add_subclass_arguments(SFTDataModule, "data", required=True)
-    parser.add_subclass_arguments(CausalLMModule, "model", required=False, instantiate=False,
-                                  help="(read for model.source, which data.tokenizer defaults to)")
+    parser.add_subclass_arguments(
+        CausalLMModule, "model", required=False, instantiate=False, help="(read for model.source, which data.tokenizer defaults to)"
+    )
     parser.add_argument("--split", type=str, default="train", help="train or val.")
     parser.add_argument("--limit", type=int, default=3, help="How many examples to show.")
     parser.add_argument("--json", action=ActionYesNo, default=False, help="One JSON object per example (input_ids, labels) on stdout.")
@@ -41,7 +42,6 @@ def inspect_parser() -> ArgumentParser:
 
 def inspect_command(argv: list[str]) -> None:
     from sftlab.inspect import run_inspect
-
     from sftlab.training_cli import tokenizer_follows_model
 
     parser = inspect_parser()
@@ -84,10 +84,18 @@ def user_error(error: BaseException) -> SftlabError | None:
 def export_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="sftlab export", description="Convert a `sftlab fit` checkpoint to an HF-format folder.")
     parser.add_argument("checkpoint", type=str, help="A Lightning checkpoint (.ckpt) written by `sftlab fit`.")
-    parser.add_argument("--output", type=Optional[str], default=None,
-                        help="The folder to write (replaced whole); default: the checkpoint's path without .ckpt, plus -hf.")
-    parser.add_argument("--merge_lora", action=ActionYesNo, default=False,
-                        help="Fold a LoRA adapter into the base weights and write a plain transformers model.")
+    parser.add_argument(
+        "--output",
+        type=str | None,
+        default=None,
+        help="The folder to write (replaced whole); default: the checkpoint's path without .ckpt, plus -hf.",
+    )
+    parser.add_argument(
+        "--merge_lora",
+        action=ActionYesNo,
+        default=False,
+        help="Fold a LoRA adapter into the base weights and write a plain transformers model.",
+    )
     return parser
 
 
@@ -132,8 +140,15 @@ def self_instruct_command(argv: list[str]) -> None:
     run(argv)
 
 
-COMMANDS = {"inspect": inspect_command, "self-instruct": self_instruct_command, "export": export_command, "generate": generate_command, "chat": chat_command,
-            "eval": eval_command, "ui": ui_command}
+COMMANDS = {
+    "inspect": inspect_command,
+    "self-instruct": self_instruct_command,
+    "export": export_command,
+    "generate": generate_command,
+    "chat": chat_command,
+    "eval": eval_command,
+    "ui": ui_command,
+}
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 

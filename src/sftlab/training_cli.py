@@ -61,8 +61,15 @@ def pick_precision(trainer: Any) -> None:
 
 class SftlabCLI(LightningCLI):
     def __init__(self, args: list[str]) -> None:
-        super().__init__(CausalLMModule, SFTDataModule, subclass_mode_model=True, subclass_mode_data=True, args=args,
-                         save_config_kwargs={"overwrite": True}, parser_kwargs={"exit_on_error": False})
+        super().__init__(
+            CausalLMModule,
+            SFTDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            args=args,
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"exit_on_error": False},
+        )
 
     def _parse_ckpt_path(self) -> None:
         # Lightning reads the hyperparameters of an explicit --ckpt_path file here, before any hook:
@@ -80,8 +87,11 @@ class SftlabCLI(LightningCLI):
         pick_precision(config.trainer)
 
     def before_fit(self) -> None:
-        folders = [Path(callback.resolve_dirpath(self.trainer)) for callback in self.trainer.checkpoint_callbacks
-                   if isinstance(callback, Checkpoints)]
+        folders = [
+            Path(callback.resolve_dirpath(self.trainer))
+            for callback in self.trainer.checkpoint_callbacks
+            if isinstance(callback, Checkpoints)
+        ]
         config = self.config_init[self.subcommand]
         if config.get("ckpt_path"):
             config["ckpt_path"] = usable_checkpoint(config["ckpt_path"], folders)
@@ -120,5 +130,6 @@ def usable_checkpoint(ckpt_path: str, folders: list[Path]) -> str | None:
             log.info("resuming from %s", candidate)
             return str(candidate)
         log.warning("checkpoint %s is corrupt or partial (%s): trying the previous one", candidate, problem)
-    raise SftlabError(f"ckpt_path last: no readable checkpoint in {', '.join(map(str, folders))} "
-                      f"({len(candidates)} found, all corrupt or partial)")
+    raise SftlabError(
+        f"ckpt_path last: no readable checkpoint in {', '.join(map(str, folders))} ({len(candidates)} found, all corrupt or partial)"
+    )

@@ -9,13 +9,17 @@ import pytest
 import sftlab.data.datamodule as datamodule_module
 from sftlab.data.collate import Collator
 from sftlab.data.datamodule import SFTDataModule
-from sftlab.data.tokenize import IGNORE_INDEX, DROP_NO_TRAINABLE
+from sftlab.data.tokenize import DROP_NO_TRAINABLE, IGNORE_INDEX
 
 
 def _module(shared, datasets_cache, **overrides) -> SFTDataModule:
-    settings = dict(tokenizer=str(shared / "tokenizers/smollm2-135m-instruct"),
-                    train_path=str(shared / "data/oasst_en100/en_100_top_thread.messages.jsonl"),
-                    max_seq_length=256, batch_size=4, cache_dir=datasets_cache)
+    settings = dict(
+        tokenizer=str(shared / "tokenizers/smollm2-135m-instruct"),
+        train_path=str(shared / "data/oasst_en100/en_100_top_thread.messages.jsonl"),
+        max_seq_length=256,
+        batch_size=4,
+        cache_dir=datasets_cache,
+    )
     settings.update(overrides)
     module = SFTDataModule(**settings)
     module.setup("fit")
@@ -62,8 +66,7 @@ def test_packed_batches_carry_position_ids_and_no_mask(shared, datasets_cache):
 
 
 def test_pretraining_blocks(shared, datasets_cache):
-    module = _module(shared, datasets_cache, train_path=str(shared / "data/wiki_demo.txt"), max_seq_length=128,
-                     reset_position_ids=True)
+    module = _module(shared, datasets_cache, train_path=str(shared / "data/wiki_demo.txt"), max_seq_length=128, reset_position_ids=True)
     report = module.reports["train"]
     assert report.records == 30 and report.trainable_fraction == 1.0
     total = sum(len(row["input_ids"]) for row in module.datasets["train"])
@@ -97,9 +100,11 @@ def test_errors_in_worker_processes_keep_their_message(shared, datasets_cache, t
     rows.append({"messages": [{"role": "user", "content": "q"}, {"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]})
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     from sftlab.errors import TemplateError
+
     with pytest.raises(TemplateError, match="mistral_bad.jsonl line 8.*alternate"):
-        _module(shared, datasets_cache, train_path=str(path), num_proc=2,
-                template=str(shared / "chat_templates/mistral-instruct-v0.1.jinja"))
+        _module(
+            shared, datasets_cache, train_path=str(path), num_proc=2, template=str(shared / "chat_templates/mistral-instruct-v0.1.jinja")
+        )
 
 
 def test_collator_pads_packed_rows_as_a_separate_segment():
@@ -122,16 +127,24 @@ def test_group_by_length_batches_have_less_padding(shared, datasets_cache):
 
 
 def test_bad_records_skip_leaves_them_out_and_counts_them(shared, datasets_cache, tmp_path):
-    rows = [{"messages": [{"role": "user", "content": "Hi"}, {"role": "wizard", "content": "x"}]},      # bad field
-            {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]},
-            ["not an object"],                                                                        # bad record
-            {"messages": [{"role": "user", "content": "q"}, {"role": "user", "content": "q"},         # the template refuses
-                          {"role": "assistant", "content": "a"}]},
-            {"messages": [{"role": "user", "content": "Bye"}, {"role": "assistant", "content": "Goodbye."}]}]
+    rows = [
+        {"messages": [{"role": "user", "content": "Hi"}, {"role": "wizard", "content": "x"}]},  # bad field
+        {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]},
+        ["not an object"],  # bad record
+        {
+            "messages": [
+                {"role": "user", "content": "q"},
+                {"role": "user", "content": "q"},  # the template refuses
+                {"role": "assistant", "content": "a"},
+            ]
+        },
+        {"messages": [{"role": "user", "content": "Bye"}, {"role": "assistant", "content": "Goodbye."}]},
+    ]
     path = tmp_path / "mixed.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     template = str(shared / "chat_templates/mistral-instruct-v0.1.jinja")  # raises on non-alternating turns
     from sftlab.errors import SftlabError
+
     with pytest.raises(SftlabError, match="mixed.jsonl line 1: field 'messages\\[1\\]': unknown role 'wizard'"):
         _module(shared, datasets_cache, train_path=str(path), template=template)
     module = _module(shared, datasets_cache, train_path=str(path), template=template, bad_records="skip")

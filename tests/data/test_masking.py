@@ -29,8 +29,9 @@ def test_built_in_strategies_choose_spans():
 
 
 def test_expand_makes_prefixes_ending_at_each_assistant_turn():
-    conversation = Conversation((Message("system", "s"), Message("user", "a"), Message("assistant", "b"),
-                                 Message("user", "c"), Message("assistant", "d")), "t")
+    conversation = Conversation(
+        (Message("system", "s"), Message("user", "a"), Message("assistant", "b"), Message("user", "c"), Message("assistant", "d")), "t"
+    )
     examples = ExpandTurns().examples(conversation)
     assert [len(e.messages) for e in examples] == [3, 5]
     assert all(e.messages[-1].role == "assistant" for e in examples)
@@ -38,8 +39,16 @@ def test_expand_makes_prefixes_ending_at_each_assistant_turn():
 
 def test_a_custom_strategy_is_a_class_path_in_the_config():
     parser = inspect_parser()
-    config = parser.parse_args(["--data.tokenizer", "t", "--data.train_path", "x",
-                                "--data.masking", '{"class_path": "tests.data.test_masking.FirstAssistantOnly"}'])
+    config = parser.parse_args(
+        [
+            "--data.tokenizer",
+            "t",
+            "--data.train_path",
+            "x",
+            "--data.masking",
+            '{"class_path": "tests.data.test_masking.FirstAssistantOnly"}',
+        ]
+    )
     module = parser.instantiate_classes(config).data  # the tokenizer is loaded lazily, so "t" is never read
     assert isinstance(module.strategies["train"], FirstAssistantOnly) and isinstance(module.strategies["val"], FirstAssistantOnly)
     assert list(module.strategies["train"].trained_spans(RENDERED)) == [(2, 4)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -13,8 +15,15 @@ from sftlab.data.tokenize import IGNORE_INDEX
 
 def tiny_llama(attn_implementation: str) -> LlamaForCausalLM:
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+    config = LlamaConfig(
+        vocab_size=128,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+    )
     config._attn_implementation = attn_implementation
     return LlamaForCausalLM(config).eval()
 
@@ -22,7 +31,7 @@ def tiny_llama(attn_implementation: str) -> LlamaForCausalLM:
 def _examples(lengths: list[int]) -> dict[str, list[list[int]]]:
     generator = torch.Generator().manual_seed(1)
     ids = [torch.randint(3, 128, (n,), generator=generator).tolist() for n in lengths]
-    labels = [[IGNORE_INDEX] * (n // 2) + row[n // 2:] for row, n in zip(ids, lengths)]  # a prompt half, an answer half
+    labels = [[IGNORE_INDEX] * (n // 2) + row[n // 2 :] for row, n in zip(ids, lengths)]  # a prompt half, an answer half
     return {"input_ids": ids, "labels": labels}
 
 
@@ -40,12 +49,12 @@ def test_packed_logits_and_loss_equal_separate_examples(attn_implementation):
     assert "attention_mask" not in batch  # isolation comes from position ids alone
     with torch.no_grad():
         packed_logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False).logits
-        packed_loss = sum(_summed_loss(l, y) for l, y in zip(packed_logits, batch["labels"]))
+        packed_loss = sum(_summed_loss(row, y) for row, y in zip(packed_logits, batch["labels"]))
         separate_loss = torch.tensor(0.0)
         checked = 0
         for row, members in enumerate(packed["position_ids"]):
             starts = [i for i, p in enumerate(members) if p == 0] + [len(members)]
-            for start, end in zip(starts, starts[1:]):
+            for start, end in itertools.pairwise(starts):
                 ids = batch["input_ids"][row, start:end]
                 alone = model(input_ids=ids[None], use_cache=False).logits[0]
                 torch.testing.assert_close(packed_logits[row, start:end], alone, atol=1e-5, rtol=0)

@@ -19,17 +19,20 @@ def _conversations(path: Path, fmt: str = "auto") -> list[Conversation]:
     return [Conversation.from_row(row) for row in readers.iter_conversations(stamps, detected)]
 
 
-@pytest.mark.parametrize(("relative", "fmt", "count"), [
-    ("data/alpaca_en_demo.json", "alpaca", 999),
-    ("data/fastchat_sharegpt/dummy_conversation_with_system.json", "sharegpt", 500),
-    ("data/glaive_toolcall_en_demo.json", "sharegpt", 300),
-    ("data/fastchat_sharegpt/dummy_conversation_with_system.messages.jsonl", "messages", 500),
-    ("data/oasst_en100/en_100_top_thread.messages.jsonl", "messages", 100),
-    ("data/c4_demo.jsonl", "text", None),
-    ("data/wiki_demo.txt", "text", None),
-])
+@pytest.mark.parametrize(
+    ("relative", "fmt", "count"),
+    [
+        ("data/alpaca_en_demo.json", "alpaca", 999),
+        ("data/fastchat_sharegpt/dummy_conversation_with_system.json", "sharegpt", 500),
+        ("data/glaive_toolcall_en_demo.json", "sharegpt", 300),
+        ("data/fastchat_sharegpt/dummy_conversation_with_system.messages.jsonl", "messages", 500),
+        ("data/oasst_en100/en_100_top_thread.messages.jsonl", "messages", 100),
+        ("data/c4_demo.jsonl", "text", None),
+        ("data/wiki_demo.txt", "text", None),
+    ],
+)
 def test_format_is_detected_and_every_record_is_read(shared, relative, fmt, count):
-    files, detected = readers.resolve(str(shared / relative), "auto")
+    _files, detected = readers.resolve(str(shared / relative), "auto")
     assert detected == fmt
     if count is not None:
         assert len(_conversations(shared / relative)) == count
@@ -97,18 +100,31 @@ BAD_INPUT = [
     ("broken.json", '[{"instruction": "a", "output": "b"},\n {"instruction": ]', r"broken.json line 2 column \d+: invalid JSON"),
     ("missing.json", '[{"instruction": "a", "input": ""}]', r"missing.json record 0: missing field 'output'"),
     ("mistyped.json", '[{"instruction": "a", "output": 3}]', r"mistyped.json record 0: field 'output' must be str, got int"),
-    ("role.json", '[{"conversations": [{"from": "robot", "value": "hi"}]}]', r"role.json record 0: field 'conversations\[0\].from': unknown role 'robot'"),
+    (
+        "role.json",
+        '[{"conversations": [{"from": "robot", "value": "hi"}]}]',
+        r"role.json record 0: field 'conversations\[0\].from': unknown role 'robot'",
+    ),
     ("empty_conv.jsonl", '{"messages": []}\n', r"empty_conv.jsonl line 1: field 'messages': the conversation is empty"),
     ("starts.jsonl", '{"messages": [{"role": "assistant", "content": "hi"}]}\n', r"starts.jsonl line 1: .*must start with a user turn"),
-    ("empty_answer.jsonl", '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": " "}]}\n',
-     r"empty_answer.jsonl line 1: field 'messages\[1\]': assistant message has empty content"),
-    ("unknown_role.jsonl", '{"messages": [{"role": "user", "content": "q"}, {"role": "bot", "content": "a"}]}\n',
-     r"unknown_role.jsonl line 1: field 'messages\[1\]': unknown role 'bot'"),
+    (
+        "empty_answer.jsonl",
+        '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": " "}]}\n',
+        r"empty_answer.jsonl line 1: field 'messages\[1\]': assistant message has empty content",
+    ),
+    (
+        "unknown_role.jsonl",
+        '{"messages": [{"role": "user", "content": "q"}, {"role": "bot", "content": "a"}]}\n',
+        r"unknown_role.jsonl line 1: field 'messages\[1\]': unknown role 'bot'",
+    ),
     ("no_answer.jsonl", '{"messages": [{"role": "user", "content": "q"}]}\n', r"no_answer.jsonl line 1: .*no assistant message"),
     ("not_object.jsonl", '["a", "b"]\n', r"not_object.jsonl line 1: .*JSON object"),
     ("empty.json", "", r"empty.json: the file is empty"),
-    ("tools.json", '[{"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}], "tools": "[oops"}]',
-     r"tools.json record 0: field 'tools' is not valid JSON"),
+    (
+        "tools.json",
+        '[{"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}], "tools": "[oops"}]',
+        r"tools.json record 0: field 'tools' is not valid JSON",
+    ),
 ]
 
 

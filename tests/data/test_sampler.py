@@ -18,12 +18,11 @@ def test_order_depends_only_on_seed_and_epoch():
 
 
 def test_ranks_share_the_epoch_disjointly_and_length_grouped_batches_match():
-    ranks = [list(EpochSampler(LENGTHS, 4, seed=3, group_by_length=True, megabatch_size=10, num_replicas=2, rank=r))
-             for r in range(2)]
+    ranks = [list(EpochSampler(LENGTHS, 4, seed=3, group_by_length=True, megabatch_size=10, num_replicas=2, rank=r)) for r in range(2)]
     assert len(ranks[0]) == len(ranks[1]) == 202  # 403 padded to 404 by repeating the first index
     assert sorted(ranks[0] + ranks[1])[:404] == sorted(list(range(403)) + [ranks[0][0]])
     for step in range(len(ranks[0]) // 4):
-        step_lengths = [LENGTHS[i] for r in ranks for i in r[step * 4:(step + 1) * 4]]
+        step_lengths = [LENGTHS[i] for r in ranks for i in r[step * 4 : (step + 1) * 4]]
         assert max(step_lengths) - min(step_lengths) < 500  # a random batch spans ~all of 1..1000
 
 

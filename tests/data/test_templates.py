@@ -57,7 +57,7 @@ def trained_runs(tokenizer, rendered_text: str, labels_spans) -> tuple[list[str]
     for trained, group in groupby(zip(encoded["offset_mapping"], labels), key=lambda x: x[1] != IGNORE_INDEX):
         group = list(group)
         if trained:
-            runs.append(rendered_text[group[0][0][0]:group[-1][0][1]])
+            runs.append(rendered_text[group[0][0][0] : group[-1][0][1]])
     return runs, labels
 
 
@@ -75,8 +75,13 @@ def _expected(template_name: str, tokenizer, message: Message) -> str:
 # Template/tokenizer pairs that belong together: there, the trained tokens decode to exactly the
 # expected text. Elsewhere, the tokenizer does not know the template's special tokens, and a token
 # may straddle the end of the marker (`><` in `<｜end▁of▁sentence｜><｜User｜>`): it is trained.
-MATCHED = {("smollm2-instruct", "smollm2-135m-instruct"), ("chatml-plain", "smollm2-135m-instruct"),
-           ("qwen3", "qwen3"), ("qwen2.5-instruct", "qwen3"), ("phi-3-mini-4k-instruct", "phi-3-mini-4k-instruct")}
+MATCHED = {
+    ("smollm2-instruct", "smollm2-135m-instruct"),
+    ("chatml-plain", "smollm2-135m-instruct"),
+    ("qwen3", "qwen3"),
+    ("qwen2.5-instruct", "qwen3"),
+    ("phi-3-mini-4k-instruct", "phi-3-mini-4k-instruct"),
+}
 
 
 def _check_all_turns(template_file, tokenizer_name, tokenizer, conversation: Conversation, strategy: str = "assistant") -> None:
@@ -132,15 +137,27 @@ def test_injected_default_system_prompt_is_not_trained(shared, smollm2_tokenizer
     assert runs == ["The capital of France is Paris.<|im_end|>"] * 2 + ["4<|im_end|>"]
 
 
-TOOLS = ({"type": "function", "function": {"name": "get_weather", "description": "Weather of a city",
-                                           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}},)
-TOOL_CONVERSATION = Conversation((
-    Message("system", "You can call tools."),
-    Message("user", "Weather in Paris?"),
-    Message("assistant", "", (ToolCall("get_weather", json.dumps({"city": "Paris"})),)),
-    Message("tool", json.dumps({"temperature": 21})),
-    Message("assistant", "It is 21 degrees in Paris."),
-), "test", TOOLS)
+TOOLS = (
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather of a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        },
+    },
+)
+TOOL_CONVERSATION = Conversation(
+    (
+        Message("system", "You can call tools."),
+        Message("user", "Weather in Paris?"),
+        Message("assistant", "", (ToolCall("get_weather", json.dumps({"city": "Paris"})),)),
+        Message("tool", json.dumps({"temperature": 21})),
+        Message("assistant", "It is 21 degrees in Paris."),
+    ),
+    "test",
+    TOOLS,
+)
 
 
 @pytest.mark.parametrize("template", sorted(TOOL_TEMPLATES))
@@ -160,8 +177,12 @@ def test_tool_calls_are_trained_and_tool_results_are_not(shared, tokenizers, tem
 def test_qwen3_drops_old_reasoning_and_trains_the_last_one(shared, tokenizers):
     tokenizer = tokenizers["qwen3"]
     renderer = ChatTemplate(tokenizer, (shared / "chat_templates/qwen3.jinja").read_text())
-    conversation = _conversation(("user", "1+1?"), ("assistant", "<think>\nadd them\n</think>\n\n2"),
-                                 ("user", "2+2?"), ("assistant", "<think>\nadd again\n</think>\n\n4"))
+    conversation = _conversation(
+        ("user", "1+1?"),
+        ("assistant", "<think>\nadd them\n</think>\n\n2"),
+        ("user", "2+2?"),
+        ("assistant", "<think>\nadd again\n</think>\n\n4"),
+    )
     rendered = renderer.render(conversation)
     assert "add them" not in rendered.text  # Qwen3 rewrites the earlier turn
     runs, _ = trained_runs(tokenizer, rendered.text, rendered.assistant_spans)
@@ -205,7 +226,8 @@ def test_alpaca_template_is_the_recipe_and_trains_output_plus_eos(smollm2_tokeni
 def test_alpaca_strings_are_the_stanford_recipe():
     assert ALPACA_PROMPT_NO_INPUT == (
         "Below is an instruction that describes a task. Write a response that appropriately completes the request."
-        "\n\n### Instruction:\n{instruction}\n\n### Response:")
+        "\n\n### Instruction:\n{instruction}\n\n### Response:"
+    )
     assert ALPACA_PROMPT_INPUT.endswith("### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:")
 
 

@@ -21,8 +21,7 @@ def test_second_turn_prompt_shows_the_conversation_and_the_reference():
 
 def test_judge_retries_server_errors_and_counts_replies_without_rating(openai_stub, monkeypatch):
     monkeypatch.setenv("JUDGE_KEY", "sk-secret")
-    replies = iter([(500, "overloaded"), (200, "Good. Rating: [[9]]"), (200, "I cannot decide."), (200, "Still no idea."),
-                    (200, "Nope.")])
+    replies = iter([(500, "overloaded"), (200, "Good. Rating: [[9]]"), (200, "I cannot decide."), (200, "Still no idea."), (200, "Nope.")])
     stub = openai_stub(lambda body, number: next(replies))
     judge = Judge(stub.url, "judge-model", api_key_env="JUDGE_KEY", max_retries=2, rating_retries=2)
     first = judge.grade("prompt one")

@@ -26,9 +26,24 @@ def test_mtbench_answers_both_turns_and_summarises_the_judge(smollm2_gguf, opena
 
     stub = openai_stub(reply)
     output = tmp_path / "mtbench"
-    result = sftlab("eval", "mtbench", "--model", str(smollm2_gguf), "--limit", "3", "--max_new_tokens", "24",
-                    "--output", str(output), "--judge.base_url", stub.url, "--judge.model", "stub-judge",
-                    "--judge.rating_retries", "1")
+    result = sftlab(
+        "eval",
+        "mtbench",
+        "--model",
+        str(smollm2_gguf),
+        "--limit",
+        "3",
+        "--max_new_tokens",
+        "24",
+        "--output",
+        str(output),
+        "--judge.base_url",
+        stub.url,
+        "--judge.model",
+        "stub-judge",
+        "--judge.rating_retries",
+        "1",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     answers = [json.loads(line) for line in (output / "answers.jsonl").read_text().splitlines()]
     assert len(answers) == 3 and all(len(row["answers"]) == 2 and all(row["answers"]) for row in answers)

@@ -10,8 +10,20 @@ from tests.test_cli import REPO, sftlab
 
 
 def _ppl(model, tmp_path, *masking):
-    result = sftlab("eval", "ppl", "--model", str(model), "--data", str(REPO / "data/demo/chat_sharegpt.json"),
-                    "--masking", *masking, "--max_seq_length", "256", "--cache_dir", str(tmp_path / "cache"))
+    result = sftlab(
+        "eval",
+        "ppl",
+        "--model",
+        str(model),
+        "--data",
+        str(REPO / "data/demo/chat_sharegpt.json"),
+        "--masking",
+        *masking,
+        "--max_seq_length",
+        "256",
+        "--cache_dir",
+        str(tmp_path / "cache"),
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return {row["masking"]: row for row in json.loads(result.stdout)}
 

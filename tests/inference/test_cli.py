@@ -14,8 +14,21 @@ from tests.test_cli import REPO, sftlab
 
 def test_generate_writes_answers_for_a_dataset_with_references(smollm2_gguf, tmp_path):
     output = tmp_path / "answers.jsonl"
-    result = sftlab("generate", "--model", str(smollm2_gguf), "--data", str(REPO / "data/demo/alpaca_sample.json"),
-                    "--limit", "3", "--max_new_tokens", "24", "--batch_size", "3", "--output", str(output))
+    result = sftlab(
+        "generate",
+        "--model",
+        str(smollm2_gguf),
+        "--data",
+        str(REPO / "data/demo/alpaca_sample.json"),
+        "--limit",
+        "3",
+        "--max_new_tokens",
+        "24",
+        "--batch_size",
+        "3",
+        "--output",
+        str(output),
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert len(rows) == 3
@@ -25,10 +38,14 @@ def test_generate_writes_answers_for_a_dataset_with_references(smollm2_gguf, tmp
         assert row["finish_reason"] in ("stop", "length") and row["seconds"] > 0
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("--prompts", "EMPTY"), "holds no prompts"),
-    (("--prompt", "hi", "--prompts", "EMPTY"), "exactly one of --prompt, --prompts FILE, --data FILE"),
-], ids=["empty-prompts-file", "two-sources"])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--prompts", "EMPTY"), "holds no prompts"),
+        (("--prompt", "hi", "--prompts", "EMPTY"), "exactly one of --prompt, --prompts FILE, --data FILE"),
+    ],
+    ids=["empty-prompts-file", "two-sources"],
+)
 def test_generate_input_errors_are_one_line(smollm2_gguf, tmp_path, args, message):
     (tmp_path / "empty.txt").write_text("\n\n")
     args = tuple(str(tmp_path / "empty.txt") if a == "EMPTY" else a for a in args)
@@ -43,8 +60,14 @@ def test_generate_with_a_missing_model_is_one_line(tmp_path):
 
 
 def test_chat_in_a_terminal_keeps_history_and_resets(smollm2_gguf):
-    chat = pexpect.spawn(sys.executable, ["-m", "sftlab.cli", "chat", "--model", str(smollm2_gguf), "--max_new_tokens", "24"],
-                         cwd=str(REPO), encoding="utf-8", timeout=120, env=dict(os.environ))
+    chat = pexpect.spawn(
+        sys.executable,
+        ["-m", "sftlab.cli", "chat", "--model", str(smollm2_gguf), "--max_new_tokens", "24"],
+        cwd=str(REPO),
+        encoding="utf-8",
+        timeout=120,
+        env=dict(os.environ),
+    )
     try:
         chat.expect("you> ")
         chat.sendline("My name is Ada.")

@@ -13,8 +13,13 @@ from sftlab.inference.prompts import user_prompt
 from sftlab.model.loading import load_causal_lm
 from tests.model.test_export import TINY_SMOLLM2_VOCAB
 
-QUESTIONS = ["What is the capital of France?", "Write a haiku about autumn leaves falling slowly to the ground.",
-             "2+2=?", "Name three primary colors.", "Translate 'good morning' into Spanish, please."]
+QUESTIONS = [
+    "What is the capital of France?",
+    "Write a haiku about autumn leaves falling slowly to the ground.",
+    "2+2=?",
+    "Name three primary colors.",
+    "Translate 'good morning' into Spanish, please.",
+]
 
 
 @pytest.mark.parametrize("template", ["chat", "alpaca"])
@@ -30,8 +35,9 @@ def test_prompt_is_the_training_text_before_the_answer(smollm2_tokenizer, templa
 
 def _tiny(smollm2_tokenizer) -> LoadedModel:
     smollm2_tokenizer.padding_side = "left"
-    return LoadedModel(load_causal_lm(config=TINY_SMOLLM2_VOCAB).eval(), smollm2_tokenizer,
-                       make_renderer("chat", smollm2_tokenizer), "", "chat")
+    return LoadedModel(
+        load_causal_lm(config=TINY_SMOLLM2_VOCAB).eval(), smollm2_tokenizer, make_renderer("chat", smollm2_tokenizer), "", "chat"
+    )
 
 
 def _batched_equals_single(loaded: LoadedModel, max_new_tokens: int) -> list:

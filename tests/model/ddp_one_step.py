@@ -18,8 +18,17 @@ from tests.model.test_module import GradientRecorder, _examples
 
 def main(output: str) -> None:
     module = GradientRecorder(config=TINY, learning_rate=1e-3, warmup_ratio=0.0)
-    trainer = lightning.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_steps=1, accumulate_grad_batches=2,
-                                logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = lightning.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp",
+        max_steps=1,
+        accumulate_grad_batches=2,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(module, DataLoader(_examples(), batch_size=2, collate_fn=Collator(pad_token_id=0)))
     if trainer.global_rank == 0:
         torch.save({"gradients": module.gradients, "loss": module.step_loss}, output)

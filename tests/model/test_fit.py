@@ -12,18 +12,38 @@ from tests.test_cli import sftlab
 
 
 def test_tiny_fit_learns_logs_and_exports(shared, tmp_path):
-    result = sftlab("fit", "--config", "configs/tiny.yaml", "--trainer.default_root_dir", str(tmp_path),
-                    "--data.tokenizer", str(shared / "tokenizers/smollm2-135m-instruct"), "--data.cache_dir", str(tmp_path / "cache"),
-                    "--trainer.enable_progress_bar", "false")
+    result = sftlab(
+        "fit",
+        "--config",
+        "configs/tiny.yaml",
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--data.tokenizer",
+        str(shared / "tokenizers/smollm2-135m-instruct"),
+        "--data.cache_dir",
+        str(tmp_path / "cache"),
+        "--trainer.enable_progress_bar",
+        "false",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "lightning_logs/version_0"
     events = EventAccumulator(str(run))
     events.Reload()
     losses = [event.value for event in events.Scalars("train/loss")]
     assert len(losses) >= 12 and sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.5
-    for scalar in ("train/perplexity", "train/token_accuracy", "train/padding_fraction", "train/trainable_tokens", "lr-AdamW/pg1",
-                   "train/grad_norm", "throughput/tokens_per_s", "throughput/trainable_tokens_per_s",
-                   "train_epoch/loss", "data/train/trainable_fraction", "data/train/kept"):
+    for scalar in (
+        "train/perplexity",
+        "train/token_accuracy",
+        "train/padding_fraction",
+        "train/trainable_tokens",
+        "lr-AdamW/pg1",
+        "train/grad_norm",
+        "throughput/tokens_per_s",
+        "throughput/trainable_tokens_per_s",
+        "train_epoch/loss",
+        "data/train/trainable_fraction",
+        "data/train/kept",
+    ):
         assert events.Scalars(scalar), scalar
 
     export = run / "hf"

@@ -25,10 +25,7 @@ def _batches() -> dict[str, dict[str, torch.Tensor]]:
 
 def _gradients(module: CausalLMModule, batch: dict[str, torch.Tensor], split: bool) -> tuple[float, list[torch.Tensor]]:
     module.zero_grad()
-    if split:
-        loss_sum = module.labelled_sums(batch)[0]
-    else:
-        loss_sum = summed_token_loss(module(batch), batch["labels"])[0]
+    loss_sum = module.labelled_sums(batch)[0] if split else summed_token_loss(module(batch), batch["labels"])[0]
     loss_sum.backward()
     return loss_sum.item(), [p.grad.clone() for p in module.parameters() if p.grad is not None]
 
@@ -65,8 +62,9 @@ def _tiny(model_type: str, **extra) -> torch.nn.Module:
     return AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type, **settings))
 
 
-@pytest.mark.parametrize("model_type, extra", [("gemma2", {"final_logit_softcapping": 30.0, "head_dim": 16}),
-                                               ("cohere", {"logit_scale": 0.0625})])
+@pytest.mark.parametrize(
+    "model_type, extra", [("gemma2", {"final_logit_softcapping": 30.0, "head_dim": 16}), ("cohere", {"logit_scale": 0.0625})]
+)
 def test_models_that_post_process_logits_keep_the_full_forward(model_type, extra):
     assert labelled_head(_tiny(model_type, **extra)) is None
 

@@ -24,8 +24,9 @@ from tests.test_cli import REPO
 def _config(tmp_path: Path, shared: Path) -> Path:
     """tiny.yaml with a checkpoint after every step, all kept, and 12 steps over 6 epochs."""
     config = yaml.safe_load((REPO / "configs/tiny.yaml").read_text())
-    config["data"].update(tokenizer=str(shared / "tokenizers/smollm2-135m-instruct"), group_by_length=True, batch_size=2,
-                          cache_dir=str(tmp_path / "cache"))
+    config["data"].update(
+        tokenizer=str(shared / "tokenizers/smollm2-135m-instruct"), group_by_length=True, batch_size=2, cache_dir=str(tmp_path / "cache")
+    )
     config["trainer"].update(enable_progress_bar=False)
     for callback in config["trainer"]["callbacks"]:
         if callback["class_path"].endswith("Checkpoints"):
@@ -63,8 +64,9 @@ def test_killed_at_random_steps_then_resumed_ends_with_the_same_weights(straight
     rng = random.Random(7)
     kill_after = sorted(rng.sample(range(2, 11), 3))
     for step in kill_after:
-        process = subprocess.Popen(_command(config, root, "--ckpt_path", "last"), cwd=REPO,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            _command(config, root, "--ckpt_path", "last"), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.time() + 300
         while _newest_step(root / "checkpoints") < step and process.poll() is None and time.time() < deadline:
             time.sleep(0.02)
@@ -84,9 +86,15 @@ def test_a_corrupt_last_checkpoint_falls_back_to_the_previous_one(straight, tmp_
         shutil.copy(expected / f"step-{step:08d}.ckpt", folder)
     data = (expected / "last.ckpt").read_bytes()
     (folder / "last.ckpt").write_bytes(data[: len(data) // 2])  # what a full disk could leave
-    (folder / f"step-{11:08d}.ckpt").write_bytes(b"")             # and an empty file
-    result = subprocess.run(_command(config, tmp_path / "run", "--ckpt_path", "last"), cwd=REPO, capture_output=True,
-                            text=True, timeout=600, env=dict(os.environ))
+    (folder / f"step-{11:08d}.ckpt").write_bytes(b"")  # and an empty file
+    result = subprocess.run(
+        _command(config, tmp_path / "run", "--ckpt_path", "last"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.search(r"checkpoint .*last\.ckpt is corrupt or partial", result.stderr)
     assert re.search(r"resuming from .*step-00000010\.ckpt", result.stderr)

@@ -5,11 +5,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sftlab.model.loading import gguf_as_folder, load_causal_lm
 from sftlab.errors import SftlabError
+from sftlab.model.loading import gguf_as_folder, load_causal_lm
 
-TINY = {"model_type": "llama", "vocab_size": 128, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-        "num_attention_heads": 4, "num_key_value_heads": 2, "tie_word_embeddings": True}
+TINY = {
+    "model_type": "llama",
+    "vocab_size": 128,
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "tie_word_embeddings": True,
+}
 
 
 def test_random_model_from_config_is_seeded():
@@ -50,7 +58,8 @@ def test_real_smollm2_gguf_is_converted_once_and_answers(shared, tmp_path, monke
     assert sum(p.numel() for p in model.parameters()) > 130_000_000
     folder = gguf_as_folder(gguf)
     assert (folder / "config.json").is_file() and folder.parent == tmp_path / "gguf"
-    prompt = smollm2_tokenizer.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
-                                                   add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    prompt = smollm2_tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     out = model.generate(**prompt, max_new_tokens=12, do_sample=False)
-    assert "Paris" in smollm2_tokenizer.decode(out[0, prompt["input_ids"].shape[1]:])
+    assert "Paris" in smollm2_tokenizer.decode(out[0, prompt["input_ids"].shape[1] :])

@@ -18,9 +18,9 @@ def _examples() -> list[dict[str, list[int]]]:
     """Eight examples whose trainable-token counts differ a lot (1 to 40)."""
     generator = torch.Generator().manual_seed(0)
     rows = []
-    for i, (length, trained) in enumerate([(12, 1), (48, 40), (20, 3), (33, 30), (8, 2), (40, 5), (16, 15), (24, 9)]):
+    for _i, (length, trained) in enumerate([(12, 1), (48, 40), (20, 3), (33, 30), (8, 2), (40, 5), (16, 15), (24, 9)]):
         ids = torch.randint(3, 128, (length,), generator=generator).tolist()
-        rows.append({"input_ids": ids, "labels": [IGNORE_INDEX] * (length - trained) + ids[length - trained:]})
+        rows.append({"input_ids": ids, "labels": [IGNORE_INDEX] * (length - trained) + ids[length - trained :]})
     return rows
 
 
@@ -34,8 +34,15 @@ class GradientRecorder(CausalLMModule):
 def _one_step(micro_batch: int, accumulation: int) -> GradientRecorder:
     module = GradientRecorder(config=TINY, learning_rate=1e-3, warmup_ratio=0.0)
     loader = DataLoader(_examples(), batch_size=micro_batch, collate_fn=Collator(pad_token_id=0))
-    trainer = lightning.Trainer(accelerator="cpu", max_steps=1, accumulate_grad_batches=accumulation, logger=False,
-                                enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = lightning.Trainer(
+        accelerator="cpu",
+        max_steps=1,
+        accumulate_grad_batches=accumulation,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(module, loader)
     return module
 
@@ -62,7 +69,7 @@ def test_accumulation_gives_the_same_gradients_and_logged_loss_as_one_big_batch(
 def test_a_mean_of_micro_batch_means_would_differ():
     """The control: the HF-before-2024 normalisation is measurably wrong on this data."""
     module = CausalLMModule(config=TINY)
-    for rows in (_examples()[i:i + 2] for i in range(0, 8, 2)):
+    for rows in (_examples()[i : i + 2] for i in range(0, 8, 2)):
         batch = Collator(pad_token_id=0)(rows)
         loss_sum, count = summed_token_loss(module(batch), batch["labels"])
         (loss_sum / count / 4).backward()
@@ -112,8 +119,14 @@ def test_two_process_ddp_gives_the_same_gradients_and_loss_as_one_process(tmp_pa
 
     output = tmp_path / "ddp.pt"
     root = Path(__file__).resolve().parents[2]
-    result = subprocess.run([sys.executable, "-m", "tests.model.ddp_one_step", str(output)], cwd=root, capture_output=True,
-                            text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(root)})
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.model.ddp_one_step", str(output)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     got = torch.load(output)
     reference, reference_loss = _reference()
@@ -144,8 +157,9 @@ class PoisonedBatches(CausalLMModule):
 
 def _fit(module, steps):
     loader = DataLoader(_examples(), batch_size=2, collate_fn=Collator(pad_token_id=0))
-    trainer = lightning.Trainer(accelerator="cpu", max_steps=steps, logger=False, enable_checkpointing=False,
-                                enable_progress_bar=False, enable_model_summary=False)
+    trainer = lightning.Trainer(
+        accelerator="cpu", max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
+    )
     trainer.fit(module, loader)
 
 

@@ -22,25 +22,36 @@ def block(number, instruction, input_text="<noinput>", output="An answer."):
     return f"{number}. Instruction: {instruction}\n{number}. Input:\n{input_text}\n{number}. Output:\n{output}"
 
 
-GOOD = ["Explain why the sky looks blue during a clear afternoon.",
-        "Classify each animal in the list as a mammal, bird or reptile.",
-        "Suggest a polite reply to a coworker who keeps interrupting meetings.",
-        "Compute the compound interest on the given savings after five years."]
-FIRST = "\n###\n".join([
-    " " + GOOD[0] + "\n4. Input:\n<noinput>\n4. Output:\nBecause of Rayleigh scattering.",  # continues "4. Instruction:"
-    block(5, "Describe the image below in three words."),                                  # blacklisted
-    "6. Instruction: this block lost its fields",                                           # malformed
-    block(7, "Is there anything I can eat for a breakfast that doesn't include eggs, yet includes protein, and has roughly 700-1000 calories?"),  # a seed
-    block(8, "Write a program that sorts a list of numbers."),                             # write a program
-    block(9, "\"Quoted\" instructions start with punctuation here."),                      # punctuation
-    block(10, "Be brief."),                                                                 # too short
-    block(11, GOOD[1], "dog, eagle, lizard", "mammal, bird, reptile"),
-    "12. Instruction: Summarize the following news article in two sentences.\n12. Input:\nThe city council"])  # cut off
-SECOND = "\n###\n".join([
-    " " + GOOD[0] + " Please.\n5. Input:\n<noinput>\n5. Output:\nScattering.",           # too similar to GOOD[0]
-    block(6, GOOD[2]),
-    block(7, "Ünicode first letters are not allowed in instructions."),                    # non-ASCII start
-    block(8, GOOD[3])])                                                                     # over the target
+GOOD = [
+    "Explain why the sky looks blue during a clear afternoon.",
+    "Classify each animal in the list as a mammal, bird or reptile.",
+    "Suggest a polite reply to a coworker who keeps interrupting meetings.",
+    "Compute the compound interest on the given savings after five years.",
+]
+FIRST = "\n###\n".join(
+    [
+        " " + GOOD[0] + "\n4. Input:\n<noinput>\n4. Output:\nBecause of Rayleigh scattering.",  # continues "4. Instruction:"
+        block(5, "Describe the image below in three words."),  # blacklisted
+        "6. Instruction: this block lost its fields",  # malformed
+        block(
+            7,
+            "Is there anything I can eat for a breakfast that doesn't include eggs, yet includes protein, and has roughly 700-1000 calories?",
+        ),  # a seed
+        block(8, "Write a program that sorts a list of numbers."),  # write a program
+        block(9, '"Quoted" instructions start with punctuation here.'),  # punctuation
+        block(10, "Be brief."),  # too short
+        block(11, GOOD[1], "dog, eagle, lizard", "mammal, bird, reptile"),
+        "12. Instruction: Summarize the following news article in two sentences.\n12. Input:\nThe city council",
+    ]
+)  # cut off
+SECOND = "\n###\n".join(
+    [
+        " " + GOOD[0] + " Please.\n5. Input:\n<noinput>\n5. Output:\nScattering.",  # too similar to GOOD[0]
+        block(6, GOOD[2]),
+        block(7, "Ünicode first letters are not allowed in instructions."),  # non-ASCII start
+        block(8, GOOD[3]),
+    ]
+)  # over the target
 
 
 def test_exact_records_and_counted_rejects_with_retries_and_shortening(shared, openai_stub, tmp_path):
@@ -59,36 +70,164 @@ def test_exact_records_and_counted_rejects_with_retries_and_shortening(shared, o
     answered: list[int] = []
     stub = openai_stub(reply)
     output = tmp_path / "regen.json"
-    result = sftlab("self-instruct", "--seed_tasks", str(shared / "data/seed_tasks.jsonl"), "--output", str(output),
-                    "--num_instructions", "3", "--request_batch_size", "1", "--workers", "1",
-                    "--openai.base_url", stub.url, "--openai.model", "stub", "--openai.api", "completions",
-                    "--openai.timeout", "1", "--openai.max_retries", "4")
+    result = sftlab(
+        "self-instruct",
+        "--seed_tasks",
+        str(shared / "data/seed_tasks.jsonl"),
+        "--output",
+        str(output),
+        "--num_instructions",
+        "3",
+        "--request_batch_size",
+        "1",
+        "--workers",
+        "1",
+        "--openai.base_url",
+        stub.url,
+        "--openai.model",
+        "stub",
+        "--openai.api",
+        "completions",
+        "--openai.timeout",
+        "1",
+        "--openai.max_retries",
+        "4",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     records = json.loads(output.read_text())
-    assert records == [{"instruction": GOOD[0], "input": "", "output": "Because of Rayleigh scattering."},
-                       {"instruction": GOOD[1], "input": "dog, eagle, lizard", "output": "mammal, bird, reptile"},
-                       {"instruction": GOOD[2], "input": "", "output": "An answer."}]
-    for reason, count in (("blacklisted_keyword", 1), ("malformed", 1), ("too_similar", 2), ("write_a_program", 1),
-                          ("starts_with_punctuation", 1), ("instruction_too_short", 1), ("truncated", 1),
-                          ("starts_with_non_ascii", 1), ("over_target", 1)):
+    assert records == [
+        {"instruction": GOOD[0], "input": "", "output": "Because of Rayleigh scattering."},
+        {"instruction": GOOD[1], "input": "dog, eagle, lizard", "output": "mammal, bird, reptile"},
+        {"instruction": GOOD[2], "input": "", "output": "An answer."},
+    ]
+    for reason, count in (
+        ("blacklisted_keyword", 1),
+        ("malformed", 1),
+        ("too_similar", 2),
+        ("write_a_program", 1),
+        ("starts_with_punctuation", 1),
+        ("instruction_too_short", 1),
+        ("truncated", 1),
+        ("starts_with_non_ascii", 1),
+        ("over_target", 1),
+    ):
         assert re.search(rf"rejected {reason}\s+{count}$", result.stderr, re.MULTILINE), (reason, result.stderr[-1500:])
     answered_prompts = [r for r in stub.requests if r["prompt"].count("###") <= 3]
     assert answered_prompts and all(r["path"] == "/v1/completions" for r in stub.requests)
     assert len(stub.requests) >= 6  # 429, 500 and the timeout were retried; the long prompt was shortened
     assert answered_prompts[0]["prompt"].endswith("###\n3. Instruction:")  # two examples left, so task 3 comes next
 
-    fit = sftlab("fit", "--config", "configs/tiny.yaml", "--data.train_path", str(output), "--data.format", "alpaca", "--data.val_path", "null",
-                 "--data.tokenizer", str(shared / "tokenizers/smollm2-135m-instruct"), "--trainer.max_steps", "2",
-                 "--trainer.default_root_dir", str(tmp_path / "run"), "--data.cache_dir", str(tmp_path / "cache"),
-                 "--trainer.enable_progress_bar", "false")
+    fit = sftlab(
+        "fit",
+        "--config",
+        "configs/tiny.yaml",
+        "--data.train_path",
+        str(output),
+        "--data.format",
+        "alpaca",
+        "--data.val_path",
+        "null",
+        "--data.tokenizer",
+        str(shared / "tokenizers/smollm2-135m-instruct"),
+        "--trainer.max_steps",
+        "2",
+        "--trainer.default_root_dir",
+        str(tmp_path / "run"),
+        "--data.cache_dir",
+        str(tmp_path / "cache"),
+        "--trainer.enable_progress_bar",
+        "false",
+    )
     assert fit.returncode == 0, fit.stderr[-2000:]
 
 
-WORDS = [line.strip() for line in """alpha bright candle desert engine forest garden harbor island jungle kettle ladder
-meadow needle orange pepper quiet river saddle timber umbrella valley window yellow zebra anchor basket cactus dolphin
-feather glacier hammer igloo jacket kitten lantern marble nutmeg oyster parrot quartz rocket spider tulip violin walnut
-yogurt blanket cobalt dragon ember falcon goblet hazel ivory jasmine koala lemon mango nickel olive panda raven silver
-thistle velvet willow badger cedar dune fossil granite heron indigo jade kelp lotus maple nectar onyx pebble quill""".split()]
+WORDS = [
+    line.strip()
+    for line in [
+        "alpha",
+        "bright",
+        "candle",
+        "desert",
+        "engine",
+        "forest",
+        "garden",
+        "harbor",
+        "island",
+        "jungle",
+        "kettle",
+        "ladder",
+        "meadow",
+        "needle",
+        "orange",
+        "pepper",
+        "quiet",
+        "river",
+        "saddle",
+        "timber",
+        "umbrella",
+        "valley",
+        "window",
+        "yellow",
+        "zebra",
+        "anchor",
+        "basket",
+        "cactus",
+        "dolphin",
+        "feather",
+        "glacier",
+        "hammer",
+        "igloo",
+        "jacket",
+        "kitten",
+        "lantern",
+        "marble",
+        "nutmeg",
+        "oyster",
+        "parrot",
+        "quartz",
+        "rocket",
+        "spider",
+        "tulip",
+        "violin",
+        "walnut",
+        "yogurt",
+        "blanket",
+        "cobalt",
+        "dragon",
+        "ember",
+        "falcon",
+        "goblet",
+        "hazel",
+        "ivory",
+        "jasmine",
+        "koala",
+        "lemon",
+        "mango",
+        "nickel",
+        "olive",
+        "panda",
+        "raven",
+        "silver",
+        "thistle",
+        "velvet",
+        "willow",
+        "badger",
+        "cedar",
+        "dune",
+        "fossil",
+        "granite",
+        "heron",
+        "indigo",
+        "jade",
+        "kelp",
+        "lotus",
+        "maple",
+        "nectar",
+        "onyx",
+        "pebble",
+        "quill",
+    ]
+]
 
 
 def endless_tasks(body, number):
@@ -97,15 +236,34 @@ def endless_tasks(body, number):
     blocks = [block(first + i, "Explain " + " ".join(rng.sample(WORDS, 9)) + ".") for i in range(5)]
     text = "\n###\n".join(blocks)
     time.sleep(0.05)
-    return 200, text[len(f"{first}. Instruction:"):]
+    return 200, text[len(f"{first}. Instruction:") :]
 
 
 def test_kill_and_resume_loses_nothing_and_keeps_nothing_twice(shared, openai_stub, tmp_path):
     stub = openai_stub(endless_tasks)
     output = tmp_path / "regen.json"
-    command = [sys.executable, "-m", "sftlab.cli", "self-instruct", "--seed_tasks", str(shared / "data/seed_tasks.jsonl"),
-               "--output", str(output), "--num_instructions", "80", "--request_batch_size", "1", "--workers", "1",
-               "--openai.base_url", stub.url, "--openai.model", "stub", "--openai.api", "completions"]
+    command = [
+        sys.executable,
+        "-m",
+        "sftlab.cli",
+        "self-instruct",
+        "--seed_tasks",
+        str(shared / "data/seed_tasks.jsonl"),
+        "--output",
+        str(output),
+        "--num_instructions",
+        "80",
+        "--request_batch_size",
+        "1",
+        "--workers",
+        "1",
+        "--openai.base_url",
+        stub.url,
+        "--openai.model",
+        "stub",
+        "--openai.api",
+        "completions",
+    ]
     log = tmp_path / "regen.accepted.jsonl"
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
     deadline = time.time() + 120
@@ -129,11 +287,11 @@ def test_kill_and_resume_loses_nothing_and_keeps_nothing_twice(shared, openai_st
 
 @pytest.mark.slow
 def test_local_backend_parses_tasks_from_smollm2(shared, smollm2_gguf, tmp_path):
+    import torch
+
     from sftlab.selfinstruct.backends import Decoding, LocalBackend
     from sftlab.selfinstruct.parse import parse_response
     from sftlab.selfinstruct.prompt import DEFAULT_PROMPT, load_seed_tasks, sample_prompt
-
-    import torch
 
     torch.manual_seed(0)
     backend = LocalBackend(str(smollm2_gguf), batch_size=8)

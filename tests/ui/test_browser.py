@@ -21,8 +21,16 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (dev ex
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts"
 # Chromium on a machine without network: no background connections, no sandbox as root, no GPU.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 
 
 def _apt_install(*packages: str) -> subprocess.CompletedProcess:
@@ -59,10 +67,27 @@ def served_ui(tiny_lora_run, tmp_path):
     port = _free_port()
     log = (tmp_path / "ui.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "sftlab.cli", "ui", "--model", str(tiny_lora_run / "checkpoints/last.ckpt"),
-         "--base_model", str(tiny_lora_run / "checkpoints/step-00000004.ckpt"), "--port", str(port), "--max_new_tokens", "40",
-         "--temperature", "1.0"],  # the tiny random model's greedy answer is only newlines
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        [
+            sys.executable,
+            "-m",
+            "sftlab.cli",
+            "ui",
+            "--model",
+            str(tiny_lora_run / "checkpoints/last.ckpt"),
+            "--base_model",
+            str(tiny_lora_run / "checkpoints/step-00000004.ckpt"),
+            "--port",
+            str(port),
+            "--max_new_tokens",
+            "40",
+            "--temperature",
+            "1.0",
+        ],  # the tiny random model's greedy answer is only newlines
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 180
     while True:
@@ -99,9 +124,12 @@ def _send(page, text: str, bots: int, answers: int = 1) -> str:
     finished answers (it says `generating` while tokens come); the last answer."""
     page.locator("#message textarea").fill(text)
     page.locator("#message textarea").press("Enter")
-    page.wait_for_function(f"""() => {{ const status = document.querySelector('#status').innerText;
+    page.wait_for_function(
+        f"""() => {{ const status = document.querySelector('#status').innerText;
         return ({BOT_TEXTS})().length === {bots} && !status.includes('generating')
-            && (status.match(/tokens in/g) || []).length === {answers}; }}""", timeout=120_000)
+            && (status.match(/tokens in/g) || []).length === {answers}; }}""",
+        timeout=120_000,
+    )
     return page.evaluate(BOT_TEXTS)[-1]
 
 

@@ -10,12 +10,12 @@ import torch
 
 pytest.importorskip("gradio", reason="the ui extra (gradio) is not installed")
 
-from sftlab.errors import SftlabError  # noqa: E402
-from sftlab.inference.generate import Sampling  # noqa: E402
-from sftlab.inference.loading import load_for_inference  # noqa: E402
-from sftlab.ui import cli as ui_cli  # noqa: E402
-from sftlab.ui.app import ChatModel, conversation  # noqa: E402
-from sftlab.ui.page import responder  # noqa: E402
+from sftlab.errors import SftlabError
+from sftlab.inference.generate import Sampling
+from sftlab.inference.loading import load_for_inference
+from sftlab.ui import cli as ui_cli
+from sftlab.ui.app import ChatModel, conversation
+from sftlab.ui.page import responder
 
 
 @pytest.fixture(scope="module")

@@ -150,8 +150,10 @@ class SFTDataModule(LightningDataModule):
                     log.info("%s", report.table())
                     if report.kept == 0:
                         reasons = ", ".join(f"{count} {reason}" for reason, count in report.dropped.items()) or "none read"
-                        raise SftlabError(f"data.{split}_path: no example left to train on: all {report.examples} were "
-                                          f"dropped ({reasons}); see `sftlab inspect`, or raise data.max_seq_length")
+                        raise SftlabError(
+                            f"data.{split}_path: no example left to train on: all {report.examples} were "
+                            f"dropped ({reasons}); see `sftlab inspect`, or raise data.max_seq_length"
+                        )
 
     def _paths(self) -> dict[str, str]:
         paths = {"train": self.hparams.train_path, "val": self.hparams.val_path}
@@ -163,8 +165,13 @@ class SFTDataModule(LightningDataModule):
         files, fmt = self._resolve(split)
         dataset, report = self._examples(split, files, fmt)
         if self.hparams.packing and fmt != "text":
-            dataset = dataset.map(partial(pack_examples, max_seq_length=self.hparams.max_seq_length), batched=True,
-                                  batch_size=1000, remove_columns=dataset.column_names, desc=f"packing {split}")
+            dataset = dataset.map(
+                partial(pack_examples, max_seq_length=self.hparams.max_seq_length),
+                batched=True,
+                batch_size=1000,
+                remove_columns=dataset.column_names,
+                desc=f"packing {split}",
+            )
             report.rows = len(dataset)
         return dataset, report
 
@@ -184,8 +191,13 @@ class SFTDataModule(LightningDataModule):
 
     def _fingerprint(self, dataset_fingerprint: str, *parts: object) -> str:
         digest = hashlib.sha256()
-        for part in (dataset_fingerprint, _code_fingerprint(), self.tokenizer.backend_tokenizer.to_str(),
-                     str(self.tokenizer.special_tokens_map), *parts):
+        for part in (
+            dataset_fingerprint,
+            _code_fingerprint(),
+            self.tokenizer.backend_tokenizer.to_str(),
+            str(self.tokenizer.special_tokens_map),
+            *parts,
+        ):
             digest.update(str(part).encode())
         return digest.hexdigest()[:32]
 
@@ -193,11 +205,25 @@ class SFTDataModule(LightningDataModule):
         skip_bad = self.hparams.bad_records == "skip"
         records = readers.load_conversations(files, fmt, self.hparams.cache_dir, skip_bad)
         tokenized = records.map(
-            partial(tokenize_conversations, renderer=self.renderer, strategy=self.strategies[split],
-                    tokenizer=self.tokenizer, max_seq_length=self.hparams.max_seq_length, skip_bad=skip_bad),
-            batched=True, remove_columns=records.column_names, num_proc=self.hparams.num_proc,
-            new_fingerprint=self._fingerprint(records._fingerprint, self.renderer.template, repr(self.strategies[split]),
-                                              self.hparams.max_seq_length, self.hparams.fold_system_prompt, skip_bad),
+            partial(
+                tokenize_conversations,
+                renderer=self.renderer,
+                strategy=self.strategies[split],
+                tokenizer=self.tokenizer,
+                max_seq_length=self.hparams.max_seq_length,
+                skip_bad=skip_bad,
+            ),
+            batched=True,
+            remove_columns=records.column_names,
+            num_proc=self.hparams.num_proc,
+            new_fingerprint=self._fingerprint(
+                records._fingerprint,
+                self.renderer.template,
+                repr(self.strategies[split]),
+                self.hparams.max_seq_length,
+                self.hparams.fold_system_prompt,
+                skip_bad,
+            ),
             desc=f"tokenizing {split}",
         )
         report = DataReport.from_tokenized(split, len(records), tokenized)
@@ -209,14 +235,27 @@ class SFTDataModule(LightningDataModule):
         streaming = isinstance(documents, datasets.IterableDataset)
         extra = {} if streaming else {"num_proc": self.hparams.num_proc, "desc": "tokenizing documents"}
         tokenized = documents.map(partial(tokenize_documents, tokenizer=self.tokenizer), batched=True, remove_columns=["text"], **extra)
-        blocks = tokenized.map(partial(chunk_documents, block_size=self.hparams.max_seq_length,
-                                       reset_position_ids=self.hparams.reset_position_ids),
-                               batched=True, batch_size=1000, remove_columns=["input_ids"], **extra)
+        blocks = tokenized.map(
+            partial(chunk_documents, block_size=self.hparams.max_seq_length, reset_position_ids=self.hparams.reset_position_ids),
+            batched=True,
+            batch_size=1000,
+            remove_columns=["input_ids"],
+            **extra,
+        )
         if streaming:
             return blocks, None
         tokens = sum(len(ids) for ids in tokenized["input_ids"])
-        report = DataReport(split, len(documents), len(documents), len(documents), 0, tokens=tokens,
-                            trainable_tokens=tokens, lengths=[len(ids) for ids in tokenized["input_ids"]], rows=len(blocks))
+        report = DataReport(
+            split,
+            len(documents),
+            len(documents),
+            len(documents),
+            0,
+            tokens=tokens,
+            trainable_tokens=tokens,
+            lengths=[len(ids) for ids in tokenized["input_ids"]],
+            rows=len(blocks),
+        )
         return blocks, report
 
     def collator(self) -> Collator:
@@ -226,17 +265,24 @@ class SFTDataModule(LightningDataModule):
         dataset = self.datasets["train"]
         if isinstance(dataset, datasets.IterableDataset):
             # A stream has no order to restore: Lightning warns when resuming one mid-epoch.
-            return DataLoader(dataset, batch_size=self.hparams.batch_size, collate_fn=self.collator(),
-                              num_workers=self.hparams.num_workers)
-        sampler = EpochSampler([len(ids) for ids in dataset["input_ids"]],
-                               self.hparams.batch_size, self.hparams.seed, self.hparams.group_by_length)
+            return DataLoader(dataset, batch_size=self.hparams.batch_size, collate_fn=self.collator(), num_workers=self.hparams.num_workers)
+        sampler = EpochSampler(
+            [len(ids) for ids in dataset["input_ids"]], self.hparams.batch_size, self.hparams.seed, self.hparams.group_by_length
+        )
         # Its own generator: a DataLoader draws a worker seed from the global RNG whenever an epoch's
         # iterator starts, which would shift dropout draws after a mid-epoch resume.
-        return ResumableDataLoader(dataset, batch_size=self.hparams.batch_size, sampler=sampler, collate_fn=self.collator(),
-                                   num_workers=self.hparams.num_workers, generator=torch.Generator().manual_seed(self.hparams.seed))
+        return ResumableDataLoader(
+            dataset,
+            batch_size=self.hparams.batch_size,
+            sampler=sampler,
+            collate_fn=self.collator(),
+            num_workers=self.hparams.num_workers,
+            generator=torch.Generator().manual_seed(self.hparams.seed),
+        )
 
     def val_dataloader(self) -> DataLoader | list:
         if "val" not in self.datasets:
             return []
-        return DataLoader(self.datasets["val"], batch_size=self.hparams.batch_size, collate_fn=self.collator(),
-                          num_workers=self.hparams.num_workers)
+        return DataLoader(
+            self.datasets["val"], batch_size=self.hparams.batch_size, collate_fn=self.collator(), num_workers=self.hparams.num_workers
+        )

@@ -47,7 +47,7 @@ def read_text(path: Path) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
-        raise DataError(f"{path} line {line}", f"not valid UTF-8 (byte {err.start}: {data[err.start:err.start + 1]!r})") from None
+        raise DataError(f"{path} line {line}", f"not valid UTF-8 (byte {err.start}: {data[err.start : err.start + 1]!r})") from None
 
 
 def read_json_records(path: Path) -> Iterator[tuple[str, Any]]:

@@ -23,11 +23,11 @@ def chunk_documents(batch: dict[str, list[list[int]]], *, block_size: int, reset
     if reset_position_ids:
         out["position_ids"] = []
     for start in range(0, len(ids), block_size):
-        block = ids[start:start + block_size]
+        block = ids[start : start + block_size]
         out["input_ids"].append(block)
         out["labels"].append(list(block))
         if positions is not None:
-            block_positions = positions[start:start + block_size]
+            block_positions = positions[start : start + block_size]
             offset = block_positions[0]  # a document cut by the block boundary restarts at 0 here
             first_reset = next((i for i, p in enumerate(block_positions) if p == 0), len(block_positions))
             out["position_ids"].append([p - offset for p in block_positions[:first_reset]] + block_positions[first_reset:])

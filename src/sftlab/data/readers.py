@@ -154,8 +154,11 @@ def detect_format(path: Path, text_field: str = "text") -> str:
     for key, name in (("conversations", "sharegpt"), ("messages", "messages"), ("instruction", "alpaca"), (text_field, "text")):
         if key in record:
             return name
-    raise DataError(where, f"cannot detect the format from fields {sorted(record)}: expected 'conversations' (sharegpt), "
-                    f"'messages', 'instruction' (alpaca) or {text_field!r} (text); set data.format")
+    raise DataError(
+        where,
+        f"cannot detect the format from fields {sorted(record)}: expected 'conversations' (sharegpt), "
+        f"'messages', 'instruction' (alpaca) or {text_field!r} (text); set data.format",
+    )
 
 
 def resolve_format(files: list[Path], fmt: Format, text_field: str = "text") -> str:
@@ -176,8 +179,7 @@ def read_record(record: Any, where: str, fmt: str) -> Conversation:
 def bad_row(where: str, error: str) -> dict[str, Any]:
     """The row standing for a record skipped with `data.bad_records: skip` (same columns as a good one,
     so the dataset keeps one schema; tokenization counts it as dropped, reason `bad_record`)."""
-    return {"messages": [{"role": "user", "content": "", "input": "", "tool_calls": []}], "tools": "", "source": where,
-            "error": error}
+    return {"messages": [{"role": "user", "content": "", "input": "", "tool_calls": []}], "tools": "", "source": where, "error": error}
 
 
 def iter_conversations(files: list[tuple[str, int, int]], fmt: str, skip_bad: bool = False) -> Iterator[dict[str, Any]]:
@@ -202,26 +204,31 @@ def load_conversations(files: list[Path], fmt: str, cache_dir: str | None = None
     reused exactly while the files stay the same."""
     stamps = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     try:
-        return datasets.Dataset.from_generator(iter_conversations, gen_kwargs={"files": stamps, "fmt": fmt, "skip_bad": skip_bad},
-                                               cache_dir=cache_dir)
+        return datasets.Dataset.from_generator(
+            iter_conversations, gen_kwargs={"files": stamps, "fmt": fmt, "skip_bad": skip_bad}, cache_dir=cache_dir
+        )
     except datasets.exceptions.DatasetGenerationError as err:
         if isinstance(err.__cause__, SftlabError):  # our own message, unwrapped from datasets' wrapper
             raise err.__cause__ from None
         raise
 
 
-def load_text(files: list[Path], text_field: str = "text", streaming: bool = False,
-              cache_dir: str | None = None) -> datasets.Dataset | datasets.IterableDataset:
+def load_text(
+    files: list[Path], text_field: str = "text", streaming: bool = False, cache_dir: str | None = None
+) -> datasets.Dataset | datasets.IterableDataset:
     """Raw documents as a dataset with one `text` column, through `datasets`' own builders
     (streaming for corpora that do not fit in memory)."""
     kinds = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
     builders = {kinds.get(p.suffix) for p in files}
     if None in builders or len(builders) != 1:
-        raise DataError(str(files[0].parent), f"text data must be all .txt, all .json/.jsonl or all .parquet, got {sorted({p.suffix for p in files})}")
+        raise DataError(
+            str(files[0].parent), f"text data must be all .txt, all .json/.jsonl or all .parquet, got {sorted({p.suffix for p in files})}"
+        )
     builder = builders.pop()
     try:
-        dataset = datasets.load_dataset(builder, data_files=[str(p) for p in files], split="train",
-                                        streaming=streaming, cache_dir=cache_dir)
+        dataset = datasets.load_dataset(
+            builder, data_files=[str(p) for p in files], split="train", streaming=streaming, cache_dir=cache_dir
+        )
     except datasets.exceptions.DatasetGenerationError as err:
         if builder == "json":  # find the first bad line for a message that names it
             for path in files:
@@ -231,7 +238,9 @@ def load_text(files: list[Path], text_field: str = "text", streaming: bool = Fal
     columns = dataset.column_names or list(dataset.features or {})
     if text_field not in columns:
         raise DataError(str(files[0]), f"missing field {text_field!r} (fields: {columns}); set data.text_field")
-    return dataset.select_columns([text_field]).rename_column(text_field, "text") if text_field != "text" else dataset.select_columns(["text"])
+    return (
+        dataset.select_columns([text_field]).rename_column(text_field, "text") if text_field != "text" else dataset.select_columns(["text"])
+    )
 
 
 def resolve(path: str, fmt: Format, text_field: str = "text", max_files: int | None = None) -> tuple[list[Path], str]:

@@ -47,7 +47,10 @@ class DataReport:
 
     def as_metrics(self) -> dict[str, float]:
         """Flat numbers for loggers (TensorBoard)."""
-        metrics = {f"data/{self.split}/{k}": float(getattr(self, k)) for k in ("records", "examples", "kept", "truncated", "tokens", "trainable_tokens")}
+        metrics = {
+            f"data/{self.split}/{k}": float(getattr(self, k))
+            for k in ("records", "examples", "kept", "truncated", "tokens", "trainable_tokens")
+        }
         metrics[f"data/{self.split}/trainable_fraction"] = self.trainable_fraction
         metrics.update({f"data/{self.split}/dropped/{reason}": float(n) for reason, n in self.dropped.items()})
         return metrics

@@ -33,8 +33,16 @@ def _world() -> tuple[int, int]:
 
 
 class EpochSampler(DistributedSampler):
-    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, group_by_length: bool = False,
-                 megabatch_size: int = 50, num_replicas: int | None = None, rank: int | None = None) -> None:
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        seed: int = 0,
+        group_by_length: bool = False,
+        megabatch_size: int = 50,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+    ) -> None:
         world, own_rank = _world()
         num_replicas = world if num_replicas is None else num_replicas
         rank = own_rank if rank is None else rank
@@ -48,8 +56,11 @@ class EpochSampler(DistributedSampler):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         order = torch.randperm(len(self.lengths), generator=generator).tolist()
         if self.group:
-            order = [i for start in range(0, len(order), self.group)
-                     for i in sorted(order[start:start + self.group], key=lambda i: -self.lengths[i])]
+            order = [
+                i
+                for start in range(0, len(order), self.group)
+                for i in sorted(order[start : start + self.group], key=lambda i: -self.lengths[i])
+            ]
         padding = self.total_size - len(order)
         order += (order * math.ceil(padding / len(order)))[:padding] if padding else []
         return order
@@ -59,7 +70,7 @@ class EpochSampler(DistributedSampler):
         self.resume = (epoch, consumed)
 
     def __iter__(self) -> Iterator[int]:
-        own = self.order()[self.rank:self.total_size:self.num_replicas]
+        own = self.order()[self.rank : self.total_size : self.num_replicas]
         skip = 0
         if self.resume is not None:
             epoch, consumed = self.resume

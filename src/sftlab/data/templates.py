@@ -121,12 +121,15 @@ class ChatTemplate:
     template has no system role (Gemma, Mistral); True always folds; False never does (and a
     template without a system role then gives a clear error)."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, template: str | None = None,
-                 fold_system_prompt: bool | None = None, name: str = "") -> None:
+    def __init__(
+        self, tokenizer: PreTrainedTokenizerBase, template: str | None = None, fold_system_prompt: bool | None = None, name: str = ""
+    ) -> None:
         self.tokenizer = tokenizer
         self.template = template or tokenizer.chat_template
         if not self.template:
-            raise TemplateError(f"tokenizer {tokenizer.name_or_path!r} has no chat template: set data.template to a .jinja file or 'alpaca'")
+            raise TemplateError(
+                f"tokenizer {tokenizer.name_or_path!r} has no chat template: set data.template to a .jinja file or 'alpaca'"
+            )
         self.name = name or "the tokenizer's chat template"
         self._fold_setting = fold_system_prompt
 
@@ -136,7 +139,9 @@ class ChatTemplate:
         except Exception as err:  # jinja2 errors and the template's own raise_exception
             hint = ""
             if "_token' is undefined" in str(err):
-                hint = f" (tokenizer {self.tokenizer.name_or_path!r} lacks a special token this template prints: template/tokenizer mismatch)"
+                hint = (
+                    f" (tokenizer {self.tokenizer.name_or_path!r} lacks a special token this template prints: template/tokenizer mismatch)"
+                )
             raise TemplateError(f"{source}: {self.name} failed to render: {type(err).__name__}: {err}{hint}") from None
 
     @cached_property
@@ -150,8 +155,10 @@ class ChatTemplate:
     @cached_property
     def fold_system_prompt(self) -> bool:
         if self._fold_setting is False and not self.has_system_role:
-            raise TemplateError(f"{self.name} has no system role and data.fold_system_prompt is false: "
-                                "allow folding the system prompt into the first user turn, or drop system prompts")
+            raise TemplateError(
+                f"{self.name} has no system role and data.fold_system_prompt is false: "
+                "allow folding the system prompt into the first user turn, or drop system prompts"
+            )
         return self._fold_setting if self._fold_setting is not None else not self.has_system_role
 
     @cached_property
@@ -188,7 +195,7 @@ class ChatTemplate:
         for index, message in enumerate(messages):
             if message["role"] != "assistant":
                 continue
-            variant = messages[:index] + [{"role": "assistant", "content": MARKER}] + messages[index + 1:]
+            variant = messages[:index] + [{"role": "assistant", "content": MARKER}] + messages[index + 1 :]
             spans.append(self._message_span(text, self._apply(variant, tools, conversation.source), conversation.source, index + folded))
         return Rendered(text, tuple(spans))
 
@@ -210,9 +217,11 @@ class ChatTemplate:
         start = len(os.path.commonprefix([text, variant]))
         common_suffix = len(os.path.commonprefix([text[::-1], variant[::-1]]))
         end = len(text) - min(common_suffix, len(variant) - start)
-        if end <= start or MARKER not in variant[start:len(variant) - (len(text) - end)]:
-            raise DataError(source, f"field 'messages[{index}]': {self.name} did not render this assistant message "
-                            "(does the template support its tool calls?)")
+        if end <= start or MARKER not in variant[start : len(variant) - (len(text) - end)]:
+            raise DataError(
+                source,
+                f"field 'messages[{index}]': {self.name} did not render this assistant message (does the template support its tool calls?)",
+            )
         if self.end_of_turn and text.startswith(self.end_of_turn, end):
             end += len(self.end_of_turn)
         return start, end

@@ -51,8 +51,15 @@ def _rows(batch: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(batch, values)) for values in zip(*batch.values())]
 
 
-def tokenize_conversations(batch: dict[str, list[Any]], *, renderer: Renderer, strategy: MaskingStrategy,
-                           tokenizer: PreTrainedTokenizerBase, max_seq_length: int, skip_bad: bool = False) -> dict[str, list[Any]]:
+def tokenize_conversations(
+    batch: dict[str, list[Any]],
+    *,
+    renderer: Renderer,
+    strategy: MaskingStrategy,
+    tokenizer: PreTrainedTokenizerBase,
+    max_seq_length: int,
+    skip_bad: bool = False,
+) -> dict[str, list[Any]]:
     """A batch of conversation rows -> one row per example, truncated to `max_seq_length`, with
     bookkeeping columns: `length` (before truncation), `kept_tokens`, `trainable` (tokens with a
     loss), `truncated`, `drop_reason` ('' = kept) and `source` (file and record). Rows of records
@@ -76,7 +83,9 @@ def tokenize_conversations(batch: dict[str, list[Any]], *, renderer: Renderer, s
             sources.append(example.source)
             reasons.append("")
     encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
-    out: dict[str, list[Any]] = {key: [] for key in ("input_ids", "labels", "length", "kept_tokens", "trainable", "truncated", "drop_reason")}
+    out: dict[str, list[Any]] = {
+        key: [] for key in ("input_ids", "labels", "length", "kept_tokens", "trainable", "truncated", "drop_reason")
+    }
     out["source"] = sources
     for ids, offsets, example_spans, reason in zip(encoded["input_ids"], encoded["offset_mapping"], spans, reasons):
         labels = token_labels(ids, offsets, example_spans)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 from jsonargparse import ArgumentParser
 from rich.console import Console
@@ -21,11 +20,11 @@ def mtbench_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="sftlab eval mtbench", description="Answer the MT-bench questions; grade them with a judge endpoint.")
     add_model_arguments(parser)
     parser.set_defaults(max_new_tokens=512)
-    parser.add_argument("--questions", type=Optional[str], default=None, help="A question.jsonl (default: the 80 that ship with sftlab).")
-    parser.add_argument("--limit", type=Optional[int], default=None, help="Only the first N questions.")
+    parser.add_argument("--questions", type=str | None, default=None, help="A question.jsonl (default: the 80 that ship with sftlab).")
+    parser.add_argument("--limit", type=int | None, default=None, help="Only the first N questions.")
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--output", type=str, default="runs/mtbench", help="Folder for answers.jsonl, judgments.jsonl, summary.json.")
-    parser.add_argument("--judge.base_url", type=Optional[str], default=None, help="An OpenAI-compatible endpoint, e.g. http://host:8000/v1.")
+    parser.add_argument("--judge.base_url", type=str | None, default=None, help="An OpenAI-compatible endpoint, e.g. http://host:8000/v1.")
     parser.add_argument("--judge.model", type=str, default="gpt-4o", help="The judge's model name at that endpoint.")
     parser.add_argument("--judge.api_key_env", type=str, default="OPENAI_API_KEY", help="Environment variable holding the API key.")
     parser.add_argument("--judge.concurrency", type=int, default=4, help="Grading requests in flight.")
@@ -58,8 +57,13 @@ def mtbench_command(argv: list[str]) -> None:
     print(f"answers: {output / 'answers.jsonl'} ({len(rows)} questions)", file=sys.stderr)
     if not config.judge.base_url:
         return
-    judge = Judge(config.judge.base_url, config.judge.model, config.judge.api_key_env,
-                  max_retries=config.judge.max_retries, rating_retries=config.judge.rating_retries)
+    judge = Judge(
+        config.judge.base_url,
+        config.judge.model,
+        config.judge.api_key_env,
+        max_retries=config.judge.max_retries,
+        rating_retries=config.judge.rating_retries,
+    )
     with tqdm(total=sum(len(r["answers"]) for r in rows), desc="judging", unit="answer", file=sys.stderr) as bar:
         judgments = judge_answers(judge, rows, questions, config.judge.concurrency, progress=bar.update)
     write_jsonl_atomic(output / "judgments.jsonl", judgments)
@@ -74,17 +78,22 @@ def mtbench_command(argv: list[str]) -> None:
 def ppl_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="sftlab eval ppl", description="Loss and perplexity on held-out conversations, per masking strategy.")
     parser.add_argument("--model", type=str, required=True, help="As for `sftlab generate`.")
-    parser.add_argument("--base", type=Optional[str], default=None)
-    parser.add_argument("--template", type=Optional[str], default=None)
+    parser.add_argument("--base", type=str | None, default=None)
+    parser.add_argument("--template", type=str | None, default=None)
     parser.add_argument("--dtype", type=str, default="float32")
     parser.add_argument("--data", type=str, required=True, help="Held-out data (any training format; file, folder or glob).")
     parser.add_argument("--format", type=str, default="auto")
-    parser.add_argument("--masking", type=str, nargs="+", default=["assistant"],
-                        help="One or more of none, assistant, last_assistant, expand, prompt (the non-assistant tokens).")
+    parser.add_argument(
+        "--masking",
+        type=str,
+        nargs="+",
+        default=["assistant"],
+        help="One or more of none, assistant, last_assistant, expand, prompt (the non-assistant tokens).",
+    )
     parser.add_argument("--max_seq_length", type=int, default=2048)
     parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--cache_dir", type=Optional[str], default=None)
-    parser.add_argument("--output", type=Optional[str], default=None, help="A JSON file for the results.")
+    parser.add_argument("--cache_dir", type=str | None, default=None)
+    parser.add_argument("--output", type=str | None, default=None, help="A JSON file for the results.")
     return parser
 
 
@@ -99,8 +108,10 @@ def ppl_command(argv: list[str]) -> None:
     if unknown:
         raise SftlabError(f"--masking: unknown strategy {unknown[0]!r} ({', '.join(STRATEGIES)})")
     loaded = load_for_inference(config.model, config.base, config.template, config.dtype)
-    results = [evaluate_strategy(loaded, config.data, masking, config.max_seq_length, config.batch_size, config.format,
-                                 config.cache_dir) for masking in config.masking]
+    results = [
+        evaluate_strategy(loaded, config.data, masking, config.max_seq_length, config.batch_size, config.format, config.cache_dir)
+        for masking in config.masking
+    ]
     table = Table(title=f"held-out: {config.data}")
     for column in results[0]:
         table.add_column(column)

@@ -20,7 +20,7 @@ INSTRUCTIONS = (
     "Rate the quality of the AI assistant's answer{which}. Judge how helpful, relevant, accurate, deep, "
     "creative and detailed it is{reference_note}. Do not let the answer's length sway you. First explain "
     "your assessment in a few sentences, then give a rating from 1 to 10 in exactly this format: "
-    "\"Rating: [[5]]\"."
+    '"Rating: [[5]]".'
 )
 
 RATING = re.compile(r"\[\[(\d+(?:\.\d+)?)\]\]")
@@ -30,7 +30,11 @@ LOOSE_RATING = re.compile(r"[Rr]ating:?\s*\[?(\d+(?:\.\d+)?)\]?")
 def judge_prompt(questions: list[str], answers: list[str], references: list[str] | None = None) -> str:
     """The grading request for the last of `answers` (earlier turns shown as context)."""
     turn = len(answers)
-    which = " to the user's question below" if turn == 1 else f" to the user's question number {turn} in the conversation below (and only that answer)"
+    which = (
+        " to the user's question below"
+        if turn == 1
+        else f" to the user's question number {turn} in the conversation below (and only that answer)"
+    )
     reference = references[turn - 1] if references and len(references) >= turn else None
     note = "; a reference answer is given: an answer that contradicts it on facts or results is wrong" if reference else ""
     parts = [INSTRUCTIONS.format(which=which, reference_note=note), ""]
@@ -61,12 +65,20 @@ class Judgment:
 
 
 class Judge:
-    def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", temperature: float = 0.0,
-                 max_tokens: int = 1024, max_retries: int = 5, rating_retries: int = 2, timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: str = "OPENAI_API_KEY",
+        temperature: float = 0.0,
+        max_tokens: int = 1024,
+        max_retries: int = 5,
+        rating_retries: int = 2,
+        timeout: float = 120.0,
+    ) -> None:
         from openai import OpenAI
 
-        self.client = OpenAI(base_url=base_url, api_key=os.environ.get(api_key_env) or "unused", max_retries=max_retries,
-                             timeout=timeout)
+        self.client = OpenAI(base_url=base_url, api_key=os.environ.get(api_key_env) or "unused", max_retries=max_retries, timeout=timeout)
         self.model = model
         self.temperature = temperature
         self.max_tokens = max_tokens
@@ -79,8 +91,11 @@ class Judge:
         for attempts in range(1, self.rating_retries + 2):
             try:
                 response = self.client.chat.completions.create(
-                    model=self.model, temperature=self.temperature, max_tokens=self.max_tokens,
-                    messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}])
+                    model=self.model,
+                    temperature=self.temperature,
+                    max_tokens=self.max_tokens,
+                    messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
+                )
             except openai.AuthenticationError as err:
                 raise SftlabError(f"judge: the endpoint refused the API key ({err.status_code}); set the environment variable") from None
             except openai.APIError as err:  # retries exhausted: counted, not fatal

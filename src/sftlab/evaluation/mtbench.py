@@ -40,13 +40,24 @@ def load_questions(path: Path | None = None) -> list[Question]:
         turns = record.get("turns") if isinstance(record, dict) else None
         if not isinstance(turns, list) or not turns or not all(isinstance(t, str) and t.strip() for t in turns):
             raise DataError(where, "field 'turns': expected a list of non-empty strings")
-        questions.append(Question(record.get("question_id", len(questions)), str(record.get("category", "")),
-                                  tuple(turns), tuple(record.get("reference") or ())))
+        questions.append(
+            Question(
+                record.get("question_id", len(questions)),
+                str(record.get("category", "")),
+                tuple(turns),
+                tuple(record.get("reference") or ()),
+            )
+        )
     return questions
 
 
-def answer_questions(generator: Generator, questions: list[Question], model_name: str, system: str | None = None,
-                     progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+def answer_questions(
+    generator: Generator,
+    questions: list[Question],
+    model_name: str,
+    system: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
     """One row per question with the model's answer to every turn, each turn seeing the earlier answers."""
     histories: list[list[Message]] = [[Message("system", system)] if system else [] for _ in questions]
     answers: list[list[Any]] = [[] for _ in questions]
@@ -58,14 +69,24 @@ def answer_questions(generator: Generator, questions: list[Question], model_name
         for i, answer in zip(asking, generator.answer(conversations, progress=progress)):
             histories[i].append(Message("assistant", answer.answer))
             answers[i].append(answer)
-    return [{"question_id": q.question_id, "category": q.category, "model": model_name, "turns": list(q.turns),
-             "answers": [a.answer for a in answers[i]], "answer_tokens": [a.answer_tokens for a in answers[i]],
-             "finish_reasons": [a.finish_reason for a in answers[i]], "seconds": [round(a.seconds, 3) for a in answers[i]]}
-            for i, q in enumerate(questions)]
+    return [
+        {
+            "question_id": q.question_id,
+            "category": q.category,
+            "model": model_name,
+            "turns": list(q.turns),
+            "answers": [a.answer for a in answers[i]],
+            "answer_tokens": [a.answer_tokens for a in answers[i]],
+            "finish_reasons": [a.finish_reason for a in answers[i]],
+            "seconds": [round(a.seconds, 3) for a in answers[i]],
+        }
+        for i, q in enumerate(questions)
+    ]
 
 
-def judge_answers(judge: Judge, rows: list[dict[str, Any]], questions: list[Question], concurrency: int = 4,
-                  progress: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+def judge_answers(
+    judge: Judge, rows: list[dict[str, Any]], questions: list[Question], concurrency: int = 4, progress: Callable[[int], None] | None = None
+) -> list[dict[str, Any]]:
     """One judgment per answered turn: rating (None when the judge gave none), reply, error."""
     by_id = {q.question_id: q for q in questions}
     tasks = [(row, turn) for row in rows for turn in range(1, len(row["answers"]) + 1)]
@@ -76,8 +97,16 @@ def judge_answers(judge: Judge, rows: list[dict[str, Any]], questions: list[Ques
         judgment = judge.grade(prompt)
         if progress:
             progress(1)
-        return {"question_id": row["question_id"], "category": row["category"], "turn": turn, "rating": judgment.rating,
-                "judge": judge.model, "attempts": judgment.attempts, "error": judgment.error, "reply": judgment.reply}
+        return {
+            "question_id": row["question_id"],
+            "category": row["category"],
+            "turn": turn,
+            "rating": judgment.rating,
+            "judge": judge.model,
+            "attempts": judgment.attempts,
+            "error": judgment.error,
+            "reply": judgment.reply,
+        }
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         return list(pool.map(grade, tasks))
@@ -96,9 +125,13 @@ def summarize(judgments: list[dict[str, Any]]) -> dict[str, dict[str, float | in
     summary = {}
     for name, items in groups.items():
         rated = [j for j in items if j["rating"] is not None]
-        summary[name] = {"turn_1": mean([j["rating"] for j in rated if j["turn"] == 1]),
-                         "turn_2": mean([j["rating"] for j in rated if j["turn"] == 2]),
-                         "mean": mean([j["rating"] for j in rated]), "rated": len(rated), "failed": len(items) - len(rated)}
+        summary[name] = {
+            "turn_1": mean([j["rating"] for j in rated if j["turn"] == 1]),
+            "turn_2": mean([j["rating"] for j in rated if j["turn"] == 2]),
+            "mean": mean([j["rating"] for j in rated]),
+            "rated": len(rated),
+            "failed": len(items) - len(rated),
+        }
     return summary
 
 

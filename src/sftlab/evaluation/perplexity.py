@@ -16,11 +16,26 @@ from sftlab.inference.loading import LoadedModel
 from sftlab.model.loss import label_positions, token_sums
 
 
-def evaluate_strategy(loaded: LoadedModel, data_path: str, masking: MaskingName, max_seq_length: int = 2048,
-                      batch_size: int = 8, fmt: str = "auto", cache_dir: str | None = None,
-                      progress: Callable[[int], None] | None = None) -> dict[str, float | int | str]:
-    data = SFTDataModule(train_path=data_path, tokenizer=loaded.tokenizer_path, template=loaded.template, format=fmt,
-                         masking=masking, max_seq_length=max_seq_length, batch_size=batch_size, cache_dir=cache_dir)
+def evaluate_strategy(
+    loaded: LoadedModel,
+    data_path: str,
+    masking: MaskingName,
+    max_seq_length: int = 2048,
+    batch_size: int = 8,
+    fmt: str = "auto",
+    cache_dir: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, float | int | str]:
+    data = SFTDataModule(
+        train_path=data_path,
+        tokenizer=loaded.tokenizer_path,
+        template=loaded.template,
+        format=fmt,
+        masking=masking,
+        max_seq_length=max_seq_length,
+        batch_size=batch_size,
+        cache_dir=cache_dir,
+    )
     dataset, report = data.build("train")
     model = loaded.model
     device = next(model.parameters()).device
@@ -37,6 +52,12 @@ def evaluate_strategy(loaded: LoadedModel, data_path: str, masking: MaskingName,
             if progress:
                 progress(len(batch["input_ids"]))
     loss = loss_sum / max(tokens, 1)
-    return {"masking": masking, "examples": len(dataset), "dropped": sum(report.dropped.values()), "tokens": int(tokens),
-            "loss": round(loss, 5), "perplexity": round(math.exp(min(loss, 80)), 4),
-            "token_accuracy": round(correct / max(tokens, 1), 5)}
+    return {
+        "masking": masking,
+        "examples": len(dataset),
+        "dropped": sum(report.dropped.values()),
+        "tokens": int(tokens),
+        "loss": round(loss, 5),
+        "perplexity": round(math.exp(min(loss, 80)), 4),
+        "token_accuracy": round(correct / max(tokens, 1), 5),
+    }

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
 
 import torch
 from jsonargparse import ArgumentParser
@@ -18,14 +17,16 @@ from sftlab.inference.loading import LoadedModel
 
 
 def add_model_arguments(parser: ArgumentParser) -> None:
-    parser.add_argument("--model", type=str, required=True,
-                        help="An HF-format folder, a LoRA adapter folder, a sftlab .ckpt checkpoint or a .gguf file.")
-    parser.add_argument("--base", type=Optional[str], default=None, help="The base model of a LoRA adapter (default: the one it names).")
-    parser.add_argument("--template", type=Optional[str], default=None,
-                        help="alpaca | chat | a .jinja file (default: the one used in training).")
+    parser.add_argument(
+        "--model", type=str, required=True, help="An HF-format folder, a LoRA adapter folder, a sftlab .ckpt checkpoint or a .gguf file."
+    )
+    parser.add_argument("--base", type=str | None, default=None, help="The base model of a LoRA adapter (default: the one it names).")
+    parser.add_argument(
+        "--template", type=str | None, default=None, help="alpaca | chat | a .jinja file (default: the one used in training)."
+    )
     parser.add_argument("--dtype", type=str, default="float32", help="float32, bfloat16 or float16.")
     parser.add_argument("--device", type=str, default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--system", type=Optional[str], default=None, help="A system prompt for every conversation.")
+    parser.add_argument("--system", type=str | None, default=None, help="A system prompt for every conversation.")
     parser.add_argument("--seed", type=int, default=0, help="Seed for sampling.")
     parser.add_class_arguments(Sampling, nested_key=None)
 
@@ -54,13 +55,21 @@ def generate_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="sftlab generate", description="Batched generation; one JSON line per prompt.")
     add_model_arguments(parser)
     parser.add_argument("--prompt", type=str, nargs="+", default=None, help="One or more prompt texts.")
-    parser.add_argument("--prompts", type=Optional[str], default=None,
-                        help="A prompts file: .txt (one per line) or .jsonl/.json records with a 'prompt' field.")
-    parser.add_argument("--data", type=Optional[str], default=None,
-                        help="A dataset (alpaca/sharegpt/messages; file, folder or glob): each conversation up to its last answer.")
-    parser.add_argument("--limit", type=Optional[int], default=None, help="Use only the first N prompts.")
+    parser.add_argument(
+        "--prompts",
+        type=str | None,
+        default=None,
+        help="A prompts file: .txt (one per line) or .jsonl/.json records with a 'prompt' field.",
+    )
+    parser.add_argument(
+        "--data",
+        type=str | None,
+        default=None,
+        help="A dataset (alpaca/sharegpt/messages; file, folder or glob): each conversation up to its last answer.",
+    )
+    parser.add_argument("--limit", type=int | None, default=None, help="Use only the first N prompts.")
     parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--output", type=Optional[str], default=None, help="JSONL file to write (default: stdout).")
+    parser.add_argument("--output", type=str | None, default=None, help="JSONL file to write (default: stdout).")
     return parser
 
 

@@ -50,7 +50,7 @@ class Answer:
 
 def batches(items: Sequence[int], size: int) -> Iterator[list[int]]:
     for start in range(0, len(items), size):
-        yield list(items[start:start + size])
+        yield list(items[start : start + size])
 
 
 class Generator:
@@ -78,9 +78,15 @@ class Generator:
         inputs = tokenizer.pad({"input_ids": prompt_ids}, return_tensors="pt").to(self.device)
         extra = {"stop_strings": self.stop_strings, "tokenizer": tokenizer} if self.stop_strings else {}
         with torch.no_grad():
-            output = self.loaded.model.generate(**inputs, **self.sampling.generate_kwargs(), eos_token_id=self.eos_ids,
-                                                pad_token_id=tokenizer.pad_token_id, streamer=streamer, **extra)
-        return output[:, inputs["input_ids"].shape[1]:]
+            output = self.loaded.model.generate(
+                **inputs,
+                **self.sampling.generate_kwargs(),
+                eos_token_id=self.eos_ids,
+                pad_token_id=tokenizer.pad_token_id,
+                streamer=streamer,
+                **extra,
+            )
+        return output[:, inputs["input_ids"].shape[1] :]
 
     def _decode(self, new_tokens: torch.Tensor) -> tuple[str, int, str]:
         """The answer text (without padding, eos and end-of-turn), its token count, finish reason."""

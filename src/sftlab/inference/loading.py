@@ -31,7 +31,7 @@ class LoadedModel:
     tokenizer: PreTrainedTokenizerBase
     renderer: Renderer
     tokenizer_path: str  # where the tokenizer came from (for `SFTDataModule` in `eval ppl`)
-    template: str        # the template setting: alpaca, chat or a .jinja path
+    template: str  # the template setting: alpaca, chat or a .jinja path
 
 
 def _trained_template(folder: Path) -> str | None:
@@ -43,8 +43,7 @@ def _has_tokenizer(folder: Path) -> bool:
     return (folder / "tokenizer_config.json").is_file()
 
 
-def load_for_inference(path: str, base: str | None = None, template: str | None = None,
-                       dtype: str = "float32") -> LoadedModel:
+def load_for_inference(path: str, base: str | None = None, template: str | None = None, dtype: str = "float32") -> LoadedModel:
     """The model at `path` in eval mode, its tokenizer (left padding) and prompt renderer."""
     location = Path(path).expanduser()
     if not location.exists():
@@ -63,8 +62,10 @@ def load_for_inference(path: str, base: str | None = None, template: str | None 
         model, tokenizer_path = load_causal_lm(str(location), dtype=dtype), str(location)
         trained_template = _trained_template(location) if location.is_dir() else None
     else:
-        raise SftlabError(f"model: {location} is neither a model folder (config.json), a LoRA adapter "
-                          "(adapter_config.json), a .ckpt checkpoint nor a .gguf file")
+        raise SftlabError(
+            f"model: {location} is neither a model folder (config.json), a LoRA adapter "
+            "(adapter_config.json), a .ckpt checkpoint nor a .gguf file"
+        )
     tokenizer = load_tokenizer(tokenizer_path)
     tokenizer.padding_side = "left"  # answers continue right where each prompt ends
     chosen = template or trained_template or "chat"
@@ -75,8 +76,10 @@ def _load_adapter(folder: Path, base: str | None, dtype: str) -> tuple[PreTraine
     named = json.loads((folder / "adapter_config.json").read_text()).get("base_model_name_or_path")
     base = base or named
     if not base or not Path(base).expanduser().exists():
-        raise SftlabError(f"model: {folder} is a LoRA adapter and its base model {named!r} is not here: "
-                          "give the base with --base (a folder or a .gguf file)")
+        raise SftlabError(
+            f"model: {folder} is a LoRA adapter and its base model {named!r} is not here: "
+            "give the base with --base (a folder or a .gguf file)"
+        )
     log.info("loading the base model %s for the adapter %s", base, folder)
     model = PeftModel.from_pretrained(load_causal_lm(base, dtype=dtype), str(folder))
     return model, str(folder) if _has_tokenizer(folder) else base

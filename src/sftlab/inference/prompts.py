@@ -28,8 +28,11 @@ def read_prompts_file(path: Path, system: str | None = None) -> list[PromptItem]
     if not path.is_file():
         raise SftlabError(f"--prompts: no such file: {path}")
     if path.suffix == ".txt":
-        items = [user_prompt(line.strip(), system, f"{path} line {number}")
-                 for number, line in enumerate(read_text(path).splitlines(), start=1) if line.strip()]
+        items = [
+            user_prompt(line.strip(), system, f"{path} line {number}")
+            for number, line in enumerate(read_text(path).splitlines(), start=1)
+            if line.strip()
+        ]
     else:
         items = []
         for where, record in read_json_records(path):

@@ -40,8 +40,15 @@ def add_lora(model: PreTrainedModel, settings: LoraSettings) -> PeftModel:
         if missing:
             linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if type(m).__name__ == "Linear"})
             raise SftlabError(f"model.lora.target_modules: the model has no module named {missing} (its linear layers: {linear})")
-    config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout, target_modules=settings.target_modules,
-                        modules_to_save=settings.modules_to_save or None, use_dora=settings.use_dora, task_type="CAUSAL_LM")
+    config = LoraConfig(
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=settings.target_modules,
+        modules_to_save=settings.modules_to_save or None,
+        use_dora=settings.use_dora,
+        task_type="CAUSAL_LM",
+    )
     model = get_peft_model(model, config)
     trainable, total = model.get_nb_trainable_parameters()
     log.info("LoRA: %s trainable of %s parameters (%.2f%%)", f"{trainable:,}", f"{total:,}", 100 * trainable / total)

@@ -14,7 +14,6 @@ import os
 from typing import Any
 
 import numpy as np
-
 from lightning import LightningModule, Trainer
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -44,9 +43,17 @@ class Checkpoints(ModelCheckpoint):
             keep: How many step checkpoints to keep (the newest); `last.ckpt` is kept besides. -1 keeps all.
             dirpath: Where to save; default `<trainer.default_root_dir>/checkpoints`.
         """
-        super().__init__(dirpath=dirpath, filename="step-{step:08d}", auto_insert_metric_name=False,
-                         every_n_train_steps=every_n_train_steps, save_top_k=keep, monitor="step", mode="max",
-                         save_last=True, enable_version_counter=False)
+        super().__init__(
+            dirpath=dirpath,
+            filename="step-{step:08d}",
+            auto_insert_metric_name=False,
+            every_n_train_steps=every_n_train_steps,
+            save_top_k=keep,
+            monitor="step",
+            mode="max",
+            save_last=True,
+            enable_version_counter=False,
+        )
         self.rng_to_restore: dict[str, Any] | None = None
 
     def resolve_dirpath(self, trainer: Trainer) -> str:

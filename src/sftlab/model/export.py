@@ -28,8 +28,14 @@ log = logging.getLogger(__name__)
 EXPORT_INFO = "sftlab.json"
 
 
-def export_hf(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, target: Path, chat_template: str | None = None,
-              state_dict: dict[str, torch.Tensor] | None = None, info: dict[str, Any] | None = None) -> Path:
+def export_hf(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    target: Path,
+    chat_template: str | None = None,
+    state_dict: dict[str, torch.Tensor] | None = None,
+    info: dict[str, Any] | None = None,
+) -> Path:
     """Save `model` (with `state_dict` instead of its own, e.g. gathered from FSDP shards) and
     `tokenizer` to `target`, replacing whatever was there only once everything is written."""
     target = Path(target)
@@ -57,16 +63,19 @@ def export_hf(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, target
 
 def training_info(data_hparams: dict[str, Any]) -> dict[str, Any]:
     """What `sftlab generate` needs to prompt the model as it was trained."""
-    return {"template": "alpaca" if data_hparams.get("template") == "alpaca" else "chat",
-            "masking": str(data_hparams.get("masking")), "max_seq_length": data_hparams.get("max_seq_length")}
+    return {
+        "template": "alpaca" if data_hparams.get("template") == "alpaca" else "chat",
+        "masking": str(data_hparams.get("masking")),
+        "max_seq_length": data_hparams.get("max_seq_length"),
+    }
 
 
-def export_module(model: PreTrainedModel, datamodule: Any, target: Path,
-                  state_dict: dict[str, torch.Tensor] | None = None) -> Path:
+def export_module(model: PreTrainedModel, datamodule: Any, target: Path, state_dict: dict[str, torch.Tensor] | None = None) -> Path:
     """Export with the tokenizer and template of `datamodule` (an `SFTDataModule`)."""
     template = datamodule.renderer.template if datamodule.hparams.template != "alpaca" else None
-    return export_hf(model, datamodule.tokenizer, target, chat_template=template, state_dict=state_dict,
-                     info=training_info(dict(datamodule.hparams)))
+    return export_hf(
+        model, datamodule.tokenizer, target, chat_template=template, state_dict=state_dict, info=training_info(dict(datamodule.hparams))
+    )
 
 
 class HFExport(Callback):

@@ -46,8 +46,9 @@ class LabelledHead:
     def hidden(self, inputs: dict[str, torch.Tensor], positions: torch.Tensor) -> torch.Tensor:
         return self.backbone(**inputs, use_cache=False).last_hidden_state[positions]
 
-    def token_sums(self, inputs: dict[str, torch.Tensor], positions: torch.Tensor,
-                   targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def token_sums(
+        self, inputs: dict[str, torch.Tensor], positions: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Summed loss and right predictions at `positions`: a plain linear head goes through the
         fused chunked loss (linear_cross_entropy.py); any other head (e.g. one with a LoRA adapter)
         through its own forward and the plain loss."""
@@ -61,8 +62,11 @@ class LabelledHead:
         weight directly, not through the head's forward, so a weight that its forward would gather
         first (DeepSpeed ZeRO-3 leaves a 0-element placeholder; FSDP2 a DTensor shard) must not go there."""
         head = self.head
-        return (type(head) is torch.nn.Linear and type(head.weight.data) is torch.Tensor
-                and tuple(head.weight.shape) == (head.out_features, head.in_features))
+        return (
+            type(head) is torch.nn.Linear
+            and type(head.weight.data) is torch.Tensor
+            and tuple(head.weight.shape) == (head.out_features, head.in_features)
+        )
 
 
 def labelled_head(model: PreTrainedModel | PeftModel) -> LabelledHead | None:

@@ -20,13 +20,14 @@ import torch.nn.functional as F
 
 # Logits per chunk: 2**25 floats (128 MiB) = 682 rows of a 49k vocabulary. Measured on 2 cores: 64-row
 # chunks were 45% slower (the per-chunk weight-gradient product is too thin), 4096 rows no faster.
-CHUNK_ELEMENTS = 2 ** 25
+CHUNK_ELEMENTS = 2**25
 
 
 class LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
-                chunk_rows: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        ctx, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor, chunk_rows: int | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         chunk_rows = chunk_rows or max(1, CHUNK_ELEMENTS // weight.shape[0])
         need_hidden, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         need_bias = bias is not None and ctx.needs_input_grad[2]
@@ -41,8 +42,8 @@ class LinearCrossEntropy(torch.autograd.Function):
         matrix, offset = weight.to(dtype), bias.to(dtype) if bias is not None else None
         with torch.autocast(device, enabled=False):
             for start in range(0, hidden.shape[0], chunk_rows):
-                rows = hidden[start:start + chunk_rows].to(dtype)
-                target = targets[start:start + chunk_rows]
+                rows = hidden[start : start + chunk_rows].to(dtype)
+                target = targets[start : start + chunk_rows]
                 logits = F.linear(rows, matrix, offset).float()
                 top = logits.amax(dim=-1)  # amax is ~7x faster than max-with-indices on CPU
                 target_logit = logits.gather(1, target[:, None]).squeeze(1)
@@ -55,7 +56,7 @@ class LinearCrossEntropy(torch.autograd.Function):
                     gradient[torch.arange(len(target), device=target.device), target] -= 1  # ... minus one-hot
                     gradient = gradient.to(dtype)
                     if need_hidden:
-                        grad_hidden[start:start + chunk_rows] = gradient @ matrix
+                        grad_hidden[start : start + chunk_rows] = gradient @ matrix
                     if need_weight and gradient.dtype == torch.float32:
                         grad_weight.addmm_(gradient.t(), rows)  # in place: no (vocab, d) temporary per chunk
                     elif need_weight:
@@ -71,15 +72,22 @@ class LinearCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad_loss: torch.Tensor, grad_correct: torch.Tensor):
         grad_hidden, grad_weight, grad_bias = ctx.saved_tensors
         weight_dtype, bias_dtype = ctx.dtypes
+
         def scaled(gradient: torch.Tensor | None, dtype: torch.dtype | None) -> torch.Tensor | None:
             return None if gradient is None else (gradient * grad_loss).to(dtype)
 
-        return (scaled(grad_hidden, grad_hidden.dtype if grad_hidden is not None else None), scaled(grad_weight, weight_dtype),
-                scaled(grad_bias, bias_dtype), None, None)
+        return (
+            scaled(grad_hidden, grad_hidden.dtype if grad_hidden is not None else None),
+            scaled(grad_weight, weight_dtype),
+            scaled(grad_bias, bias_dtype),
+            None,
+            None,
+        )
 
 
-def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor,
-                         chunk_rows: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def linear_cross_entropy(
+    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor, chunk_rows: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed cross-entropy (float32) of `F.linear(hidden, weight, bias)` against `targets`, and the
     number of rows whose argmax is the target. hidden: (n, d); weight: (vocab, d); targets: (n,);
     chunk_rows: rows projected at a time (default: CHUNK_ELEMENTS logits)."""

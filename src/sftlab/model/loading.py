@@ -63,8 +63,14 @@ def gguf_as_folder(path: Path, cache_root: Path | None = None) -> Path:
     return target
 
 
-def load_causal_lm(source: str | None = None, config: dict[str, Any] | None = None, dtype: str = "float32",
-                   attn_implementation: str = "sdpa", trust_remote_code: bool = False, seed: int = 0) -> PreTrainedModel:
+def load_causal_lm(
+    source: str | None = None,
+    config: dict[str, Any] | None = None,
+    dtype: str = "float32",
+    attn_implementation: str = "sdpa",
+    trust_remote_code: bool = False,
+    seed: int = 0,
+) -> PreTrainedModel:
     """A causal LM from `source` (a hub-format folder or a `.gguf` file) or, without a source, from
     `config` (e.g. `{"model_type": "llama", "hidden_size": 64, ...}`) with random weights drawn from `seed`."""
     torch_dtype = getattr(torch, dtype)
@@ -82,7 +88,12 @@ def load_causal_lm(source: str | None = None, config: dict[str, Any] | None = No
         raise SftlabError(f"model: no such file or folder: {path}")
     folder = gguf_as_folder(path) if path.suffix == ".gguf" else path
     try:
-        return AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch_dtype, attn_implementation=attn_implementation,
-                                                    trust_remote_code=trust_remote_code, local_files_only=True)
+        return AutoModelForCausalLM.from_pretrained(
+            str(folder),
+            dtype=torch_dtype,
+            attn_implementation=attn_implementation,
+            trust_remote_code=trust_remote_code,
+            local_files_only=True,
+        )
     except (OSError, ValueError) as err:
         raise SftlabError(f"model: cannot load a causal LM from {folder}: {err}") from None

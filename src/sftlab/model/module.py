@@ -13,14 +13,14 @@ from typing import Any, Literal
 import torch
 import torchmetrics
 from lightning import LightningModule
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.fabric.utilities.throughput import get_available_flops
+from lightning.pytorch.loggers import TensorBoardLogger
 from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
 
 from sftlab.errors import SftlabError
 from sftlab.model.adapters import LoraSettings, add_lora
-from sftlab.model.loading import load_causal_lm
 from sftlab.model.head import labelled_head
+from sftlab.model.loading import load_causal_lm
 from sftlab.model.loss import label_positions, normalise_gradients, token_sums
 from sftlab.model.throughput import StepThroughput
 
@@ -106,8 +106,9 @@ class CausalLMModule(LightningModule):
         if self.logger is not None:
             self.logger.log_hyperparams({"trainable_parameters": self.trainable_parameters})
         precision = str(self.trainer.precision)
-        self.compute_dtype = (torch.bfloat16 if "bf16" in precision else torch.float16 if precision.startswith("16")
-                              else next(self.model.parameters()).dtype)
+        self.compute_dtype = (
+            torch.bfloat16 if "bf16" in precision else torch.float16 if precision.startswith("16") else next(self.model.parameters()).dtype
+        )
         if self.device.type == "cuda":
             torch.set_float32_matmul_precision("high" if self.hparams.tf32 else "highest")
         self.peak_flops = self.hparams.peak_flops or get_available_flops(self.device, self.compute_dtype)
@@ -138,8 +139,9 @@ class CausalLMModule(LightningModule):
         loss_sum, correct, count = self.labelled_sums(batch)
         trainable = torch.tensor(count, device=loss_sum.device)
         tokens = batch["lengths"].sum()
-        sums = torch.stack([loss_sum.detach(), trainable, tokens, correct,
-                            torch.tensor(batch["input_ids"].numel(), device=tokens.device)]).double()
+        sums = torch.stack(
+            [loss_sum.detach(), trainable, tokens, correct, torch.tensor(batch["input_ids"].numel(), device=tokens.device)]
+        ).double()
         self.window = self.window.to(sums.device) + sums
         self.throughput.add_batch(int(tokens), len(batch["lengths"]))
         # Lightning divides the returned loss by accumulate_grad_batches; the exact normalisation
@@ -161,8 +163,9 @@ class CausalLMModule(LightningModule):
         self.log("train/padding_fraction", 1 - tokens / max(padded, 1))
         self.log("train/trainable_tokens", trainable)
         self.log("train/grad_norm", grad_norm)  # before clipping; under FSDP the norm of this rank's shards
-        figures = self.throughput.step(self.model, self.device, self.compute_dtype, tokens, trainable,
-                                       self.trainer.world_size, self.peak_flops)
+        figures = self.throughput.step(
+            self.model, self.device, self.compute_dtype, tokens, trainable, self.trainer.world_size, self.peak_flops
+        )
         for name, value in figures.items():
             self.log(name, value, prog_bar=name == "throughput/tokens_per_s", rank_zero_only=True)
 
@@ -179,13 +182,14 @@ class CausalLMModule(LightningModule):
         self.skipped_steps += 1
         self.nonfinite_in_a_row += 1
         self.log("train/skipped_steps", float(self.skipped_steps))
-        where = (f"step {self.trainer.global_step + 1}, batch {self.trainer.fit_loop.epoch_loop.batch_idx} "
-                 f"of epoch {self.current_epoch}")
+        where = f"step {self.trainer.global_step + 1}, batch {self.trainer.fit_loop.epoch_loop.batch_idx} of epoch {self.current_epoch}"
         log.warning("%s: non-finite loss or gradient: optimizer step skipped (%d in a row)", where, self.nonfinite_in_a_row)
         if self.nonfinite_in_a_row >= self.hparams.max_nonfinite_steps:
-            raise SftlabError(f"training stopped at {where}: non-finite loss or gradients in {self.nonfinite_in_a_row} "
-                              "optimizer steps in a row (model.max_nonfinite_steps); lower the learning rate, check the "
-                              "data, or train in float32")
+            raise SftlabError(
+                f"training stopped at {where}: non-finite loss or gradients in {self.nonfinite_in_a_row} "
+                "optimizer steps in a row (model.max_nonfinite_steps); lower the learning rate, check the "
+                "data, or train in float32"
+            )
         return False
 
     def _log_sums(self, prefix: str, loss_sum: float, trainable: float, correct: float, prog_bar: bool = False) -> float:
@@ -223,8 +227,10 @@ class CausalLMModule(LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         decay = [p for p in self.parameters() if p.requires_grad and p.ndim >= 2]
         no_decay = [p for p in self.parameters() if p.requires_grad and p.ndim < 2]  # biases and norms
-        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
-                                       {"params": no_decay, "weight_decay": 0.0}], lr=self.hparams.learning_rate)
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.hparams.learning_rate,
+        )
         total_steps = max(1, int(self.trainer.estimated_stepping_batches))
         warmup_steps = math.ceil(self.hparams.warmup_ratio * total_steps)
         make = get_cosine_schedule_with_warmup if self.hparams.schedule == "cosine" else get_linear_schedule_with_warmup

@@ -25,9 +25,11 @@ def decoder_layer_classes(model: nn.Module) -> set[type[nn.Module]]:
     names = {name for module in model.modules() for name in (getattr(module, "_no_split_modules", None) or ())}
     classes = {type(module) for module in model.modules() if type(module).__name__ in names}
     if not classes:
-        raise SftlabError(f"trainer.strategy: cannot find the decoder-layer class of {type(model).__name__} "
-                          f"(its _no_split_modules is {sorted(names) or 'empty'}); use Lightning's FSDPStrategy "
-                          "with an explicit auto_wrap_policy")
+        raise SftlabError(
+            f"trainer.strategy: cannot find the decoder-layer class of {type(model).__name__} "
+            f"(its _no_split_modules is {sorted(names) or 'empty'}); use Lightning's FSDPStrategy "
+            "with an explicit auto_wrap_policy"
+        )
     return classes
 
 

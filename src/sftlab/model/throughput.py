@@ -40,8 +40,16 @@ class StepThroughput:
         self.tokens += tokens
         self.rows += rows
 
-    def step(self, model: torch.nn.Module, device: torch.device, dtype: torch.dtype, world_tokens: float,
-             world_trainable: float, world_size: int, peak_flops: float | None) -> dict[str, float]:
+    def step(
+        self,
+        model: torch.nn.Module,
+        device: torch.device,
+        dtype: torch.dtype,
+        world_tokens: float,
+        world_trainable: float,
+        world_size: int,
+        peak_flops: float | None,
+    ) -> dict[str, float]:
         """Figures of the step that ends now (none for the first: it has no start time)."""
         now = time.perf_counter()
         previous, self.last_step = self.last_step, now
@@ -50,9 +58,11 @@ class StepThroughput:
         if previous is None:
             return {}
         seconds = now - previous
-        figures = {"throughput/tokens_per_s": world_tokens / seconds,
-                   "throughput/trainable_tokens_per_s": world_trainable / seconds,
-                   "throughput/step_seconds": seconds}
+        figures = {
+            "throughput/tokens_per_s": world_tokens / seconds,
+            "throughput/trainable_tokens_per_s": world_trainable / seconds,
+            "throughput/step_seconds": seconds,
+        }
         peak = peak_flops or get_available_flops(device, dtype)
         if peak:
             achieved = training_flops_per_token(model, tokens_per_row) * world_tokens / seconds

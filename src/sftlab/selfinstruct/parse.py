@@ -12,8 +12,26 @@ import string
 from collections import Counter
 from dataclasses import dataclass
 
-BLACKLIST = ("image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps", "draw",
-             "plot", "go to", "video", "audio", "music", "flowchart", "diagram")
+BLACKLIST = (
+    "image",
+    "images",
+    "graph",
+    "graphs",
+    "picture",
+    "pictures",
+    "file",
+    "files",
+    "map",
+    "maps",
+    "draw",
+    "plot",
+    "go to",
+    "video",
+    "audio",
+    "music",
+    "flowchart",
+    "diagram",
+)
 MIN_WORDS, MAX_WORDS = 4, 150
 STARTS_WITH_HEADER = re.compile(r"\s*\d+\s*\.\s*Instruction\s*:")
 FIELDS = re.compile(r"^\s*\d+\s*\.\s*(Instruction|Input|Output)\s*:", re.MULTILINE)

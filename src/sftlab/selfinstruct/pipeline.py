@@ -61,9 +61,11 @@ class Report:
 
     def lines(self) -> list[str]:
         new = self.kept - self.kept_before
-        lines = [f"kept {self.kept} instructions ({new} new, {self.kept_before} from the earlier run)",
-                 f"candidates {self.candidates}, kept/candidates {new / max(self.candidates, 1):.1%}",
-                 f"requests {self.requests}, {self.request_seconds / max(self.requests, 1):.2f} s per request"]
+        lines = [
+            f"kept {self.kept} instructions ({new} new, {self.kept_before} from the earlier run)",
+            f"candidates {self.candidates}, kept/candidates {new / max(self.candidates, 1):.1%}",
+            f"requests {self.requests}, {self.request_seconds / max(self.requests, 1):.2f} s per request",
+        ]
         lines += [f"  rejected {reason:<26} {count}" for reason, count in self.rejected.most_common()]
         return lines
 
@@ -113,8 +115,12 @@ def run_self_instruct(settings: Settings, backend: Backend) -> Report:
     header = load_prompt_header(settings.prompt_file, settings.num_tasks)
     decoding = settings.decoding
     if not decoding.stop:
-        decoding = Decoding(decoding.temperature, decoding.top_p, decoding.max_tokens,
-                            (f"\n{settings.num_tasks + 1}.", f"{settings.num_tasks + 1}. Instruction"))
+        decoding = Decoding(
+            decoding.temperature,
+            decoding.top_p,
+            decoding.max_tokens,
+            (f"\n{settings.num_tasks + 1}.", f"{settings.num_tasks + 1}. Instruction"),
+        )
     novelty = NoveltyFilter(settings.similarity_threshold)
     for seed in seeds:
         novelty.add(seed.instruction)
@@ -126,11 +132,15 @@ def run_self_instruct(settings: Settings, backend: Backend) -> Report:
     appender = Appender(accepted_log(output))
     stalled = failing = 0
     try:
-        with tqdm(total=settings.num_instructions, initial=min(report.kept, settings.num_instructions), desc="kept",
-                  unit="instruction", file=sys.stderr) as bar:
+        with tqdm(
+            total=settings.num_instructions,
+            initial=min(report.kept, settings.num_instructions),
+            desc="kept",
+            unit="instruction",
+            file=sys.stderr,
+        ) as bar:
             while report.kept < settings.num_instructions:
-                prompts = [sample_prompt(header, seeds, settings.num_prompt_instructions, rng)
-                           for _ in range(settings.request_batch_size)]
+                prompts = [sample_prompt(header, seeds, settings.num_prompt_instructions, rng) for _ in range(settings.request_batch_size)]
                 kept_before_batch = report.kept
                 for completion in backend.complete(prompts, decoding):
                     report.requests += 1
@@ -153,19 +163,28 @@ def run_self_instruct(settings: Settings, backend: Backend) -> Report:
                         if not verdict.novel:
                             report.rejected["too_similar"] += 1
                             continue
-                        appender.write({**task.to_alpaca(), "most_similar": verdict.most_similar,
-                                        "max_similarity": round(verdict.max_similarity, 4), "time": round(time.time(), 3)})
+                        appender.write(
+                            {
+                                **task.to_alpaca(),
+                                "most_similar": verdict.most_similar,
+                                "max_similarity": round(verdict.max_similarity, 4),
+                                "time": round(time.time(), 3),
+                            }
+                        )
                         novelty.add(task.instruction)
                         report.kept += 1
                         bar.update(1)
                     bar.set_postfix(requests=report.requests, s_per_request=f"{completion.seconds:.1f}")
                 stalled = 0 if report.kept > kept_before_batch else stalled + 1
                 if stalled >= STALL_BATCHES:
-                    raise SftlabError(f"self-instruct: no new instruction kept in {STALL_BATCHES} request batches "
-                                      f"(rejections: {dict(report.rejected)}); check the backend's output")
+                    raise SftlabError(
+                        f"self-instruct: no new instruction kept in {STALL_BATCHES} request batches "
+                        f"(rejections: {dict(report.rejected)}); check the backend's output"
+                    )
     finally:
         appender.close()
     kept = read_accepted(accepted_log(output))[: settings.num_instructions]
-    write_text_atomic(output, json.dumps([{k: r[k] for k in ("instruction", "input", "output")} for r in kept],
-                                         indent=1, ensure_ascii=False) + "\n")
+    write_text_atomic(
+        output, json.dumps([{k: r[k] for k in ("instruction", "input", "output")} for r in kept], indent=1, ensure_ascii=False) + "\n"
+    )
     return report

@@ -77,8 +77,10 @@ class Prompt:
     def text(self) -> str:
         blocks = [self.header]
         for number, task in enumerate(self.examples, start=1):
-            blocks.append(f"###\n{number}. Instruction: {task.instruction}\n{number}. Input:\n{task.input or '<noinput>'}\n"
-                          f"{number}. Output:\n{task.output}")
+            blocks.append(
+                f"###\n{number}. Instruction: {task.instruction}\n{number}. Input:\n{task.input or '<noinput>'}\n"
+                f"{number}. Output:\n{task.output}"
+            )
         blocks.append(f"###\n{self.next_number}. Instruction:")
         return "\n".join(blocks)
 

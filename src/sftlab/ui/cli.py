@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import os
 import socket
-from typing import Optional
 
 import torch
 from jsonargparse import ArgumentParser
@@ -20,10 +19,18 @@ UI_EXTRA = "sftlab ui needs Gradio, which comes with the ui extra: pip install '
 def ui_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="sftlab ui", description="A local web page to chat with a model, answers streamed.")
     add_model_arguments(parser)
-    parser.add_argument("--base_model", type=Optional[str], default=None,
-                        help="A second model (same forms as --model) to answer side by side, e.g. the base of a fine-tune.")
-    parser.add_argument("--base_template", type=Optional[str], default=None,
-                        help="The base model's prompt format (default: as --model's loading rules decide for it).")
+    parser.add_argument(
+        "--base_model",
+        type=str | None,
+        default=None,
+        help="A second model (same forms as --model) to answer side by side, e.g. the base of a fine-tune.",
+    )
+    parser.add_argument(
+        "--base_template",
+        type=str | None,
+        default=None,
+        help="The base model's prompt format (default: as --model's loading rules decide for it).",
+    )
     parser.add_argument("--host", type=str, default="127.0.0.1", help="Address to serve on (0.0.0.0 exposes the page to the network).")
     parser.add_argument("--port", type=int, default=7860)
     return parser
@@ -61,5 +68,4 @@ def ui_command(argv: list[str]) -> None:
     torch.manual_seed(config.seed)
     page = build_page(model, base, sampling_from(config), config.system or "")
     print(f"sftlab ui: serving {config.model} on http://{config.host}:{config.port} (Ctrl-C stops)", flush=True)
-    page.queue().launch(server_name=config.host, server_port=config.port, share=False, quiet=True,
-                        footer_links=[], show_error=True)
+    page.queue().launch(server_name=config.host, server_port=config.port, share=False, quiet=True, footer_links=[], show_error=True)

@@ -20,15 +20,18 @@ def responder(model: ChatModel, base: ChatModel | None, defaults: Sampling):
     line says `generating ...` while tokens come and, when done, each answer's tokens, time and
     finish reason."""
 
-    def respond(text: str, history: History, base_history: History, system_prompt: str, temp: float, p: float,
-                new_tokens: float, both: bool) -> Iterator[tuple]:
+    def respond(
+        text: str, history: History, base_history: History, system_prompt: str, temp: float, p: float, new_tokens: float, both: bool
+    ) -> Iterator[tuple]:
         if not text.strip():
             yield text, history, base_history, "", gr.skip()
             return
         sampling = replace(defaults, temperature=float(temp), top_p=float(p), max_new_tokens=int(new_tokens))
         before = (list(history), list(base_history))
-        turns = {"chat": [*history, {"role": "user", "content": text}],
-                 "base": [*base_history, {"role": "user", "content": text}] if both and base else list(base_history)}
+        turns = {
+            "chat": [*history, {"role": "user", "content": text}],
+            "base": [*base_history, {"role": "user", "content": text}] if both and base else list(base_history),
+        }
         shown_prompt: Any = gr.skip()
         done: list[str] = []
         targets = [(key, target) for key, target in (("chat", model), ("base", base if both else None)) if target is not None]
@@ -55,12 +58,13 @@ def responder(model: ChatModel, base: ChatModel | None, defaults: Sampling):
 
 def build_page(model: ChatModel, base: ChatModel | None, defaults: Sampling, system: str = "") -> gr.Blocks:
     with gr.Blocks(title=f"sftlab: {model.name}") as page:
-        gr.Markdown(f"## sftlab chat\n**Model:** `{model.name}` (prompt format `{model.loaded.template}`)"
-                    + (f"  \n**Base model for comparison:** `{base.name}`" if base else ""))
+        gr.Markdown(
+            f"## sftlab chat\n**Model:** `{model.name}` (prompt format `{model.loaded.template}`)"
+            + (f"  \n**Base model for comparison:** `{base.name}`" if base else "")
+        )
         with gr.Row():
             chat = gr.Chatbot(label=model.name, elem_id="chat", height=420)
-            base_chat = gr.Chatbot(label=f"base: {base.name}" if base else "base", elem_id="base-chat", height=420,
-                                   visible=False)
+            base_chat = gr.Chatbot(label=f"base: {base.name}" if base else "base", elem_id="base-chat", height=420, visible=False)
         status = gr.Markdown("", elem_id="status")
         with gr.Row():
             message = gr.Textbox(placeholder="Type a message and press Enter", show_label=False, elem_id="message", scale=8)
@@ -69,14 +73,19 @@ def build_page(model: ChatModel, base: ChatModel | None, defaults: Sampling, sys
         with gr.Accordion("Settings", open=True):
             with gr.Row():
                 system_box = gr.Textbox(system, label="System prompt", elem_id="system", scale=3)
-                side = gr.Checkbox(False, label="Side by side with the base model", elem_id="side-by-side",
-                                   visible=base is not None, interactive=base is not None)
+                side = gr.Checkbox(
+                    False,
+                    label="Side by side with the base model",
+                    elem_id="side-by-side",
+                    visible=base is not None,
+                    interactive=base is not None,
+                )
             with gr.Row():
-                temperature = gr.Slider(0, 2, value=defaults.temperature, step=0.05, label="Temperature (0 = greedy)",
-                                        elem_id="temperature")
+                temperature = gr.Slider(
+                    0, 2, value=defaults.temperature, step=0.05, label="Temperature (0 = greedy)", elem_id="temperature"
+                )
                 top_p = gr.Slider(0.05, 1, value=defaults.top_p, step=0.05, label="top_p", elem_id="top-p")
-                max_new_tokens = gr.Slider(1, 4096, value=defaults.max_new_tokens, step=1, label="Max new tokens",
-                                           elem_id="max-new-tokens")
+                max_new_tokens = gr.Slider(1, 4096, value=defaults.max_new_tokens, step=1, label="Max new tokens", elem_id="max-new-tokens")
         with gr.Accordion("Prompt format: what the model reads (the last prompt, after each answer)", open=True):
             prompt = gr.Code(prompt_format(model), label="prompt", elem_id="prompt", language=None)
 
