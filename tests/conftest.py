@@ -64,7 +64,7 @@ LORA_FIT = (
     "true",
     "--trainer.enable_progress_bar",
     "false",
-    "--model.lora",
+    "--model.causal_lm.lora",
     '{"r": 4, "alpha": 8, "dropout": 0.2, "target_modules": ["q_proj", "v_proj"]}',
 )
 

@@ -97,9 +97,9 @@ def test_missing_tokenizer_is_a_clear_error(tmp_path):
             "Parser key \"model\": Problem with given class_path 'sftlab.model.module.CausalLMModule': Option 'bogus' is not accepted",
         ),
         (("--trainer.bogus", "1"), "unrecognized arguments: --trainer.bogus 1"),
-        (("--model.source", "/nonexistent/llama"), "model: no such file or folder: /nonexistent/llama"),
-        (("--model.lora", '{"target_modules": ["query_key_value"]}'), "query_key_value"),
-        (("--model.lora", '{"quantize_4bit": true}'), "QLoRA"),
+        (("--model.causal_lm.source", "/nonexistent/llama"), "model: no such file or folder: /nonexistent/llama"),
+        (("--model.causal_lm.lora", '{"target_modules": ["query_key_value"]}'), "query_key_value"),
+        (("--model.causal_lm.lora", '{"quantize_4bit": true}'), "QLoRA"),
     ],
     ids=["unknown-model-key", "unknown-trainer-key", "missing-model", "lora-target", "qlora-on-cpu"],
 )

@@ -7,10 +7,9 @@ import yaml
 from transformers.models.llama.modeling_llama import LlamaDecoderLayer
 
 from sftlab.model.adapters import LoraSettings
-from sftlab.model.module import CausalLMModule
-from sftlab.model.strategies import DecoderLayerFSDP, decoder_layer_classes
-from sftlab.training_cli import SftlabCLI
-from tests.model.test_loading import TINY
+from sftlab.training.cli import SftlabCLI
+from sftlab.training.strategies import DecoderLayerFSDP, decoder_layer_classes
+from tests.model.test_module import tiny_module
 from tests.test_cli import REPO
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
@@ -36,11 +35,11 @@ def test_print_config_round_trips(config, tmp_path, capsys):
 def test_alpaca_fsdp_wraps_and_checkpoints_the_decoder_layers_the_model_names(capsys):
     resolved = yaml.safe_load(_print_config(capsys, "--config", str(REPO / "configs/alpaca_fsdp.yaml")))
     strategy = resolved["trainer"]["strategy"]
-    assert strategy["class_path"] == "sftlab.model.strategies.DecoderLayerFSDP"
+    assert strategy["class_path"] == "sftlab.training.strategies.DecoderLayerFSDP"
     settings = {**strategy["init_args"], "checkpoint_activations": True}
     fsdp = DecoderLayerFSDP(**settings)
     assert fsdp.sharding_strategy.name == "FULL_SHARD" and resolved["trainer"]["precision"] == "bf16-mixed"
-    for module in (CausalLMModule(config=TINY), CausalLMModule(config=TINY, lora=LoraSettings(r=4))):
+    for module in (tiny_module(), tiny_module(causal_lm={"lora": LoraSettings(r=4)})):
         assert fsdp.configure_for(module) == {LlamaDecoderLayer}
         assert fsdp.kwargs["auto_wrap_policy"]._module_classes == {LlamaDecoderLayer}
         assert fsdp._activation_checkpointing_kwargs["auto_wrap_policy"]._module_classes == {LlamaDecoderLayer}

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from sftlab.atomic import write_text_atomic
+from sftlab.artifacts import write_text_atomic
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -85,7 +85,7 @@ def run_config(setting: str, strategy: str, root: Path, train: Path, heldout: Pa
                     "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
                     "init_args": {"save_dir": str(root / "tensorboard"), "name": strategy, "version": ""},
                 },
-                "callbacks": [{"class_path": "sftlab.model.export.HFExport", "init_args": {"dirpath": str(run / "hf")}}],
+                "callbacks": [{"class_path": "sftlab.training.export.HFExport", "init_args": {"dirpath": str(run / "hf")}}],
             },
         },
     )
@@ -130,7 +130,7 @@ def run_strategy(setting: str, strategy: str, root: Path, train: Path, heldout: 
     (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     command = [sys.executable, "-m", "sftlab.cli", "fit", "--config", str(run / "config.yaml")]
     if model:
-        command += ["--model.source", model]
+        command += ["--model.causal_lm.source", model]
     print(f"[{strategy}] {' '.join(command)}", file=sys.stderr, flush=True)
     started = time.perf_counter()
     finished = subprocess.run(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

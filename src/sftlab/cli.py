@@ -42,8 +42,10 @@ def inspect_parser() -> ArgumentParser:
 
 def inspect_command(argv: list[str]) -> None:
     from sftlab.inspect import run_inspect
-    from sftlab.training_cli import tokenizer_follows_model
+    from sftlab.training.cli import tokenizer_follows_model
+    from sftlab.training.moved_keys import check_moved_keys
 
+    check_moved_keys(argv)
     parser = inspect_parser()
     config = parser.parse_args(argv)
     tokenizer_follows_model(config.data, config.model)
@@ -54,7 +56,7 @@ def inspect_command(argv: list[str]) -> None:
 def lightning_command(argv: list[str] | None) -> None:
     """`sftlab fit|validate|test|predict`: LightningCLI over the module and the datamodule
     (`argv` None: it reads `sys.argv` itself)."""
-    from sftlab.training_cli import SftlabCLI
+    from sftlab.training.cli import SftlabCLI
 
     SftlabCLI(args=argv)
 
@@ -88,7 +90,7 @@ def export_parser() -> ArgumentParser:
         "--output",
         type=str | None,
         default=None,
-        help="The folder to write (replaced whole); default: the checkpoint's path without .ckpt, plus -hf.",
+        help="The folder to write (a new folder, or one sftlab exported before, which is replaced whole); default: the checkpoint's path without .ckpt, plus -hf.",
     )
     parser.add_argument(
         "--merge_lora",
@@ -102,7 +104,7 @@ def export_parser() -> ArgumentParser:
 def export_command(argv: list[str]) -> None:
     from pathlib import Path
 
-    from sftlab.model.export import export_checkpoint
+    from sftlab.training.export import export_checkpoint
 
     config = export_parser().parse_args(argv)
     checkpoint = Path(config.checkpoint)

@@ -12,12 +12,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from sftlab.data.collate import Collator
-from tests.model.test_loading import TINY
-from tests.model.test_module import GradientRecorder, _examples
+from tests.model.test_module import GradientRecorder, _examples, tiny_module
 
 
 def main(output: str) -> None:
-    module = GradientRecorder(config=TINY, learning_rate=1e-3, warmup_ratio=0.0)
+    module = tiny_module(GradientRecorder)
     trainer = lightning.Trainer(
         accelerator="cpu",
         devices=2,

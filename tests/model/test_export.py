@@ -8,18 +8,23 @@ import torch
 from peft import PeftModel
 from transformers import AutoTokenizer
 
+from sftlab.artifacts import save_hf_folder
 from sftlab.model.adapters import LoraSettings
-from sftlab.model.export import export_hf
 from sftlab.model.loading import load_causal_lm
 from sftlab.model.module import CausalLMModule
 from tests.model.test_loading import TINY
+from tests.model.test_module import tiny_module
+
+
+def export_hf(model, tokenizer, target, chat_template=None):
+    return save_hf_folder(model, tokenizer, target, {"template": "chat"}, chat_template=chat_template)
 
 # configs/tiny.yaml's model: the base the tiny LoRA run trained on.
 TINY_SMOLLM2_VOCAB = {**TINY, "vocab_size": 49152, "tie_word_embeddings": True}
 
 
 def test_lora_export_reloads_in_peft_with_the_same_logits(smollm2_tokenizer, tmp_path):
-    module = CausalLMModule(config=TINY, lora=LoraSettings(r=4, alpha=8))
+    module = tiny_module(causal_lm={"lora": LoraSettings(r=4, alpha=8)})
     with torch.no_grad():
         for name, parameter in module.model.named_parameters():
             if "lora_B" in name:
@@ -35,9 +40,9 @@ def test_lora_export_reloads_in_peft_with_the_same_logits(smollm2_tokenizer, tmp
     assert (target / "chat_template.jinja").read_text() == "{{ messages }}"
 
 
-def test_export_replaces_an_existing_folder_whole(smollm2_tokenizer, tmp_path):
+def test_export_replaces_an_existing_export_whole(smollm2_tokenizer, tmp_path):
     target = tmp_path / "hf"
-    target.mkdir()
+    export_hf(load_causal_lm(config=TINY), smollm2_tokenizer, target)
     (target / "stale.txt").write_text("from an older export")
     export_hf(load_causal_lm(config=TINY), smollm2_tokenizer, target)
     assert not (target / "stale.txt").exists() and (target / "model.safetensors").is_file()
@@ -57,7 +62,7 @@ def test_sftlab_export_merges_lora_into_a_plain_model(tiny_lora_run, tmp_path):
     assert (tmp_path / "adapter/adapter_config.json").is_file()
     assert json.loads((tmp_path / "merged/sftlab.json").read_text())["template"] == "chat"
 
-    trained = CausalLMModule.load_from_checkpoint(checkpoint, weights_only=False).model.eval()
+    trained = CausalLMModule.load_from_checkpoint(checkpoint, weights_only=True).model.eval()
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
     adapter = PeftModel.from_pretrained(load_causal_lm(config=TINY_SMOLLM2_VOCAB), tmp_path / "adapter")
     ids = AutoTokenizer.from_pretrained(tmp_path / "merged")("Hello there", return_tensors="pt")["input_ids"]

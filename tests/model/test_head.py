@@ -10,10 +10,10 @@ from sftlab.data.collate import Collator
 from sftlab.data.packing import pack_examples
 from sftlab.model.adapters import LoraSettings
 from sftlab.model.head import labelled_head
-from sftlab.model.loss import correct_predictions, label_positions, summed_token_loss
+from sftlab.model.loss import label_positions
 from sftlab.model.module import CausalLMModule, model_inputs
 from tests.model.test_loading import TINY
-from tests.model.test_module import _examples
+from tests.model.test_module import _examples, summed_token_loss, tiny_module
 
 
 def _batches() -> dict[str, dict[str, torch.Tensor]]:
@@ -33,7 +33,7 @@ def _gradients(module: CausalLMModule, batch: dict[str, torch.Tensor], split: bo
 @pytest.mark.parametrize("lora", [None, LoraSettings(r=4, alpha=8, dropout=0.0)], ids=["full", "lora"])
 @pytest.mark.parametrize("layout", ["padded", "packed"])
 def test_split_head_gives_the_full_forwards_loss_and_gradients(lora, layout):
-    module = CausalLMModule(config=TINY, lora=lora)
+    module = tiny_module(causal_lm={"lora": lora})
     assert module.split_head is not None
     batch = _batches()[layout]
     split_loss, split_grads = _gradients(module, batch, split=True)
@@ -45,7 +45,7 @@ def test_split_head_gives_the_full_forwards_loss_and_gradients(lora, layout):
 
 
 def test_split_head_computes_logits_only_at_trained_positions_and_counts_right_predictions():
-    module = CausalLMModule(config=TINY)
+    module = tiny_module()
     batch = _batches()["padded"]
     positions, targets = label_positions(batch["labels"])
     logits = module.split_head.logits(model_inputs(batch), positions)
@@ -54,7 +54,9 @@ def test_split_head_computes_logits_only_at_trained_positions_and_counts_right_p
     assert trained < batch["input_ids"].numel() / 3
     with torch.no_grad():
         full = module(batch)
-    assert module.labelled_sums(batch)[1:] == (correct_predictions(full, batch["labels"]), trained)
+        _, normaliser, count, correct = module.labelled_sums(batch)
+    assert (int(count), float(normaliser)) == (trained, float(trained))
+    assert int(correct) == int((full[positions].argmax(-1) == targets).sum())
 
 
 def _tiny(model_type: str, **extra) -> torch.nn.Module:
@@ -85,12 +87,12 @@ def test_the_probe_catches_logit_post_processing_the_config_does_not_name():
 
 
 def test_the_full_forward_can_be_forced():
-    assert CausalLMModule(config=TINY, labelled_logits_only=False).split_head is None
+    assert tiny_module(labelled_logits_only=False).split_head is None
 
 
 def test_a_weight_gathered_by_the_heads_own_forward_does_not_take_the_fused_path():
     """DeepSpeed ZeRO-3 leaves a 0-element placeholder that only the head's forward gathers."""
-    module = CausalLMModule(config=TINY)
+    module = tiny_module()
     assert module.split_head._plain_linear()
     head = module.split_head.head
     full_weight = head.weight

@@ -23,7 +23,7 @@ def _inputs(n: int, bias: bool, seed: int = 0):
 def test_same_loss_accuracy_and_gradients_as_the_unfused_loss(bias, chunk_rows):
     hidden, weight, bias_tensor, targets = _inputs(50, bias)
     targets[:10] = F.linear(hidden[:10], weight, bias_tensor).argmax(-1)  # some right answers
-    loss, correct = linear_cross_entropy(hidden, weight, bias_tensor, targets, chunk_rows)
+    loss, correct = linear_cross_entropy(hidden, weight, bias_tensor, targets, chunk_rows=chunk_rows)
     (loss * 0.5).backward()  # the incoming gradient is applied
     fused = [t.grad.clone() for t in (hidden, weight, bias_tensor) if t is not None]
     for t in (hidden, weight, bias_tensor):
@@ -60,7 +60,7 @@ def test_under_bf16_autocast_it_follows_the_unfused_loss():
     hidden, weight, _, targets = _inputs(40, False)
     hidden, weight = hidden.detach().float().requires_grad_(), weight.detach().float().requires_grad_()
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss, _ = linear_cross_entropy(hidden, weight, None, targets, 16)
+        loss, _ = linear_cross_entropy(hidden, weight, None, targets, chunk_rows=16)
         expected = F.cross_entropy(F.linear(hidden, weight).float(), targets, reduction="sum")
     assert loss.dtype == torch.float32 and loss.item() == pytest.approx(expected.item(), rel=1e-3)
     loss.backward()

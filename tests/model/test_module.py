@@ -9,9 +9,30 @@ from torch.utils.data import DataLoader
 
 from sftlab.data.collate import Collator
 from sftlab.data.tokenize import IGNORE_INDEX
-from sftlab.model.loss import summed_token_loss
+from sftlab.model.causal_lm import HFCausalLM
+from sftlab.model.loss import label_positions, token_sums
 from sftlab.model.module import CausalLMModule
+from sftlab.model.optim import WarmupDecay
+from sftlab.training.guard import NonFiniteGuard
 from tests.model.test_loading import TINY
+
+
+def summed_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The definition, from full logits: summed next-token cross-entropy over trained labels, and their count."""
+    positions, targets = label_positions(labels)
+    return token_sums(logits[positions], targets)[0], positions.sum()
+
+
+def tiny_module(cls=CausalLMModule, lr: float = 1e-3, **kwargs) -> CausalLMModule:
+    """A built tiny module (AdamW at `lr`, constant learning rate)."""
+    module = cls(
+        causal_lm=HFCausalLM(config=TINY, **kwargs.pop("causal_lm", {})),
+        optimizer=lambda params: torch.optim.AdamW(params, lr=lr, weight_decay=0.0),
+        lr_scheduler=lambda optimizer, total_steps: WarmupDecay(optimizer, warmup_ratio=0.0, decay="constant", total_steps=total_steps),
+        **kwargs,
+    )
+    module.configure_model()
+    return module
 
 
 def _examples() -> list[dict[str, list[int]]]:
@@ -32,7 +53,7 @@ class GradientRecorder(CausalLMModule):
 
 
 def _one_step(micro_batch: int, accumulation: int) -> GradientRecorder:
-    module = GradientRecorder(config=TINY, learning_rate=1e-3, warmup_ratio=0.0)
+    module = tiny_module(GradientRecorder)
     loader = DataLoader(_examples(), batch_size=micro_batch, collate_fn=Collator(pad_token_id=0))
     trainer = lightning.Trainer(
         accelerator="cpu",
@@ -49,7 +70,7 @@ def _one_step(micro_batch: int, accumulation: int) -> GradientRecorder:
 
 def _reference() -> tuple[list[torch.Tensor], float]:
     """The definition: the summed token loss of the whole batch divided by its trainable tokens."""
-    module = CausalLMModule(config=TINY)
+    module = tiny_module()
     batch = Collator(pad_token_id=0)(_examples())
     loss_sum, count = summed_token_loss(module(batch), batch["labels"])
     loss = loss_sum / count
@@ -68,7 +89,7 @@ def test_accumulation_gives_the_same_gradients_and_logged_loss_as_one_big_batch(
 
 def test_a_mean_of_micro_batch_means_would_differ():
     """The control: the HF-before-2024 normalisation is measurably wrong on this data."""
-    module = CausalLMModule(config=TINY)
+    module = tiny_module()
     for rows in (_examples()[i : i + 2] for i in range(0, 8, 2)):
         batch = Collator(pad_token_id=0)(rows)
         loss_sum, count = summed_token_loss(module(batch), batch["labels"])
@@ -88,19 +109,21 @@ def test_lora_trains_only_adapters_and_checks_targets():
     from sftlab.errors import SftlabError
     from sftlab.model.adapters import LoraSettings
 
-    module = CausalLMModule(config=TINY, lora=LoraSettings(r=4, alpha=8))
-    trainable = [name for name, p in module.named_parameters() if p.requires_grad]
-    assert trainable and all("lora_" in name for name in trainable)
-    assert module.trainable_parameters == sum(p.numel() for p in module.parameters() if p.requires_grad)
-    assert CausalLMModule(config=TINY, lora=LoraSettings(target_modules="all-linear")).trainable_parameters > module.trainable_parameters
+    def trainable(module: CausalLMModule) -> int:
+        return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+    module = tiny_module(causal_lm={"lora": LoraSettings(r=4, alpha=8)})
+    names = [name for name, p in module.named_parameters() if p.requires_grad]
+    assert names and all("lora_" in name for name in names)
+    assert trainable(tiny_module(causal_lm={"lora": LoraSettings(target_modules="all-linear")})) > trainable(module)
     with pytest.raises(SftlabError, match=r"no module named \['query_key_value'\].*q_proj"):
-        CausalLMModule(config=TINY, lora=LoraSettings(target_modules=["query_key_value"]))
+        tiny_module(causal_lm={"lora": LoraSettings(target_modules=["query_key_value"])})
     with pytest.raises(SftlabError, match="QLoRA.*CUDA"):
-        CausalLMModule(config=TINY, lora=LoraSettings(quantize_4bit=True))
+        tiny_module(causal_lm={"lora": LoraSettings(quantize_4bit=True)})
 
 
 def test_validation_loss_and_perplexity_are_over_all_tokens_of_the_epoch():
-    module = CausalLMModule(config=TINY)
+    module = tiny_module()
     loader = DataLoader(_examples(), batch_size=2, collate_fn=Collator(pad_token_id=0))
     trainer = lightning.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
     metrics = trainer.validate(module, loader, verbose=False)[0]
@@ -138,7 +161,7 @@ def test_two_process_ddp_gives_the_same_gradients_and_loss_as_one_process(tmp_pa
 class PoisonedBatches(CausalLMModule):
     """Forward gives NaN logits on the listed batch indices (as an overflow would)."""
 
-    def __init__(self, poisoned: set[int], **kwargs):
+    def __init__(self, poisoned: set[int] = frozenset(), **kwargs):
         super().__init__(**kwargs)
         self.poisoned = poisoned
         self.snapshots = []
@@ -148,25 +171,31 @@ class PoisonedBatches(CausalLMModule):
         return super().training_step(batch, batch_idx)
 
     def labelled_sums(self, batch):
-        loss_sum, correct, count = super().labelled_sums(batch)
-        return (loss_sum * float("nan") if self.current_batch in self.poisoned else loss_sum), correct, count
+        loss_sum, *rest = super().labelled_sums(batch)
+        return (loss_sum * float("nan") if self.current_batch in self.poisoned else loss_sum), *rest
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
         self.snapshots.append([p.detach().clone() for p in self.parameters()])
 
 
-def _fit(module, steps):
+def _fit(module, steps, guard: NonFiniteGuard):
     loader = DataLoader(_examples(), batch_size=2, collate_fn=Collator(pad_token_id=0))
     trainer = lightning.Trainer(
-        accelerator="cpu", max_steps=steps, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
+        accelerator="cpu",
+        max_steps=steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[guard],
     )
     trainer.fit(module, loader)
 
 
 def test_a_non_finite_step_is_skipped_and_counted_and_changes_nothing():
-    module = PoisonedBatches({1}, config=TINY, learning_rate=1e-2, warmup_ratio=0.0)
-    _fit(module, 3)
-    assert module.skipped_steps == 1 and module.nonfinite_in_a_row == 0
+    module, guard = tiny_module(PoisonedBatches, lr=1e-2, poisoned={1}), NonFiniteGuard()
+    _fit(module, 3, guard)
+    assert guard.skipped == 1 and guard.in_a_row == 0
     before, skipped, after = module.snapshots
     assert all(torch.equal(a, b) for a, b in zip(before, skipped))  # the NaN step changed no weight
     assert not all(torch.equal(a, b) for a, b in zip(skipped, after))  # training went on
@@ -176,6 +205,6 @@ def test_a_non_finite_step_is_skipped_and_counted_and_changes_nothing():
 def test_non_finite_steps_in_a_row_stop_with_the_step_and_batch():
     from sftlab.errors import SftlabError
 
-    module = PoisonedBatches({1, 2}, config=TINY, max_nonfinite_steps=2, warmup_ratio=0.0)
+    module = tiny_module(PoisonedBatches, poisoned={1, 2})
     with pytest.raises(SftlabError, match=r"training stopped at step 3, batch 2 of epoch 0: non-finite loss or gradients in 2"):
-        _fit(module, 4)
+        _fit(module, 4, NonFiniteGuard(max_in_a_row=2))

@@ -17,8 +17,9 @@ import datasets
 import torch
 from lightning import LightningDataModule
 from torch.utils.data import DataLoader
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
+from sftlab.artifacts import load_tokenizer
 from sftlab.data import readers
 from sftlab.data.collate import Collator
 from sftlab.data.masking import MaskingStrategy, make_strategy
@@ -35,27 +36,6 @@ log = logging.getLogger(__name__)
 MaskingName = Literal["none", "assistant", "last_assistant", "expand", "prompt"]
 
 
-def load_tokenizer(path: str) -> PreTrainedTokenizerBase:
-    """A local tokenizer folder, or the tokenizer inside a `.gguf` model file; a missing pad token
-    falls back to eos (labels of padding are -100 anyway)."""
-    location = Path(path).expanduser()
-    try:
-        if location.suffix == ".gguf":
-            if not location.is_file():
-                raise OSError(f"no such file: {location}")
-            tokenizer = AutoTokenizer.from_pretrained(str(location.parent), gguf_file=location.name)
-        else:
-            tokenizer = AutoTokenizer.from_pretrained(str(location))
-    except (OSError, ValueError) as err:
-        raise SftlabError(f"data.tokenizer: cannot load a tokenizer from {path!r}: {err}") from None
-    if tokenizer.pad_token is None:
-        if tokenizer.eos_token is None:
-            raise SftlabError(f"data.tokenizer: {path!r} has neither a pad nor an eos token")
-        log.info("tokenizer %s has no pad token: padding with eos %r", path, tokenizer.eos_token)
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
 def _code_fingerprint() -> str:
     """A hash of the data package's source, so a code change never reuses a stale cache."""
     digest = hashlib.sha256()
@@ -67,7 +47,7 @@ def _code_fingerprint() -> str:
 class SFTDataModule(LightningDataModule):
     def __init__(
         self,
-        train_path: str,
+        train_path: str | None = None,
         tokenizer: str | None = None,
         val_path: str | None = None,
         format: Format = "auto",
@@ -92,7 +72,7 @@ class SFTDataModule(LightningDataModule):
     ) -> None:
         """
         Args:
-            train_path: Training data: a file, a folder or a glob.
+            train_path: Training data: a file, a folder or a glob (needed by fit; `validate` needs only val_path).
             tokenizer: A local tokenizer folder or a `.gguf` file; `sftlab fit` and `inspect` default it
                 to `model.source`, so the tokenizer follows the model.
             val_path: Validation data, same forms; none means no validation.
@@ -137,23 +117,25 @@ class SFTDataModule(LightningDataModule):
         return make_renderer(self.hparams.template, self.tokenizer, self.hparams.fold_system_prompt)
 
     def prepare_data(self) -> None:
-        """Build the caches once (on the main process)."""
-        for split in self._paths():
-            self.build(split)
+        """Build (and cache) the datasets on the main process; other processes load them in `setup`."""
+        self.setup()
 
     def setup(self, stage: str | None = None) -> None:
+        """Build each split once per process, with its report."""
         for split in self._paths():
-            if split not in self.datasets:
-                self.datasets[split], report = self.build(split)
-                if report is not None:
-                    self.reports[split] = report
-                    log.info("%s", report.table())
-                    if report.kept == 0:
-                        reasons = ", ".join(f"{count} {reason}" for reason, count in report.dropped.items()) or "none read"
-                        raise SftlabError(
-                            f"data.{split}_path: no example left to train on: all {report.examples} were "
-                            f"dropped ({reasons}); see `sftlab inspect`, or raise data.max_seq_length"
-                        )
+            if split in self.datasets:
+                continue
+            self.datasets[split], report = self.build(split)
+            if report is None:
+                continue
+            self.reports[split] = report
+            log.info("%s", report.table())
+            if report.kept == 0:
+                reasons = ", ".join(f"{count} {reason}" for reason, count in report.dropped.items()) or "none read"
+                raise SftlabError(
+                    f"data.{split}_path: no example left to train on: all {report.examples} were "
+                    f"dropped ({reasons}); see `sftlab inspect`, or raise data.max_seq_length"
+                )
 
     def _paths(self) -> dict[str, str]:
         paths = {"train": self.hparams.train_path, "val": self.hparams.val_path}
@@ -189,10 +171,10 @@ class SFTDataModule(LightningDataModule):
             raise SftlabError(f"data.streaming is for pretraining text, but {files[0]} holds {fmt} conversations")
         return self._build_sft(split, files, fmt)
 
-    def _fingerprint(self, dataset_fingerprint: str, *parts: object) -> str:
+    def _fingerprint(self, *parts: object) -> str:
+        """The tokenized dataset's cache key: the input files, the tokenizer, sftlab's data code and `parts`."""
         digest = hashlib.sha256()
         for part in (
-            dataset_fingerprint,
             _code_fingerprint(),
             self.tokenizer.backend_tokenizer.to_str(),
             str(self.tokenizer.special_tokens_map),
@@ -217,7 +199,8 @@ class SFTDataModule(LightningDataModule):
             remove_columns=records.column_names,
             num_proc=self.hparams.num_proc,
             new_fingerprint=self._fingerprint(
-                records._fingerprint,
+                readers.file_stamps(files),
+                fmt,
                 self.renderer.template,
                 repr(self.strategies[split]),
                 self.hparams.max_seq_length,
@@ -262,6 +245,8 @@ class SFTDataModule(LightningDataModule):
         return Collator(self.tokenizer.pad_token_id, self.hparams.pad_to_multiple_of)
 
     def train_dataloader(self) -> DataLoader:
+        if "train" not in self.datasets:
+            raise SftlabError("data.train_path: not set; training needs data (validation alone needs only data.val_path)")
         dataset = self.datasets["train"]
         if isinstance(dataset, datasets.IterableDataset):
             # A stream has no order to restore: Lightning warns when resuming one mid-epoch.

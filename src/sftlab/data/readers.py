@@ -197,15 +197,19 @@ def iter_conversations(files: list[tuple[str, int, int]], fmt: str, skip_bad: bo
                 yield bad_row(where, str(err))
 
 
+def file_stamps(files: list[Path]) -> list[tuple[str, int, int]]:
+    """(path, size, modification time) of each file: what identifies its contents in cache keys."""
+    return [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+
+
 def load_conversations(files: list[Path], fmt: str, cache_dir: str | None = None, skip_bad: bool = False) -> datasets.Dataset:
     """Read conversation files into a disk-backed `datasets.Dataset` of `Conversation` rows.
 
     The files' sizes and modification times are part of the generator's arguments, so the cache is
     reused exactly while the files stay the same."""
-    stamps = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
     try:
         return datasets.Dataset.from_generator(
-            iter_conversations, gen_kwargs={"files": stamps, "fmt": fmt, "skip_bad": skip_bad}, cache_dir=cache_dir
+            iter_conversations, gen_kwargs={"files": file_stamps(files), "fmt": fmt, "skip_bad": skip_bad}, cache_dir=cache_dir
         )
     except datasets.exceptions.DatasetGenerationError as err:
         if isinstance(err.__cause__, SftlabError):  # our own message, unwrapped from datasets' wrapper

@@ -11,9 +11,10 @@ from rich.console import Console
 from rich.table import Table
 from tqdm import tqdm
 
-from sftlab.atomic import write_jsonl_atomic, write_text_atomic
+from sftlab.artifacts import write_jsonl_atomic, write_text_atomic
+from sftlab.data.datamodule import MaskingName
 from sftlab.errors import SftlabError
-from sftlab.inference.cli import add_model_arguments, load_generator
+from sftlab.inference.cli import add_loading_arguments, add_model_arguments, load_generator, load_model
 
 
 def mtbench_parser() -> ArgumentParser:
@@ -77,18 +78,14 @@ def mtbench_command(argv: list[str]) -> None:
 
 def ppl_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="sftlab eval ppl", description="Loss and perplexity on held-out conversations, per masking strategy.")
-    parser.add_argument("--model", type=str, required=True, help="As for `sftlab generate`.")
-    parser.add_argument("--base", type=str | None, default=None)
-    parser.add_argument("--template", type=str | None, default=None)
-    parser.add_argument("--dtype", type=str, default="float32")
+    add_loading_arguments(parser)
     parser.add_argument("--data", type=str, required=True, help="Held-out data (any training format; file, folder or glob).")
     parser.add_argument("--format", type=str, default="auto")
     parser.add_argument(
         "--masking",
-        type=str,
-        nargs="+",
+        type=list[MaskingName],
         default=["assistant"],
-        help="One or more of none, assistant, last_assistant, expand, prompt (the non-assistant tokens).",
+        help="One or more masking strategies (prompt: the non-assistant tokens).",
     )
     parser.add_argument("--max_seq_length", type=int, default=2048)
     parser.add_argument("--batch_size", type=int, default=8)
@@ -99,19 +96,11 @@ def ppl_parser() -> ArgumentParser:
 
 def ppl_command(argv: list[str]) -> None:
     from sftlab.evaluation.perplexity import evaluate_strategy
-    from sftlab.inference.loading import load_for_inference
 
     config = ppl_parser().parse_args(argv)
-    from sftlab.data.masking import STRATEGIES
-
-    unknown = [m for m in config.masking if m not in STRATEGIES]
-    if unknown:
-        raise SftlabError(f"--masking: unknown strategy {unknown[0]!r} ({', '.join(STRATEGIES)})")
-    loaded = load_for_inference(config.model, config.base, config.template, config.dtype)
-    results = [
-        evaluate_strategy(loaded, config.data, masking, config.max_seq_length, config.batch_size, config.format, config.cache_dir)
-        for masking in config.masking
-    ]
+    loaded = load_model(config)
+    settings = (config.max_seq_length, config.batch_size, config.format, config.cache_dir, config.device)
+    results = [evaluate_strategy(loaded, config.data, masking, *settings) for masking in config.masking]
     table = Table(title=f"held-out: {config.data}")
     for column in results[0]:
         table.add_column(column)

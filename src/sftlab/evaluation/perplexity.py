@@ -1,63 +1,62 @@
 """Loss, perplexity and next-token accuracy of a model on held-out conversations, under one or more
-masking strategies: the labels are built exactly as in training (same template, same strategy), so
-strategies and runs are compared on the same tokens. Sums over all tokens, then divided (not a mean
-of per-batch means)."""
+masking strategies. It is the training module's own validation (`Trainer.validate` with the data as
+the validation split and the strategy as `data.val_masking`): labels, sums over all tokens and the
+loss are exactly those of training, so strategies and runs are compared on the same tokens."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from typing import Any
 
-import torch
-from torch.utils.data import DataLoader
+from lightning import Trainer
 
-from sftlab.data.datamodule import MaskingName, SFTDataModule
+from sftlab.data.datamodule import SFTDataModule
 from sftlab.inference.loading import LoadedModel
-from sftlab.model.loss import label_positions, token_sums
+from sftlab.model.causal_lm import Prebuilt
+from sftlab.model.module import CausalLMModule
+
+
+def accelerator_of(device: str) -> dict[str, Any]:
+    """Trainer arguments for a torch device string (`cpu`, `cuda`, `cuda:1`)."""
+    kind, _, index = device.partition(":")
+    if kind == "cpu":
+        return {"accelerator": "cpu", "devices": 1}
+    return {"accelerator": "gpu", "devices": [int(index or 0)]}
 
 
 def evaluate_strategy(
     loaded: LoadedModel,
     data_path: str,
-    masking: MaskingName,
+    masking: str,
     max_seq_length: int = 2048,
     batch_size: int = 8,
     fmt: str = "auto",
     cache_dir: str | None = None,
-    progress: Callable[[int], None] | None = None,
+    device: str = "cpu",
 ) -> dict[str, float | int | str]:
     data = SFTDataModule(
-        train_path=data_path,
+        val_path=data_path,
         tokenizer=loaded.tokenizer_path,
         template=loaded.template,
         format=fmt,
-        masking=masking,
+        val_masking=masking,
         max_seq_length=max_seq_length,
         batch_size=batch_size,
         cache_dir=cache_dir,
     )
-    dataset, report = data.build("train")
-    model = loaded.model
-    device = next(model.parameters()).device
-    loss_sum = tokens = correct = 0.0
-    with torch.no_grad():
-        for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=data.collator()):
-            inputs = {key: batch[key].to(device) for key in ("input_ids", "attention_mask") if key in batch}
-            logits = model(**inputs, use_cache=False).logits
-            positions, targets = label_positions(batch["labels"].to(device))
-            batch_loss, batch_correct = token_sums(logits[positions], targets)
-            loss_sum += float(batch_loss)
-            tokens += len(targets)
-            correct += float(batch_correct)
-            if progress:
-                progress(len(batch["input_ids"]))
-    loss = loss_sum / max(tokens, 1)
+    module = CausalLMModule(causal_lm=Prebuilt(loaded.model))
+    trainer = Trainer(
+        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, **accelerator_of(device)
+    )
+    metrics = trainer.validate(module, datamodule=data, verbose=False)[0]
+    report = data.reports["val"]
+    loss = metrics["val/loss"]
     return {
         "masking": masking,
-        "examples": len(dataset),
+        "examples": report.kept,
         "dropped": sum(report.dropped.values()),
-        "tokens": int(tokens),
+        "tokens": int(metrics["val/trainable_tokens"]),
         "loss": round(loss, 5),
         "perplexity": round(math.exp(min(loss, 80)), 4),
-        "token_accuracy": round(correct / max(tokens, 1), 5),
+        "token_accuracy": round(metrics["val/token_accuracy"], 5),
     }

@@ -10,13 +10,14 @@ import torch
 from jsonargparse import ArgumentParser
 from tqdm import tqdm
 
-from sftlab.atomic import jsonl, write_jsonl_atomic
+from sftlab.artifacts import jsonl, write_jsonl_atomic
 from sftlab.errors import SftlabError
 from sftlab.inference.generate import Generator, Sampling
 from sftlab.inference.loading import LoadedModel
 
 
-def add_model_arguments(parser: ArgumentParser) -> None:
+def add_loading_arguments(parser: ArgumentParser) -> None:
+    """Which model to load and where: --model, --base, --template, --dtype, --device."""
     parser.add_argument(
         "--model", type=str, required=True, help="An HF-format folder, a LoRA adapter folder, a sftlab .ckpt checkpoint or a .gguf file."
     )
@@ -25,7 +26,12 @@ def add_model_arguments(parser: ArgumentParser) -> None:
         "--template", type=str | None, default=None, help="alpaca | chat | a .jinja file (default: the one used in training)."
     )
     parser.add_argument("--dtype", type=str, default="float32", help="float32, bfloat16 or float16.")
-    parser.add_argument("--device", type=str, default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", type=str, default="cuda" if torch.cuda.is_available() else "cpu", help="cpu, cuda, cuda:1 ...")
+
+
+def add_model_arguments(parser: ArgumentParser) -> None:
+    """The model (`add_loading_arguments`) and how it generates: --system, --seed, the sampling settings."""
+    add_loading_arguments(parser)
     parser.add_argument("--system", type=str | None, default=None, help="A system prompt for every conversation.")
     parser.add_argument("--seed", type=int, default=0, help="Seed for sampling.")
     parser.add_class_arguments(Sampling, nested_key=None)
@@ -37,7 +43,7 @@ def sampling_from(config) -> Sampling:
 
 
 def load_model(config) -> LoadedModel:
-    """The model named by `add_model_arguments` (--model, --base, --template, --dtype), on --device."""
+    """The model named by `add_loading_arguments` (--model, --base, --template, --dtype), on --device."""
     from sftlab.inference.loading import load_for_inference
 
     loaded = load_for_inference(config.model, config.base, config.template, config.dtype)

@@ -16,11 +16,11 @@ from pathlib import Path
 from peft import PeftModel
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from sftlab.data.datamodule import load_tokenizer
+from sftlab.artifacts import load_tokenizer, read_training_info
 from sftlab.data.templates import Renderer, make_renderer
 from sftlab.errors import SftlabError
-from sftlab.model.export import EXPORT_INFO
 from sftlab.model.loading import load_causal_lm
+from sftlab.model.restore import restore_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +34,6 @@ class LoadedModel:
     template: str  # the template setting: alpaca, chat or a .jinja path
 
 
-def _trained_template(folder: Path) -> str | None:
-    info = folder / EXPORT_INFO
-    return json.loads(info.read_text()).get("template") if info.is_file() else None
-
-
 def _has_tokenizer(folder: Path) -> bool:
     return (folder / "tokenizer_config.json").is_file()
 
@@ -50,17 +45,15 @@ def load_for_inference(path: str, base: str | None = None, template: str | None 
         raise SftlabError(f"model: no such file or folder: {location}")
     trained_template = None
     if location.suffix == ".ckpt":
-        from sftlab.model.restore import restore_checkpoint
-
         module, datamodule = restore_checkpoint(location)
         model, tokenizer_path = module.model, datamodule.hparams.tokenizer
         trained_template = datamodule.hparams.template
     elif location.is_dir() and (location / "adapter_config.json").is_file():
         model, tokenizer_path = _load_adapter(location, base, dtype)
-        trained_template = _trained_template(location)
+        trained_template = read_training_info(location).get("template")
     elif location.suffix == ".gguf" or (location / "config.json").is_file():
         model, tokenizer_path = load_causal_lm(str(location), dtype=dtype), str(location)
-        trained_template = _trained_template(location) if location.is_dir() else None
+        trained_template = read_training_info(location).get("template") if location.is_dir() else None
     else:
         raise SftlabError(
             f"model: {location} is neither a model folder (config.json), a LoRA adapter "

@@ -47,15 +47,15 @@ class LabelledHead:
         return self.backbone(**inputs, use_cache=False).last_hidden_state[positions]
 
     def token_sums(
-        self, inputs: dict[str, torch.Tensor], positions: torch.Tensor, targets: torch.Tensor
+        self, inputs: dict[str, torch.Tensor], positions: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Summed loss and right predictions at `positions`: a plain linear head goes through the
-        fused chunked loss (linear_cross_entropy.py); any other head (e.g. one with a LoRA adapter)
+        """Summed (weighted) loss and right predictions at `positions`: a plain linear head goes through
+        the fused chunked loss (linear_cross_entropy.py); any other head (e.g. one with a LoRA adapter)
         through its own forward and the plain loss."""
         hidden = self.hidden(inputs, positions)
         if self._plain_linear():
-            return linear_cross_entropy(hidden, self.head.weight, self.head.bias, targets)
-        return token_sums(self.head(hidden), targets)
+            return linear_cross_entropy(hidden, self.head.weight, self.head.bias, targets, weights)
+        return token_sums(self.head(hidden), targets, weights)
 
     def _plain_linear(self) -> bool:
         """A plain nn.Linear whose whole weight is here as an ordinary tensor. The fused loss reads the
@@ -69,9 +69,12 @@ class LabelledHead:
         )
 
 
-def labelled_head(model: PreTrainedModel | PeftModel) -> LabelledHead | None:
+def labelled_head(model: torch.nn.Module) -> LabelledHead | None:
     """The split of `model` if it gives exactly the full forward's logits, else None (full forward)."""
     causal_lm = model.get_base_model() if isinstance(model, PeftModel) else model
+    if not isinstance(causal_lm, PreTrainedModel):
+        log.info("%s is not a transformers model: logits are computed at every position", type(causal_lm).__name__)
+        return None
     backbone, head = causal_lm.base_model, causal_lm.get_output_embeddings()
     name = type(causal_lm).__name__
     if backbone is causal_lm or head is None:

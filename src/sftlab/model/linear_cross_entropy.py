@@ -26,7 +26,13 @@ CHUNK_ELEMENTS = 2**25
 class LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(
-        ctx, hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor, chunk_rows: int | None
+        ctx,
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        targets: torch.Tensor,
+        token_weights: torch.Tensor | None,
+        chunk_rows: int | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         chunk_rows = chunk_rows or max(1, CHUNK_ELEMENTS // weight.shape[0])
         need_hidden, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
@@ -44,16 +50,20 @@ class LinearCrossEntropy(torch.autograd.Function):
             for start in range(0, hidden.shape[0], chunk_rows):
                 rows = hidden[start : start + chunk_rows].to(dtype)
                 target = targets[start : start + chunk_rows]
+                row_weights = token_weights[start : start + chunk_rows, None].float() if token_weights is not None else None
                 logits = F.linear(rows, matrix, offset).float()
                 top = logits.amax(dim=-1)  # amax is ~7x faster than max-with-indices on CPU
                 target_logit = logits.gather(1, target[:, None]).squeeze(1)
                 correct += (target_logit >= top).sum()  # the target is the argmax (ties count as right)
                 logits.sub_(top[:, None]).exp_()
                 total = logits.sum(dim=-1)
-                loss += (total.log() + top - target_logit).sum()
+                row_losses = total.log() + top - target_logit
+                loss += row_losses.sum() if row_weights is None else (row_losses * row_weights[:, 0]).sum()
                 if need_hidden or need_weight or need_bias:
                     gradient = logits.div_(total[:, None])  # softmax ...
                     gradient[torch.arange(len(target), device=target.device), target] -= 1  # ... minus one-hot
+                    if row_weights is not None:
+                        gradient.mul_(row_weights)
                     gradient = gradient.to(dtype)
                     if need_hidden:
                         grad_hidden[start : start + chunk_rows] = gradient @ matrix
@@ -82,13 +92,20 @@ class LinearCrossEntropy(torch.autograd.Function):
             scaled(grad_bias, bias_dtype),
             None,
             None,
+            None,
         )
 
 
 def linear_cross_entropy(
-    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor, chunk_rows: int | None = None
+    hidden: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    targets: torch.Tensor,
+    token_weights: torch.Tensor | None = None,
+    chunk_rows: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed cross-entropy (float32) of `F.linear(hidden, weight, bias)` against `targets`, and the
-    number of rows whose argmax is the target. hidden: (n, d); weight: (vocab, d); targets: (n,);
+    """Summed cross-entropy (float32) of `F.linear(hidden, weight, bias)` against `targets`, each row's
+    loss times its `token_weights` entry when given (no gradient flows to the weights), and the number
+    of rows whose argmax is the target. hidden: (n, d); weight: (vocab, d); targets, token_weights: (n,);
     chunk_rows: rows projected at a time (default: CHUNK_ELEMENTS logits)."""
-    return LinearCrossEntropy.apply(hidden, weight, bias, targets, chunk_rows)
+    return LinearCrossEntropy.apply(hidden, weight, bias, targets, token_weights, chunk_rows)

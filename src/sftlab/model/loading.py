@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ import torch
 from huggingface_hub import constants
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel
 
+from sftlab.artifacts import write_folder
 from sftlab.errors import SftlabError
 
 log = logging.getLogger(__name__)
@@ -51,13 +50,9 @@ def gguf_as_folder(path: Path, cache_root: Path | None = None) -> Path:
     # went through its GGUF "quantizer"; forgetting it saves plain safetensors (same logits, tested).
     model.hf_quantizer = None
     del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
     try:
-        model.save_pretrained(staging)
-        staging.rename(target)
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
+        write_folder(target, model.save_pretrained)
+    except SftlabError:
         if not (target / "config.json").is_file():  # not another process winning the same race
             raise
     return target
@@ -79,10 +74,11 @@ def load_causal_lm(
             raise SftlabError("model: give a source (folder or .gguf) or a config with a model_type")
         settings = dict(config)
         model_config = AutoConfig.for_model(settings.pop("model_type"), **settings)
-        model_config._attn_implementation = attn_implementation
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return AutoModelForCausalLM.from_config(model_config, dtype=torch_dtype, trust_remote_code=trust_remote_code)
+            return AutoModelForCausalLM.from_config(
+                model_config, dtype=torch_dtype, attn_implementation=attn_implementation, trust_remote_code=trust_remote_code
+            )
     path = Path(source).expanduser()
     if not path.exists():
         raise SftlabError(f"model: no such file or folder: {path}")

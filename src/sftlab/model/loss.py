@@ -1,14 +1,24 @@
-"""Token-level loss normalised over the whole effective batch.
+"""The training loss, normalised over the whole effective batch, as an injectable class.
 
-The gradient of one optimizer step must be the gradient of
-    (sum of token losses over every micro-batch of the accumulation window, on every rank)
-    / (number of trainable tokens in all of them),
+The gradient of one optimizer step is the gradient of
+
+    Σ w_t · ℓ_t  /  Σ w_t      over every trained token t of every micro-batch of the accumulation
+                               window, on every rank,
+
 not a mean of per-micro-batch means (which over-weights tokens of short micro-batches: the bug HF
-Transformers fixed in Oct 2024). The total count is only known after the last micro-batch, and
-gradients are linear in the loss, so each micro-batch backpropagates its *summed* token loss and the
-accumulated gradients are divided by the total count just before the optimizer step
-(`normalise_gradients`), after an all-reduce of the count across data-parallel ranks. A window with
-no trainable token leaves zero gradients, never NaN.
+Transformers fixed in Oct 2024). ℓ_t is the next-token cross-entropy and w_t the token's weight: 1 by
+default (every trained token counts the same), the data's `weights` column when a masking strategy
+gives one, or whatever a `TokenLoss` subclass returns. The denominator is only known after the last
+micro-batch, and gradients are linear in the loss, so each micro-batch backpropagates its weighted
+*sum* and `CausalLMModule` divides the accumulated gradients by the all-reduced Σ w just before the
+optimizer step. A window with nothing trained leaves zero gradients, never NaN.
+
+A researcher's own loss (say, per-token weights from the token's position in its answer) is a
+subclass overriding `weights`, named in the config:
+
+    model:
+      loss:
+        class_path: mypkg.MyLoss
 """
 
 from __future__ import annotations
@@ -21,6 +31,21 @@ import torch.nn.functional as F
 from sftlab.data.tokenize import IGNORE_INDEX
 
 
+class TokenLoss:
+    """Cross-entropy over trained tokens, weighted per token (default: the batch's `weights`, else 1)."""
+
+    def weights(self, batch: dict[str, torch.Tensor], positions: torch.Tensor) -> torch.Tensor | None:
+        """The weight of each trained token, as a float tensor (n,) in the order of `positions` (the
+        (batch, seq) mask of input positions whose next label is trained; position t predicts label t+1),
+        or None when every weight is 1. Weights must be finite and non-negative."""
+        if "weights" not in batch:
+            return None
+        return F.pad(batch["weights"][:, 1:], (0, 1))[positions].float()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__qualname__}({vars(self)})"
+
+
 def label_positions(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Where a label is trained, as positions of the inputs (position t predicts labels[t + 1]):
     a (batch, seq) mask whose last column is False, and the labels those positions predict."""
@@ -29,32 +54,19 @@ def label_positions(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return F.pad(trained, (0, 1), value=False), shifted[trained]
 
 
-def token_sums(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed cross-entropy (in float32) and the number of right argmax predictions, for logits
-    (n, vocab) at trained positions and their targets (n,). No target gives 0, never NaN."""
-    loss_sum = F.cross_entropy(logits.float(), targets, reduction="sum")
+def token_sums(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed (weighted) cross-entropy in float32 and the number of right argmax predictions, for logits
+    (n, vocab) at trained positions, their targets (n,) and optional weights (n,). No target gives 0."""
+    losses = F.cross_entropy(logits.float(), targets, reduction="none")
+    loss_sum = losses.sum() if weights is None else (losses * weights).sum()
     return loss_sum, (logits.detach().argmax(-1) == targets).sum()
 
 
-def summed_token_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sum of next-token cross-entropies over trainable positions and their count, from full
-    logits (batch, seq, vocab) and labels (batch, seq) with -100 for ignored positions."""
-    positions, targets = label_positions(labels)
-    return token_sums(logits[positions], targets)[0], positions.sum()
-
-
-def correct_predictions(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """How many trainable positions the argmax of full logits predicts right."""
-    positions, targets = label_positions(labels)
-    return (logits[positions].argmax(-1) == targets).sum()
-
-
-def normalise_gradients(parameters: Iterable[torch.nn.Parameter], trainable_tokens: torch.Tensor, scale: float = 1.0) -> None:
-    """Divide accumulated gradients by the window's trainable-token count (times `scale`, e.g. the
-    world size when DDP has averaged gradients over ranks). A zero count leaves gradients (all zero) as they are."""
-    count = float(trainable_tokens)
-    if count == 0:
+def normalise_gradients(parameters: Iterable[torch.nn.Parameter], normaliser: float, scale: float = 1.0) -> None:
+    """Divide accumulated gradients by the window's Σ w (times `scale`, e.g. the world size when DDP has
+    averaged gradients over ranks). A zero normaliser leaves gradients (all zero) as they are."""
+    if normaliser == 0:
         return
     for parameter in parameters:
         if parameter.grad is not None:
-            parameter.grad.mul_(scale / count)
+            parameter.grad.mul_(scale / normaliser)

@@ -23,7 +23,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from sftlab.atomic import write_text_atomic
+from sftlab.artifacts import write_text_atomic
 from sftlab.errors import DataError, SftlabError
 from sftlab.selfinstruct.backends import Backend, Decoding
 from sftlab.selfinstruct.parse import parse_response

@@ -10,6 +10,7 @@ from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.strategies import FSDPStrategy
 
+from sftlab.errors import SftlabError
 from sftlab.inference.generate import Generator, Sampling
 from sftlab.inference.loading import LoadedModel
 from sftlab.inference.prompts import user_prompt
@@ -28,6 +29,13 @@ class SampleAnswers(Callback):
         self.prompts = prompts
         self.max_new_tokens = max_new_tokens
         self.every_validation = every_validation
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not hasattr(pl_module.model, "generate"):
+            raise SftlabError(
+                f"SampleAnswers: {type(pl_module.model).__name__} cannot generate (no generate method): "
+                "remove SampleAnswers from trainer.callbacks"
+            )
 
     def answers(self, trainer: Trainer, pl_module: LightningModule) -> list[str]:
         data = trainer.datamodule

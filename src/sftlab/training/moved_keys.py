@@ -1,0 +1,84 @@
+"""Config keys and class paths that moved when the model side became injectable (issue 15): a config
+written for the earlier layout is a one-line error naming the new key, never a run that silently means
+something else. Checked on the command line and in `--config` files before jsonargparse parses them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sftlab.errors import SftlabError
+
+BUILDER_KEYS = ("source", "config", "dtype", "attn_implementation", "init_seed", "lora", "gradient_checkpointing", "trust_remote_code")
+
+MOVED_MODEL_KEYS = {
+    **{key: f"model.causal_lm.{key}" for key in BUILDER_KEYS},
+    "learning_rate": "optimizer.lr (--optimizer.lr 2e-5; or another optimizer: --optimizer torch.optim.SGD --optimizer.lr 0.1)",
+    "weight_decay": "optimizer.weight_decay (--optimizer.weight_decay; biases and norms are never decayed)",
+    "warmup_ratio": "lr_scheduler.warmup_ratio (--lr_scheduler.warmup_ratio)",
+    "schedule": "lr_scheduler.decay (--lr_scheduler.decay cosine|linear|constant)",
+    "optimizer": "optimizer, at the top level (--optimizer CLASS, --optimizer.lr ...)",
+    "lr_scheduler": "lr_scheduler, at the top level (--lr_scheduler CLASS, --lr_scheduler.warmup_ratio ...)",
+    "max_nonfinite_steps": "the callback sftlab.training.guard.NonFiniteGuard (init_args: max_in_a_row)",
+    "peak_flops": "the callback sftlab.training.throughput.Throughput (init_args: peak_flops)",
+}
+
+MOVED_CLASSES = {
+    "sftlab.model.checkpoints.Checkpoints": "sftlab.training.checkpoints.Checkpoints",
+    "sftlab.model.export.HFExport": "sftlab.training.export.HFExport",
+    "sftlab.model.samples.SampleAnswers": "sftlab.training.samples.SampleAnswers",
+    "sftlab.model.strategies.DecoderLayerFSDP": "sftlab.training.strategies.DecoderLayerFSDP",
+}
+
+
+def _moved(key: str) -> str:
+    return f"model.{key} moved to {MOVED_MODEL_KEYS[key]}"
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def check_config_file(path: Path) -> None:
+    """Raise a SftlabError for a moved key or class path in a YAML config (a missing or unparsable file is
+    left to jsonargparse, which names it)."""
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return
+    if not isinstance(config, dict):
+        return
+    model = config.get("model")
+    if isinstance(model, dict):
+        arguments = model.get("init_args") if isinstance(model.get("init_args"), dict) else model
+        for key in arguments:
+            if key in MOVED_MODEL_KEYS:
+                raise SftlabError(f"{path}: {_moved(key)}")
+    for text in _strings(config):
+        if text in MOVED_CLASSES:
+            raise SftlabError(f"{path}: {text} moved to {MOVED_CLASSES[text]}")
+
+
+def check_moved_keys(argv: list[str]) -> None:
+    """Raise a SftlabError naming the new key for any moved key among `argv`'s flags and config files."""
+    for index, argument in enumerate(argv):
+        flag = argument.split("=", 1)[0]
+        if flag.startswith("--model."):
+            key = flag.removeprefix("--model.").removeprefix("init_args.").split(".", 1)[0]
+            if key in MOVED_MODEL_KEYS:
+                raise SftlabError(_moved(key))
+        if flag == "--config":
+            path = argument.split("=", 1)[1] if "=" in argument else (argv[index + 1] if index + 1 < len(argv) else "")
+            check_config_file(Path(path))
+        elif argument in MOVED_CLASSES:
+            raise SftlabError(f"{argument} moved to {MOVED_CLASSES[argument]}")
