@@ -43,3 +43,11 @@ def test_trained_model_has_lower_loss_than_its_base_on_the_same_tokens(tiny_lora
 def test_unknown_strategy_is_one_line(tmp_path):
     result = sftlab("eval", "ppl", "--model", str(tmp_path), "--data", "x", "--masking", "prompt_only")
     assert result.returncode == 2 and "unknown strategy 'prompt_only'" in result.stderr.splitlines()[-1]
+
+
+def test_the_device_flag_reaches_the_trainer():
+    from sftlab.evaluation.perplexity import accelerator_of
+
+    assert accelerator_of("cpu") == {"accelerator": "cpu", "devices": 1}
+    assert accelerator_of("cuda") == {"accelerator": "gpu", "devices": [0]}
+    assert accelerator_of("cuda:1") == {"accelerator": "gpu", "devices": [1]}

@@ -19,6 +19,7 @@ from tests.model.test_module import tiny_module
 def export_hf(model, tokenizer, target, chat_template=None):
     return save_hf_folder(model, tokenizer, target, {"template": "chat"}, chat_template=chat_template)
 
+
 # configs/tiny.yaml's model: the base the tiny LoRA run trained on.
 TINY_SMOLLM2_VOCAB = {**TINY, "vocab_size": 49152, "tie_word_embeddings": True}
 

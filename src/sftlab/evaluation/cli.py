@@ -12,7 +12,7 @@ from rich.table import Table
 from tqdm import tqdm
 
 from sftlab.artifacts import write_jsonl_atomic, write_text_atomic
-from sftlab.data.datamodule import MaskingName
+from sftlab.data.masking import STRATEGIES
 from sftlab.errors import SftlabError
 from sftlab.inference.cli import add_loading_arguments, add_model_arguments, load_generator, load_model
 
@@ -83,7 +83,8 @@ def ppl_parser() -> ArgumentParser:
     parser.add_argument("--format", type=str, default="auto")
     parser.add_argument(
         "--masking",
-        type=list[MaskingName],
+        type=str,
+        nargs="+",
         default=["assistant"],
         help="One or more masking strategies (prompt: the non-assistant tokens).",
     )
@@ -98,6 +99,9 @@ def ppl_command(argv: list[str]) -> None:
     from sftlab.evaluation.perplexity import evaluate_strategy
 
     config = ppl_parser().parse_args(argv)
+    unknown = [m for m in config.masking if m not in STRATEGIES]
+    if unknown:
+        raise SftlabError(f"--masking: unknown strategy {unknown[0]!r} ({', '.join(STRATEGIES)})")
     loaded = load_model(config)
     settings = (config.max_seq_length, config.batch_size, config.format, config.cache_dir, config.device)
     results = [evaluate_strategy(loaded, config.data, masking, *settings) for masking in config.masking]
