@@ -114,11 +114,11 @@ def write_folder(target: Path, fill: Callable[[Path], None]) -> Path:
     is replaced only when sftlab exported it (it holds `sftlab.json`); anything else is an error raised
     before any work, so a user's folder is never deleted."""
     target = Path(target)
+    if target.is_dir() and not any(target.iterdir()):
+        target.rmdir()  # an empty folder holds nothing to lose
     if target.exists() and not is_sftlab_export(target):
         what = "a file" if not target.is_dir() else "a folder sftlab did not export (no sftlab.json)"
         raise SftlabError(f"export: {target} is {what}; it would be replaced: choose a new or empty output folder")
-    if target.is_dir() and not any(target.iterdir()):
-        target.rmdir()  # an empty folder holds nothing to lose
     if target.parent.is_dir():
         remove_stale_temporaries(target.parent)
     staging = temporary_beside(target)

@@ -66,7 +66,9 @@ _NOISE = ("Does not validate against", "Subtypes:", "Errors:", "Given value", "-
 
 
 def config_error_line(message: str) -> str:
-    """jsonargparse's multi-line report on a bad config, as one line: the key and the reasons."""
+    """jsonargparse's multi-line report on a bad config, as one line: the key and the reasons. jsonargparse
+    has no structured form of this report, so its text is read; the lines dropped (`_NOISE`) are those of
+    the 4.x series (pyproject bounds jsonargparse below 5; tests/test_cli.py checks the result)."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     kept = [line.removeprefix("- ") for line in lines if not line.startswith(_NOISE)]
     return "".join(line + (" " if line.endswith(":") else "; ") for line in kept).removesuffix("; ")
