@@ -18,7 +18,9 @@ from sftlab.inference.cli import add_model_arguments, load_generator
 
 
 def mtbench_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="sftlab eval mtbench", description="Answer the MT-bench questions; grade them with a judge endpoint.")
+    parser = ArgumentParser(
+        prog="sftlab eval mtbench", description="Answer the MT-bench questions; grade them with a judge endpoint.", exit_on_error=False
+    )
     add_model_arguments(parser)
     parser.set_defaults(max_new_tokens=512)
     parser.add_argument("--questions", type=str | None, default=None, help="A question.jsonl (default: the 80 that ship with sftlab).")

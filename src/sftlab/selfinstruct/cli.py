@@ -19,7 +19,9 @@ INTERRUPTED = "sftlab: interrupted; run the same command again to continue"
 
 def self_instruct_parser() -> ArgumentParser:
     parser = ArgumentParser(
-        prog="sftlab self-instruct", description="Generate Alpaca-format instruction data from seed tasks with an LLM (resumable)."
+        prog="sftlab self-instruct",
+        description="Generate Alpaca-format instruction data from seed tasks with an LLM (resumable).",
+        exit_on_error=False,  # a bad option is one line, from sftlab.cli
     )
     parser.add_argument("--config", action=ActionConfigFile)
     parser.add_class_arguments(Settings, nested_key=None)
