@@ -38,6 +38,8 @@ def _setup(name: str | None, tmp_path: Path, shared: Path, monkeypatch, openai_s
         monkeypatch.setattr(torch, "save", no_space)
     elif name == "garbage_endpoint":
         extra["stub"] = openai_stub(lambda body, number: (200, "lorem ipsum dolor sit amet")).url
+    elif name == "not_found_endpoint":  # a server's answer to a base URL without /v1
+        extra["stub"] = openai_stub(lambda body, number: (404, "File Not Found")).url.removesuffix("/v1")
     return extra
 
 
@@ -64,6 +66,18 @@ def _argv(case: dict, values: dict[str, str]) -> list[str]:
         "generate": ["generate", "--model", values["gguf"]],
         "export": ["export"],
         "self-instruct": ["self-instruct", "--output", f"{values['tmp']}/out.json", "--request_batch_size", "1", "--workers", "1"],
+        "eval": [
+            "eval",
+            "mtbench",
+            "--model",
+            values["gguf"],
+            "--limit",
+            "1",
+            "--max_new_tokens",
+            "2",
+            "--output",
+            f"{values['tmp']}/mtbench",
+        ],
     }[command]
     if command == "fit" and args[:1] == ["--config"]:
         base = base[:1] + base[3:]  # the case's own config replaces tiny.yaml

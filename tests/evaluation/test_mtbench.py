@@ -57,3 +57,16 @@ def test_mtbench_answers_both_turns_and_summarises_the_judge(smollm2_gguf, opena
     assert summary["overall"] == {"turn_1": 5.0, "turn_2": 6.0, "mean": 5.4, "rated": 5, "failed": 1}
     assert "1 answer(s) got no rating" in result.stderr
     assert re.search(r"overall\s.*5\.00.*6\.00.*5\.40", result.stdout)
+
+
+def test_a_wrong_judge_url_is_a_one_line_error_not_a_table_of_dashes(smollm2_gguf, openai_stub, tmp_path):
+    stub = openai_stub(lambda body, number: (404, "File Not Found"))  # what a server says to a path without /v1
+    bare = stub.url.removesuffix("/v1")
+    output = tmp_path / "mtbench"
+    args = ("--model", str(smollm2_gguf), "--limit", "1", "--max_new_tokens", "2", "--output", str(output))
+    result = sftlab("eval", "mtbench", *args, "--judge.base_url", bare, "--judge.max_retries", "0")
+    assert result.returncode == 2, result.stderr[-2000:]
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith(f"sftlab: error: --judge.base_url {bare}: none of the 2 answers got a rating; last: NotFoundError")
+    assert last.endswith(f"try --judge.base_url {bare}/v1") and "Traceback" not in result.stderr
+    assert (output / "answers.jsonl").is_file() and not (output / "summary.json").exists()

@@ -39,3 +39,21 @@ def test_kept_set_equals_the_naive_method(shared):
     assert kept == naive and len(kept) < len(texts)
     verdict = novelty.check(texts[10] + " Please.")
     assert not verdict.novel and verdict.most_similar == texts[10] and verdict.max_similarity > 0.7
+
+
+def test_the_nearest_instruction_is_exact_not_only_the_unpruned(shared):
+    texts = _instructions(shared, 300)
+    texts += [texts[10] + " Please.", "Give three tips for staying healthy today."]
+    novelty, kept, middling = NoveltyFilter(0.7), [], 0
+    for text in texts:
+        verdict = novelty.check(text)
+        middling += 0.3 < verdict.max_similarity <= 0.7  # the range the threshold pruning never scored
+        tokens = rouge_tokens(text)
+        scores = [rouge_scorer._score_lcs(tokens, rouge_tokens(other)).fmeasure for other in kept]
+        assert verdict.max_similarity == max(scores, default=0.0)
+        if verdict.most_similar is not None:
+            assert rouge_l_score(tokens, rouge_tokens(verdict.most_similar)) == verdict.max_similarity
+        if verdict.novel:
+            novelty.add(text)
+            kept.append(text)
+    assert middling > 10

@@ -67,7 +67,9 @@ def read_json_records(path: Path) -> Iterator[tuple[str, Any]]:
             for index, record in enumerate(records):
                 yield f"{path} record {index}", record
             return
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only (a "\r" before it is JSON whitespace): str.splitlines would also split
+    # at U+2028, U+2029 and U+0085, which JSON strings may hold raw.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

@@ -14,23 +14,26 @@ from tqdm import tqdm
 from sftlab.artifacts import write_jsonl_atomic, write_text_atomic
 from sftlab.data.masking import STRATEGIES
 from sftlab.errors import SftlabError
+from sftlab.evaluation.judge import Judge
 from sftlab.inference.cli import add_loading_arguments, add_model_arguments, load_generator, load_model
 
 
 def mtbench_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="sftlab eval mtbench", description="Answer the MT-bench questions; grade them with a judge endpoint.")
+    parser = ArgumentParser(
+        prog="sftlab eval mtbench", description="Answer the MT-bench questions; grade them with a judge endpoint.", exit_on_error=False
+    )
     add_model_arguments(parser)
     parser.set_defaults(max_new_tokens=512)
     parser.add_argument("--questions", type=str | None, default=None, help="A question.jsonl (default: the 80 that ship with sftlab).")
     parser.add_argument("--limit", type=int | None, default=None, help="Only the first N questions.")
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--output", type=str, default="runs/mtbench", help="Folder for answers.jsonl, judgments.jsonl, summary.json.")
-    parser.add_argument("--judge.base_url", type=str | None, default=None, help="An OpenAI-compatible endpoint, e.g. http://host:8000/v1.")
-    parser.add_argument("--judge.model", type=str, default="gpt-4o", help="The judge's model name at that endpoint.")
-    parser.add_argument("--judge.api_key_env", type=str, default="OPENAI_API_KEY", help="Environment variable holding the API key.")
-    parser.add_argument("--judge.concurrency", type=int, default=4, help="Grading requests in flight.")
-    parser.add_argument("--judge.rating_retries", type=int, default=2, help="Re-asks when a reply has no rating.")
-    parser.add_argument("--judge.max_retries", type=int, default=5, help="Retries on rate limits, 5xx and dropped connections.")
+    parser.add_argument(
+        "--judge",
+        type=Judge | None,
+        default=None,
+        help="Grade every answer with an LLM judge: --judge.base_url URL --judge.model NAME; all its options: --judge.help Judge.",
+    )
     return parser
 
 
@@ -45,10 +48,10 @@ def summary_table(summary: dict) -> Table:
 
 
 def mtbench_command(argv: list[str]) -> None:
-    from sftlab.evaluation.judge import Judge
     from sftlab.evaluation.mtbench import answer_questions, judge_answers, load_questions, summarize, summary_json
 
-    config = mtbench_parser().parse_args(argv)
+    parser = mtbench_parser()
+    config = parser.instantiate(parser.parse_args(argv))
     questions = load_questions(Path(config.questions) if config.questions else None)[: config.limit]
     output = Path(config.output)
     generator = load_generator(config, config.batch_size)
@@ -56,17 +59,10 @@ def mtbench_command(argv: list[str]) -> None:
         rows = answer_questions(generator, questions, config.model, config.system, progress=bar.update)
     write_jsonl_atomic(output / "answers.jsonl", rows)
     print(f"answers: {output / 'answers.jsonl'} ({len(rows)} questions)", file=sys.stderr)
-    if not config.judge.base_url:
+    if config.judge is None:
         return
-    judge = Judge(
-        config.judge.base_url,
-        config.judge.model,
-        config.judge.api_key_env,
-        max_retries=config.judge.max_retries,
-        rating_retries=config.judge.rating_retries,
-    )
     with tqdm(total=sum(len(r["answers"]) for r in rows), desc="judging", unit="answer", file=sys.stderr) as bar:
-        judgments = judge_answers(judge, rows, questions, config.judge.concurrency, progress=bar.update)
+        judgments = judge_answers(config.judge, rows, questions, progress=bar.update)
     write_jsonl_atomic(output / "judgments.jsonl", judgments)
     summary = summarize(judgments)
     write_text_atomic(output / "summary.json", summary_json(summary))

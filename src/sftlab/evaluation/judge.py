@@ -1,18 +1,25 @@
 """An LLM judge behind any OpenAI-compatible chat endpoint (OpenAI, vLLM, llama.cpp server, ...):
 single-answer grading on a 1-10 scale, as MT-bench does.
 
-The `openai` client retries rate limits, 5xx answers and dropped connections with exponential
-backoff. A reply without a readable rating is asked again (`rating_retries` times) and then counted
-as a failure, never guessed. The API key is read from an environment variable and never logged.
+Requests go through `sftlab.endpoints` (key from an environment variable and never logged; rate
+limits, 5xx and dropped connections retried; a stop naming the URL after failures in a row). A reply
+without a readable rating is followed up in the same conversation, asking for the rating alone
+(`rating_retries` times): a new request, so a deterministic server (temperature 0) answers it
+differently, where asking the same question again would get the same reply. Then it is counted as
+a failure, never guessed. The `Judge` signature is the `--judge.*` options of `sftlab eval mtbench`.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
 
-from sftlab.errors import SftlabError
+from sftlab.endpoints import OpenAIEndpoint, RequestFailed
+
+if TYPE_CHECKING:
+    from openai import OpenAI
 
 SYSTEM = "You are an impartial, demanding judge of answers written by AI assistants."
 
@@ -22,6 +29,8 @@ INSTRUCTIONS = (
     "your assessment in a few sentences, then give a rating from 1 to 10 in exactly this format: "
     '"Rating: [[5]]".'
 )
+
+FOLLOW_UP = 'Your reply has no rating in the required format. Reply with the rating only, exactly like this: "Rating: [[5]]".'
 
 RATING = re.compile(r"\[\[(\d+(?:\.\d+)?)\]\]")
 LOOSE_RATING = re.compile(r"[Rr]ating:?\s*\[?(\d+(?:\.\d+)?)\]?")
@@ -59,49 +68,60 @@ def parse_rating(reply: str) -> float | None:
 @dataclass
 class Judgment:
     rating: float | None
-    reply: str
-    attempts: int
+    reply: str  # the judge's replies, follow-ups included, one after the other
+    attempts: int  # requests sent for this answer
     error: str | None = None
 
 
 class Judge:
+    """An LLM judge at an OpenAI-compatible endpoint.
+
+    Args:
+        base_url: The endpoint, e.g. http://host:8000/v1.
+        model: The judge's model name at that endpoint.
+        api_key_env: The environment variable holding the API key (never logged).
+        concurrency: Grading requests in flight.
+        rating_retries: Follow-ups asking for the rating when a reply has none.
+        max_retries: Retries on rate limits, 5xx and dropped connections (exponential backoff).
+        max_failures_in_a_row: Failed requests in a row that stop the run (a wrong URL or a dead server).
+        timeout: Seconds per request.
+        temperature: The judge's sampling temperature.
+        max_tokens: Tokens per reply.
+    """
+
     def __init__(
         self,
         base_url: str,
-        model: str,
+        model: str = "gpt-4o",
         api_key_env: str = "OPENAI_API_KEY",
+        concurrency: int = 4,
+        rating_retries: int = 2,
+        max_retries: int = 5,
+        max_failures_in_a_row: int = 10,
+        timeout: float = 120.0,
         temperature: float = 0.0,
         max_tokens: int = 1024,
-        max_retries: int = 5,
-        rating_retries: int = 2,
-        timeout: float = 120.0,
     ) -> None:
-        from openai import OpenAI
+        self.endpoint = OpenAIEndpoint("--judge.base_url", base_url, api_key_env, max_retries, timeout, max_failures_in_a_row)
+        self.model, self.concurrency, self.rating_retries = model, concurrency, rating_retries
+        self.temperature, self.max_tokens = temperature, max_tokens
 
-        self.client = OpenAI(base_url=base_url, api_key=os.environ.get(api_key_env) or "unused", max_retries=max_retries, timeout=timeout)
-        self.model = model
-        self.temperature = temperature
-        self.max_tokens = max_tokens
-        self.rating_retries = rating_retries
+    def _send(self, messages: list[dict[str, str]], client: OpenAI) -> str:
+        response = client.chat.completions.create(
+            model=self.model, temperature=self.temperature, max_tokens=self.max_tokens, messages=messages
+        )
+        return response.choices[0].message.content or ""
 
     def grade(self, prompt: str) -> Judgment:
-        import openai
-
-        reply, attempts = "", 0
-        for attempts in range(1, self.rating_retries + 2):
-            try:
-                response = self.client.chat.completions.create(
-                    model=self.model,
-                    temperature=self.temperature,
-                    max_tokens=self.max_tokens,
-                    messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
-                )
-            except openai.AuthenticationError as err:
-                raise SftlabError(f"judge: the endpoint refused the API key ({err.status_code}); set the environment variable") from None
-            except openai.APIError as err:  # retries exhausted: counted, not fatal
-                return Judgment(None, reply, attempts, f"{type(err).__name__}: {err}")
-            reply = response.choices[0].message.content or ""
+        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+        replies: list[str] = []
+        for attempt in range(1, self.rating_retries + 2):
+            reply = self.endpoint.request(partial(self._send, list(messages)))
+            if isinstance(reply, RequestFailed):
+                return Judgment(None, "\n\n".join(replies), attempt, reply.message)
+            replies.append(reply)
             rating = parse_rating(reply)
             if rating is not None:
-                return Judgment(rating, reply, attempts)
-        return Judgment(None, reply, attempts, "no rating in the judge's reply")
+                return Judgment(rating, "\n\n".join(replies), attempt)
+            messages += [{"role": "assistant", "content": reply}, {"role": "user", "content": FOLLOW_UP}]
+        return Judgment(None, "\n\n".join(replies), self.rating_retries + 1, "no rating in the judge's reply")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -18,7 +17,8 @@ from typing import Any
 
 from sftlab.data.files import read_json_records
 from sftlab.data.records import Conversation, Message
-from sftlab.errors import DataError
+from sftlab.endpoints import in_parallel
+from sftlab.errors import DataError, SftlabError
 from sftlab.evaluation.judge import Judge, judge_prompt
 from sftlab.inference.generate import Generator
 
@@ -85,9 +85,10 @@ def answer_questions(
 
 
 def judge_answers(
-    judge: Judge, rows: list[dict[str, Any]], questions: list[Question], concurrency: int = 4, progress: Callable[[int], None] | None = None
+    judge: Judge, rows: list[dict[str, Any]], questions: list[Question], progress: Callable[[int], None] | None = None
 ) -> list[dict[str, Any]]:
-    """One judgment per answered turn: rating (None when the judge gave none), reply, error."""
+    """One judgment per answered turn: rating (None when the judge gave none), reply, error.
+    A judge that rated no answer at all is an error (naming its URL), not a summary of dashes."""
     by_id = {q.question_id: q for q in questions}
     tasks = [(row, turn) for row in rows for turn in range(1, len(row["answers"]) + 1)]
 
@@ -108,8 +109,10 @@ def judge_answers(
             "reply": judgment.reply,
         }
 
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        return list(pool.map(grade, tasks))
+    judgments = in_parallel(grade, tasks, judge.concurrency)
+    if judgments and all(j["rating"] is None for j in judgments):
+        raise SftlabError(f"{judge.endpoint.name}: none of the {len(judgments)} answers got a rating; last: {judgments[-1]['error']}")
+    return judgments
 
 
 def summarize(judgments: list[dict[str, Any]]) -> dict[str, dict[str, float | int | None]]:

