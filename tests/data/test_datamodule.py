@@ -29,7 +29,7 @@ def _module(shared, datasets_cache, **overrides) -> SFTDataModule:
 def test_batches_are_padded_to_a_multiple_of_8_with_ignored_labels(shared, datasets_cache):
     module = _module(shared, datasets_cache)
     batch = next(iter(module.train_dataloader()))
-    assert set(batch) == {"input_ids", "labels", "attention_mask", "lengths"}
+    assert set(batch) == {"input_ids", "labels", "attention_mask", "lengths", "weights"}
     assert batch["input_ids"].shape[1] % 8 == 0
     padding = batch["attention_mask"] == 0
     assert (batch["labels"][padding] == IGNORE_INDEX).all()
@@ -60,7 +60,7 @@ def test_packed_batches_carry_position_ids_and_no_mask(shared, datasets_cache):
     report = module.reports["train"]
     assert report.rows < report.kept
     batch = next(iter(module.train_dataloader()))
-    assert set(batch) == {"input_ids", "labels", "position_ids", "lengths"}
+    assert set(batch) == {"input_ids", "labels", "position_ids", "lengths", "weights"}
     starts = (batch["position_ids"] == 0).sum().item()
     assert starts > batch["input_ids"].shape[0]  # several examples per row
 

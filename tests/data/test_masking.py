@@ -7,7 +7,7 @@ import pytest
 from sftlab.cli import inspect_parser
 from sftlab.data.masking import ExpandTurns, MaskingStrategy, TrainAll, TrainAssistant, TrainLastAssistant, make_strategy
 from sftlab.data.records import Conversation, Message
-from sftlab.data.templates import Rendered
+from sftlab.data.spans import Rendered, Turn
 from sftlab.errors import SftlabError
 
 
@@ -16,7 +16,7 @@ class FirstAssistantOnly(MaskingStrategy):
         return rendered.assistant_spans[:1]
 
 
-RENDERED = Rendered("abcdefghij", ((2, 4), (6, 8)))
+RENDERED = Rendered("abcdefghij", (Turn(1, (("answer", (2, 3)), ("end_of_turn", (3, 4)))), Turn(3, (("answer", (6, 8)),))))
 
 
 def test_built_in_strategies_choose_spans():
