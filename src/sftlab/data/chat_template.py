@@ -108,7 +108,10 @@ class ChatTemplate:
         turn = [{"role": "user", "content": "U"}, {"role": "assistant", "content": ANSWER}]
         middle = self._apply(turn + [{"role": "user", "content": "V"}, {"role": "assistant", "content": "B"}], None, "end-of-turn probe")
         common = len(os.path.commonprefix([final, middle.split(ANSWER)[1]]))
-        eot = final[: max((end for end in token_ends if end <= common), default=0)].rstrip()
+        # A whole marker only: what follows it in the final tail is whitespace or nothing (gpt-oss's
+        # `<|return|>` and `<|end|>` share `<|`, which is no marker).
+        closed = [final[:end].rstrip() for end in sorted(token_ends, reverse=True) if end <= common]
+        eot = next((text for text in closed if not final[len(text) :][:1].strip()), "")
         if not eot and not self.final_end_of_turn:
             log.warning("%s writes no end-of-turn marker after assistant messages: only their content is trained", self.name)
         return eot

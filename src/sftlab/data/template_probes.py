@@ -23,6 +23,7 @@ from sftlab.data.records import with_think_block
 from sftlab.errors import TemplateError
 
 ANSWER, REASONING, CALL = "\ue000", "\ue001", "\ue010"  # the answer marker; call j's name is chr(0xE010 + j)
+QUESTION = "\ue002"  # the probes' user content: what the template writes after it is what precedes an answer
 REASONING_FIELDS = ("reasoning_content", "thinking")
 
 Apply = Callable[[list[dict[str, Any]], bool], str]  # (messages, add_generation_prompt) -> text, or TemplateError
@@ -48,18 +49,16 @@ def _try(apply: Apply, messages: list[dict[str, Any]], generation_prompt: bool =
         return None
 
 
-USER = {"role": "user", "content": "U"}
+USER = {"role": "user", "content": QUESTION}
 
 
 def _after_user(apply: Apply, assistant: dict[str, Any], marker: str) -> str | None:
-    """What the template writes from the end of a lone user turn up to `marker` in the assistant
-    message that follows it (None where that is not rendered)."""
-    user_only = _try(apply, [USER]) or ""
+    """What the template writes from the user's content up to `marker` in the assistant message that
+    follows it (None where that is not rendered): the user turn's closing text, then the header..."""
     text = _try(apply, [USER, assistant])
-    if text is None or marker not in text:
+    if text is None or marker not in text or QUESTION not in text:
         return None
-    before = text[: text.index(marker)]
-    return before[len(os.path.commonprefix([before, user_only])) :]
+    return text[text.index(QUESTION) + 1 : text.index(marker)]
 
 
 def reasoning_field(apply: Apply) -> str | None:
@@ -95,8 +94,7 @@ def probe_shape(apply: Apply) -> TemplateShape:
     """Learn the template's shape (see the module docstring)."""
     field = reasoning_field(apply)
     generation = _try(apply, [USER], generation_prompt=True) or ""
-    user_only = _try(apply, [USER]) or ""
-    prompt = generation[len(os.path.commonprefix([generation, user_only])) :]
+    prompt = generation[generation.index(QUESTION) + 1 :] if QUESTION in generation else ""
     before_answer = _after_user(apply, {"role": "assistant", "content": ANSWER}, ANSWER) or ""
     header = os.path.commonprefix([before_answer, prompt])
     befores = {
