@@ -27,7 +27,7 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
-from sftlab.data.records import Conversation, Message
+from sftlab.data.records import Conversation, Message, reasoning_apart
 from sftlab.data.spans import Part, Rendered, Span, Turn, assemble_parts, changed_span, first_part_start, substituted
 from sftlab.data.template_probes import ANSWER, CALL, REASONING, TemplateShape, probe_shape, reasoning_message
 from sftlab.errors import DataError, TemplateError
@@ -139,8 +139,9 @@ class ChatTemplate:
         return None
 
     def _folded(self, conversation: Conversation) -> tuple[list[Message], int]:
-        """The messages as the template gets them, and how many were folded away at the front."""
-        messages = list(conversation.messages)
+        """The messages as the template gets them (reasoning apart from the content), and how many were
+        folded away at the front."""
+        messages = [reasoning_apart(message) for message in conversation.messages]
         if messages[0].role == "system" and self.fold_system_prompt:
             system, first = messages[0], messages[1]
             return [dataclasses.replace(first, content=f"{system.content}\n\n{first.content}"), *messages[2:]], 1

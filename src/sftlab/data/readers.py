@@ -15,7 +15,7 @@ from typing import Any, Literal
 import datasets
 
 from sftlab.data.files import read_json_records, resolve_files
-from sftlab.data.records import Conversation, Message, ToolCall, split_reasoning
+from sftlab.data.records import Conversation, Message, ToolCall
 from sftlab.errors import DataError, SftlabError
 
 log = logging.getLogger(__name__)
@@ -69,14 +69,6 @@ def _weight(record: dict[str, Any], where: str) -> float:
     return float(weight)
 
 
-def _assistant(content: str, calls: tuple[ToolCall, ...] = (), reasoning: str = "") -> Message:
-    """An assistant message; a leading `<think>…</think>` block of the content becomes its reasoning
-    when no reasoning field is given, so every template receives reasoning the same way."""
-    if not reasoning:
-        reasoning, content = split_reasoning(content)
-    return Message("assistant", content, calls, reasoning=reasoning)
-
-
 def _tool_call(value: Any, where: str) -> ToolCall:
     """One call from `{"name": ..., "arguments": {...} or "json"}` (ShareGPT and OpenAI forms, the
     latter with the call's `id` beside `function`)."""
@@ -107,7 +99,7 @@ def alpaca_record(record: dict[str, Any], where: str) -> Conversation:
         messages += [Message("user", pair[0]), Message("assistant", pair[1])]
     instruction = _field(record, "instruction", where)
     task_input = _field(record, "input", where, required=False)
-    messages += [Message("user", instruction, input=task_input), _assistant(_field(record, "output", where))]
+    messages += [Message("user", instruction, input=task_input), Message("assistant", _field(record, "output", where))]
     return Conversation(tuple(messages), where, weight=_weight(record, where))
 
 
@@ -132,8 +124,6 @@ def sharegpt_record(record: dict[str, Any], where: str) -> Conversation:
                 raise DataError(where, f"field '{field}.value' is not valid JSON: {err.msg}") from None
             calls = calls if isinstance(calls, list) else [calls]
             messages.append(Message("assistant", "", tuple(_tool_call(c, f"{where} field '{field}.value'") for c in calls)))
-        elif SHAREGPT_ROLES[speaker] == "assistant":
-            messages.append(_assistant(value))
         else:
             messages.append(Message(SHAREGPT_ROLES[speaker], value))
     return Conversation(tuple(messages), where, _tools(record, where), _weight(record, where))
@@ -171,10 +161,8 @@ def messages_message(raw: Any, at: str) -> Message:
     if raw.get("content") is None and not (role == "assistant" and calls):
         raise DataError(at, f"field 'content' is null: a {role} message needs text (only an assistant's tool-call turn may have none)")
     content = _content_text(raw["content"], at) if raw.get("content") is not None else ""
-    if role == "assistant":
-        return _assistant(content, calls, _reasoning(raw, at))
     tool_ref = {key: _field(raw, key, at, required=False) for key in ("tool_call_id", "name")} if role == "tool" else {}
-    return Message(role, content, calls, **tool_ref)
+    return Message(role, content, calls, reasoning=_reasoning(raw, at), **tool_ref)
 
 
 def messages_record(record: dict[str, Any], where: str) -> Conversation:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sftlab.errors import DataError
@@ -48,14 +48,15 @@ class Message:
         return f"{self.content}\n\n{self.input}" if self.input else self.content
 
 
-def split_reasoning(content: str) -> tuple[str, str]:
-    """`(reasoning, answer)` of an assistant content that starts with a `<think>…</think>` block
-    (surrounding newlines dropped, as Qwen3 and DeepSeek-R1 do); `("", content)` otherwise."""
-    stripped = content.lstrip()
-    if not stripped.startswith(THINK_OPEN) or THINK_CLOSE not in stripped:
-        return "", content
+def reasoning_apart(message: Message) -> Message:
+    """An assistant message whose content starts with a `<think>…</think>` block, with that block as
+    its `reasoning` (surrounding newlines dropped, as Qwen3 and DeepSeek-R1 do), so every template gets
+    reasoning one way; other messages unchanged. Renderers apply it to what they render."""
+    stripped = message.content.lstrip()
+    if message.role != "assistant" or message.reasoning or not stripped.startswith(THINK_OPEN) or THINK_CLOSE not in stripped:
+        return message
     reasoning, answer = stripped[len(THINK_OPEN) :].split(THINK_CLOSE, 1)
-    return reasoning.strip("\n"), answer.lstrip("\n")
+    return replace(message, reasoning=reasoning.strip("\n"), content=answer.lstrip("\n"))
 
 
 def with_think_block(reasoning: str, answer: str) -> str:

@@ -16,7 +16,7 @@ from typing import Protocol
 from transformers import PreTrainedTokenizerBase
 
 from sftlab.data.chat_template import ChatTemplate
-from sftlab.data.records import THINK_CLOSE, THINK_OPEN, Conversation, Message
+from sftlab.data.records import THINK_CLOSE, THINK_OPEN, Conversation, Message, reasoning_apart
 from sftlab.data.spans import Part, Rendered, Span, Turn
 from sftlab.data.template_probes import ANSWER
 from sftlab.errors import DataError, TemplateError
@@ -72,7 +72,7 @@ class AlpacaTemplate:
 
     def _layout(self, conversation: Conversation) -> tuple[str, list[Turn], dict[int, Span], list[Span]]:
         """The text, the assistant turns, the spans of the other messages, and the spans of all data text."""
-        messages = list(conversation.messages)
+        messages = [reasoning_apart(message) for message in conversation.messages]
         offset = 1 if messages[0].role == "system" else 0
         text, turns, others, data = self.bos_token, [], {}, []
 

@@ -88,10 +88,11 @@ def encode_literals(tokenizer: PreTrainedTokenizerBase, text: str, encoding: Enc
         stretch = range(low + 1, high)
         if any(is_literal[i] for i in stretch):
             begin = offsets[low][1] if low >= 0 else 0
-            end = offsets[high][0] if high < len(ids) else len(text)
-            again = tokenizer(text[begin:end], add_special_tokens=False, return_offsets_mapping=True, split_special_tokens=True)
-            out_ids += again["input_ids"]
-            out_offsets += [(a + begin, b + begin) for a, b in again["offset_mapping"]]
+            again_ids, again_offsets = as_text(
+                tokenizer, text[begin : offsets[high][0] if high < len(ids) else len(text)], mid_text=low >= 0
+            )
+            out_ids += again_ids
+            out_offsets += [(a + begin, b + begin) for a, b in again_offsets]
         else:
             out_ids += [ids[i] for i in stretch]
             out_offsets += [offsets[i] for i in stretch]
@@ -99,6 +100,25 @@ def encode_literals(tokenizer: PreTrainedTokenizerBase, text: str, encoding: Enc
             out_ids.append(ids[high])
             out_offsets.append(offsets[high])
     return out_ids, out_offsets
+
+
+def as_text(tokenizer: PreTrainedTokenizerBase, text: str, mid_text: bool) -> Encoding:
+    """`text` tokenized with special-token text as plain text. `mid_text`: it follows other text, so no
+    start-of-input mark (SentencePiece-style tokenizers write `▁` before their input's first word: the
+    text is then tokenized after a newline, whose tokens are dropped)."""
+    context = tokenizer.all_special_tokens[0] if tokenizer.all_special_tokens else ""
+    marks_start = (
+        bool(context)
+        and tokenizer(context + "a", add_special_tokens=False)["input_ids"][1:] != tokenizer("a", add_special_tokens=False)["input_ids"]
+    )
+    if mid_text and marks_start:
+        encoded = tokenizer("\n" + text, add_special_tokens=False, return_offsets_mapping=True, split_special_tokens=True)
+        pairs = list(zip(encoded["input_ids"], encoded["offset_mapping"]))
+        if any(start == 1 for _, (start, _) in pairs) and all(end <= 1 or start >= 1 for _, (start, end) in pairs):
+            kept = [(token, (start - 1, end - 1)) for token, (start, end) in pairs if start >= 1]
+            return [token for token, _ in kept], [span for _, span in kept]
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, split_special_tokens=True)
+    return encoded["input_ids"], encoded["offset_mapping"]
 
 
 def _rows(batch: dict[str, list[Any]]) -> list[dict[str, Any]]:
