@@ -178,21 +178,28 @@ def tokenize_conversations(
     columns = ("input_ids", "labels", "length", "kept_tokens", "trainable", "truncated", "drop_reason", *(("weights",) if weighted else ()))
     out: dict[str, list[Any]] = {key: [] for key in columns}
     out["source"] = sources
-    for (ids, offsets), weighted_spans, reason in zip(encode(tokenizer, texts, literals), spans, reasons):
-        weights = token_weights(offsets, weighted_spans)
-        labels = np.where(weights > 0, np.asarray(ids, dtype=np.int64), IGNORE_INDEX).tolist()
-        kept_labels = labels[:max_seq_length]
-        trainable = trainable_count(kept_labels)
-        out["input_ids"].append(ids[:max_seq_length])
-        out["labels"].append(kept_labels)
+    for encoding, weighted_spans, reason in zip(encode(tokenizer, texts, literals), spans, reasons):
+        ids, labels, weights = example_tokens(encoding, weighted_spans, max_seq_length)
+        trainable = trainable_count(labels)
+        out["input_ids"].append(ids)
+        out["labels"].append(labels)
         if weighted:
-            out["weights"].append(weights[:max_seq_length].tolist())
-        out["length"].append(len(ids))
-        out["kept_tokens"].append(len(kept_labels))
+            out["weights"].append(weights)
+        out["length"].append(len(encoding[0]))
+        out["kept_tokens"].append(len(ids))
         out["trainable"].append(trainable)
-        out["truncated"].append(len(ids) > max_seq_length)
+        out["truncated"].append(len(encoding[0]) > max_seq_length)
         out["drop_reason"].append(reason or ("" if trainable else DROP_NO_TRAINABLE))
     return out
+
+
+def example_tokens(encoding: Encoding, spans: Sequence[WeightedSpan], max_seq_length: int) -> tuple[list[int], list[int], list[float]]:
+    """`input_ids`, `labels` and `weights` of one example, truncated to `max_seq_length`."""
+    ids, offsets = encoding
+    weights = token_weights(offsets[:max_seq_length], spans)
+    kept = ids[:max_seq_length]
+    labels = np.where(weights > 0, np.asarray(kept, dtype=np.int64), IGNORE_INDEX).tolist()
+    return kept, labels, weights.tolist()
 
 
 def tokenize_documents(batch: dict[str, list[str]], *, tokenizer: PreTrainedTokenizerBase) -> dict[str, list[list[int]]]:
