@@ -49,10 +49,6 @@ REASONING_PARTS = {
             "end_of_turn": "<|return|>",
         },
     ],
-    "llama-2-chat": [  # the template writes a space after [/INST]
-        {"reasoning": " " + THINK.format("Add one and one."), "answer": "2", "end_of_turn": EOT},
-        {"reasoning": " " + THINK.format("Add two and two."), "answer": "4", "end_of_turn": EOT},
-    ],
 }
 NOT_RENDERED = {
     "qwen3": [("reasoning",), ()],

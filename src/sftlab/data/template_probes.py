@@ -96,7 +96,8 @@ def probe_shape(apply: Apply) -> TemplateShape:
     generation = _try(apply, [USER], generation_prompt=True) or ""
     prompt = generation[generation.index(QUESTION) + 1 :] if QUESTION in generation else ""
     before_answer = _after_user(apply, {"role": "assistant", "content": ANSWER}, ANSWER) or ""
-    header = os.path.commonprefix([before_answer, prompt])
+    # A template without a generation prompt (it writes the same with and without): all before an answer is prompt.
+    header = before_answer if generation == _try(apply, [USER]) else os.path.commonprefix([before_answer, prompt])
     befores = {
         "answer": before_answer,
         "reasoning": _after_user(apply, reasoning_message(field, REASONING, "A"), REASONING)
