@@ -29,7 +29,7 @@ def _module(shared, datasets_cache, **overrides) -> SFTDataModule:
 def test_batches_are_padded_to_a_multiple_of_8_with_ignored_labels(shared, datasets_cache):
     module = _module(shared, datasets_cache)
     batch = next(iter(module.train_dataloader()))
-    assert set(batch) == {"input_ids", "labels", "attention_mask", "lengths"}
+    assert set(batch) == {"input_ids", "labels", "attention_mask", "lengths", "weights"}
     assert batch["input_ids"].shape[1] % 8 == 0
     padding = batch["attention_mask"] == 0
     assert (batch["labels"][padding] == IGNORE_INDEX).all()
@@ -60,7 +60,7 @@ def test_packed_batches_carry_position_ids_and_no_mask(shared, datasets_cache):
     report = module.reports["train"]
     assert report.rows < report.kept
     batch = next(iter(module.train_dataloader()))
-    assert set(batch) == {"input_ids", "labels", "position_ids", "lengths"}
+    assert set(batch) == {"input_ids", "labels", "position_ids", "lengths", "weights"}
     starts = (batch["position_ids"] == 0).sum().item()
     assert starts > batch["input_ids"].shape[0]  # several examples per row
 
@@ -151,3 +151,30 @@ def test_bad_records_skip_leaves_them_out_and_counts_them(shared, datasets_cache
     report = module.reports["train"]
     assert (report.records, report.kept, report.dropped) == (5, 2, {"bad record (skipped)": 3})
     assert sorted(module.datasets["train"]["source"]) == [f"{path} line 2", f"{path} line 5"]
+
+
+def test_weights_reach_the_batches_only_where_they_differ_from_the_labels(shared, datasets_cache, tmp_path):
+    path = tmp_path / "weighted.jsonl"
+    rows = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}], "weight": 1 + i} for i in range(4)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    weighted = _module(shared, datasets_cache, train_path=str(path), packing=True)
+    assert "weights" in weighted.datasets["train"].column_names
+    batch = next(iter(weighted.train_dataloader()))
+    assert set(batch["weights"].unique().tolist()) == {0.0, 1.0, 2.0, 3.0, 4.0}
+    assert ((batch["weights"] == 0) == (batch["labels"] == IGNORE_INDEX)).all()
+    plain = _module(shared, datasets_cache)
+    assert "weights" not in plain.datasets["train"].column_names
+    later = _module(
+        shared, datasets_cache, masking="later_turns", train_path=str(shared / "data/fastchat_sharegpt/dummy_conversation_with_system.json")
+    )
+    assert "weights" in later.datasets["train"].column_names
+
+
+def test_blank_lines_of_a_text_corpus_are_no_documents(shared, datasets_cache, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("First document.\n   \n\nSecond document.\n")
+    module = _module(shared, datasets_cache, train_path=str(corpus), max_seq_length=64)
+    report = module.reports["train"]
+    assert report.dropped == {"blank document": 2} and report.kept == 2
+    ids = module.datasets["train"][0]["input_ids"]
+    assert ids.count(module.tokenizer.eos_token_id) == 2  # one per real document, none for the blank lines

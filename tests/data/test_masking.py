@@ -7,7 +7,7 @@ import pytest
 from sftlab.cli import inspect_parser
 from sftlab.data.masking import ExpandTurns, MaskingStrategy, TrainAll, TrainAssistant, TrainLastAssistant, make_strategy
 from sftlab.data.records import Conversation, Message
-from sftlab.data.templates import Rendered
+from sftlab.data.spans import Rendered, Turn
 from sftlab.errors import SftlabError
 
 
@@ -16,7 +16,7 @@ class FirstAssistantOnly(MaskingStrategy):
         return rendered.assistant_spans[:1]
 
 
-RENDERED = Rendered("abcdefghij", ((2, 4), (6, 8)))
+RENDERED = Rendered("abcdefghij", (Turn(1, (("answer", (2, 3)), ("end_of_turn", (3, 4)))), Turn(3, (("answer", (6, 8)),))))
 
 
 def test_built_in_strategies_choose_spans():
@@ -61,3 +61,45 @@ def test_prompt_strategy_trains_exactly_the_complement_of_assistant_spans():
     spans = make_strategy("prompt").trained_spans(RENDERED)
     covered = sorted(set(range(len(RENDERED.text))) - {i for start, end in RENDERED.assistant_spans for i in range(start, end)})
     assert sorted(i for start, end in spans for i in range(start, end)) == covered
+
+
+# An assistant turn with every part, and a later one with only an answer (character positions).
+PARTS = Rendered(
+    "0123456789abcdefghijklmnopqrstuvwxyz",
+    (
+        Turn(1, (("reasoning", (2, 6)), ("tool_calls", (6, 10)), ("end_of_turn", (10, 12)))),
+        Turn(3, (("reasoning", (20, 24)), ("answer", (24, 30)), ("end_of_turn", (30, 32)))),
+    ),
+)
+
+
+def test_part_strategies_select_parts_and_the_end_of_turn_after_a_selected_part():
+    assert make_strategy("answer_only").trained_spans(PARTS) == [(24, 30), (30, 32)]
+    assert make_strategy("reasoning_and_answer").trained_spans(PARTS) == [(2, 6), (20, 24), (24, 30), (30, 32)]
+    assert make_strategy("tool_calls_only").trained_spans(PARTS) == [(6, 10), (10, 12)]
+    spans = [span for name, span in (*PARTS.turns[0].parts, *PARTS.turns[1].parts)]
+    assert make_strategy("assistant").trained_spans(PARTS) == ((2, 12), (20, 32)) and spans[0][0] == 2
+
+
+def test_part_weights_and_later_turns():
+    from sftlab.data.masking import LaterTurns, TrainParts
+
+    weighted = TrainParts({"reasoning": 0.25, "answer": 1.0, "end_of_turn": 1.0})
+    assert weighted.weighted and not make_strategy("answer_only").weighted
+    assert weighted.weighted_spans(PARTS) == [((2, 6), 0.25), ((20, 24), 0.25), ((24, 30), 1.0), ((30, 32), 1.0)]
+    later = LaterTurns(first=0.5)
+    assert {weight for _, weight in later.weighted_spans(PARTS)} == {0.5, 1.0}
+    assert [weight for span, weight in later.weighted_spans(PARTS) if span == (2, 6)] == [0.5]
+    assert TrainParts(last_turn_only=True).trained_spans(PARTS) == [(20, 24), (24, 30), (30, 32)]
+    with pytest.raises(SftlabError, match="parts must map"):
+        TrainParts({"answers": 1.0})
+
+
+def test_masking_names_are_the_registry():
+    from typing import get_args
+
+    from sftlab.data.datamodule import MaskingName as DataModuleMaskingName
+    from sftlab.data.masking import STRATEGIES, MaskingName
+
+    assert get_args(MaskingName) == tuple(STRATEGIES) and DataModuleMaskingName is MaskingName
+    assert all(isinstance(make_strategy(name), MaskingStrategy) for name in STRATEGIES)

@@ -85,6 +85,16 @@ def test_first_label_of_each_packed_example_is_ignored():
     assert packed["position_ids"] == [[0, 1, 2, 0, 1]]
 
 
+def test_weights_are_packed_beside_the_labels_and_padded_with_zero():
+    examples = {"input_ids": [[5, 6, 7], [8, 9]], "labels": [[5, 6, 7], [IGNORE_INDEX, 9]], "weights": [[1.0, 0.5, 2.0], [0.0, 3.0]]}
+    packed = pack_examples(examples, max_seq_length=8)
+    assert packed["weights"] == [[0.0, 0.5, 2.0, 0.0, 3.0]]  # the first label of each example is -100: weight 0
+    batch = Collator(pad_token_id=0)([dict(zip(packed, row)) for row in zip(*packed.values())])
+    assert batch["weights"].dtype == torch.float32 and batch["weights"].tolist() == [[0.0, 0.5, 2.0, 0.0, 3.0, 0.0, 0.0, 0.0]]
+    unweighted = Collator(pad_token_id=0)([{"input_ids": [5, 6, 7], "labels": [IGNORE_INDEX, 6, 7]}])
+    assert unweighted["weights"].tolist() == [[0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]]  # from the labels
+
+
 def test_packing_respects_the_row_length_and_keeps_every_example():
     lengths = [60, 50, 40, 30, 20, 10, 5, 64]
     examples = {"input_ids": [[1] * n for n in lengths], "labels": [[1] * n for n in lengths]}

@@ -120,6 +120,38 @@ BAD_INPUT = [
     ("no_answer.jsonl", '{"messages": [{"role": "user", "content": "q"}]}\n', r"no_answer.jsonl line 1: .*no assistant message"),
     ("not_object.jsonl", '["a", "b"]\n', r"not_object.jsonl line 1: .*JSON object"),
     ("empty.json", "", r"empty.json: the file is empty"),
+    ("empty_list.json", "[]", r"empty_list.json: the file holds no records \(an empty JSON list\)"),
+    (
+        "null_user.jsonl",
+        '{"messages": [{"role": "user", "content": null}, {"role": "assistant", "content": "a"}]}\n',
+        r"null_user.jsonl line 1 field 'messages\[0\]': field 'content' is null: a user message needs text",
+    ),
+    (
+        "null_tool.jsonl",
+        '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": null, "tool_calls": [{"function": {"name": "f"}}]},'
+        ' {"role": "tool", "content": null}]}\n',
+        r"null_tool.jsonl line 1 field 'messages\[2\]': field 'content' is null: a tool message",
+    ),
+    (
+        "weight.jsonl",
+        '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "weight": "heavy"}\n',
+        r"weight.jsonl line 1: field 'weight' must be a number, got str",
+    ),
+    (
+        "negative.json",
+        '[{"instruction": "q", "output": "a", "weight": -0.5}]',
+        r"negative.json record 0: field 'weight' must be a finite number >= 0",
+    ),
+    (
+        "reasoning.jsonl",
+        '{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "reasoning_content": 3}]}\n',
+        r"reasoning.jsonl line 1 field 'messages\[1\]': field 'reasoning_content' must be a string, got int",
+    ),
+    (
+        "user_reasoning.jsonl",
+        '{"messages": [{"role": "user", "content": "q", "thinking": "hm"}, {"role": "assistant", "content": "a"}]}\n',
+        r"user_reasoning.jsonl line 1: field 'messages\[0\]': only assistant messages carry reasoning",
+    ),
     (
         "tools.json",
         '[{"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}], "tools": "[oops"}]',
@@ -163,3 +195,38 @@ def test_parquet_text_corpus(tmp_path):
     files, fmt = readers.resolve(str(tmp_path / "*.parquet"), "auto")
     assert fmt == "text"
     assert readers.load_text(files, text_field="content", cache_dir=str(tmp_path / "c"))["text"] == ["first doc", "second doc"]
+
+
+def test_reasoning_ids_names_and_weight_are_read(tmp_path):
+    record = {
+        "weight": 2,
+        "messages": [
+            {"role": "user", "content": "Weather?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "thinking": "Look it up.",
+                "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "name": "get_weather", "content": "21"},
+            {"role": "assistant", "content": "21 degrees.", "reasoning_content": "The tool said 21.", "thinking": "The tool said 21."},
+        ],
+    }
+    path = tmp_path / "tools.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    (conversation,) = _conversations(path)
+    assert conversation.weight == 2.0
+    call_turn, result, answer = conversation.messages[1:]
+    assert (call_turn.content, call_turn.reasoning, call_turn.tool_calls[0].id) == ("", "Look it up.", "call_1")
+    assert (result.tool_call_id, result.name) == ("call_1", "get_weather")
+    assert answer.reasoning == "The tool said 21."
+    assert Conversation.from_row(conversation.to_row()) == conversation  # through datasets' rows and back
+
+
+def test_a_leading_think_block_is_the_reasoning():
+    from sftlab.data.records import Message, reasoning_apart
+
+    apart = reasoning_apart(Message("assistant", "<think>\nAdd them.\n</think>\n\n4"))
+    assert (apart.reasoning, apart.content) == ("Add them.", "4")
+    kept = Message("assistant", "I <think> so.")
+    assert reasoning_apart(kept) is kept and reasoning_apart(Message("user", "<think>x</think>y")).reasoning == ""

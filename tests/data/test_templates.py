@@ -29,6 +29,9 @@ END_OF_TURN = {
     "smollm2-instruct": "<|im_end|>",
     "zephyr-7b-beta_tinyllama-1.1b-chat-v1.0": "{eos}",
 }
+# What the model writes before a final answer (the rule: train what the model must write): Qwen3 wraps
+# the last turn in an (empty) think block that its generation prompt leaves to the model.
+FINAL_ANSWER_OPENER = {"qwen3": "<think>\n\n</think>\n\n"}
 # Templates that print bos_token cannot run with a tokenizer that has none (Qwen3's).
 NEEDS_BOS = {"llama-2-chat", "llama-3-instruct"}
 TOOL_TEMPLATES = {"qwen2.5-instruct", "qwen3"}
@@ -65,11 +68,12 @@ def _templates(shared):
     return sorted(shared.glob("chat_templates/*.jinja"))
 
 
-def _expected(template_name: str, tokenizer, message: Message) -> str:
+def _expected(template_name: str, tokenizer, message: Message, last: bool) -> str:
     content = message.content
     if message.tool_calls:
         content = ""  # checked separately in the tool test
-    return (content + END_OF_TURN[template_name].format(eos=tokenizer.eos_token)).strip()
+    opener = FINAL_ANSWER_OPENER.get(template_name, "") if last else ""
+    return (opener + content + END_OF_TURN[template_name].format(eos=tokenizer.eos_token)).strip()
 
 
 # Template/tokenizer pairs that belong together: there, the trained tokens decode to exactly the
@@ -94,7 +98,8 @@ def _check_all_turns(template_file, tokenizer_name, tokenizer, conversation: Con
         assistants = [m for m in example.messages if m.role == "assistant"]
         if strategy in ("last_assistant", "expand"):
             assistants = assistants[-1:]
-        expected = [_expected(name, tokenizer, m) for m in assistants]
+        last = [m is example.messages[-1] for m in assistants]
+        expected = [_expected(name, tokenizer, m, is_last) for m, is_last in zip(assistants, last)]
         assert [rendered.text[a:b].strip() for a, b in spans] == expected, rendered.text  # exact characters
         runs, _ = trained_runs(tokenizer, rendered.text, spans)  # the tokens that carry them
         assert len(runs) == len(expected), rendered.text

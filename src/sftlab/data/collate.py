@@ -1,9 +1,11 @@
-"""Batches: right padding to a multiple of `pad_to_multiple_of`, labels padded with -100.
+"""Batches: right padding to a multiple of `pad_to_multiple_of`, labels padded with -100, loss
+weights (float32) with 0.
 
 Unpacked rows get an `attention_mask`. Packed rows (they carry `position_ids`) get none: their
 position ids, restarting at 0 per example, are what makes attention block-causal (see packing.py),
 and the padding tail becomes one more segment of its own. Every batch also carries `lengths`
-(real tokens per row), from which the padding fraction is logged.
+(real tokens per row), from which the padding fraction is logged, and `weights`: the rows' own
+(weighted strategies, see tokenize.py) or, for rows without, 1 where the label is trained and 0 elsewhere.
 """
 
 from __future__ import annotations
@@ -36,4 +38,10 @@ class Collator:
                 batch["attention_mask"].append([1] * len(row["input_ids"]) + [0] * pad)
         tensors = {key: torch.tensor(value, dtype=torch.long) for key, value in batch.items()}
         tensors["lengths"] = torch.tensor([len(row["input_ids"]) for row in rows], dtype=torch.long)
+        if "weights" in rows[0]:
+            tensors["weights"] = torch.tensor(
+                [list(row["weights"]) + [0.0] * (width - len(row["weights"])) for row in rows], dtype=torch.float32
+            )
+        else:
+            tensors["weights"] = (tensors["labels"] != IGNORE_INDEX).float()
         return tensors

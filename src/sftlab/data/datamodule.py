@@ -22,18 +22,16 @@ from transformers import PreTrainedTokenizerBase
 from sftlab.artifacts import load_tokenizer
 from sftlab.data import readers
 from sftlab.data.collate import Collator
-from sftlab.data.masking import MaskingStrategy, make_strategy
+from sftlab.data.masking import MaskingName, MaskingStrategy, make_strategy
 from sftlab.data.packing import chunk_documents, pack_examples
 from sftlab.data.readers import Format
 from sftlab.data.report import DataReport
 from sftlab.data.sampler import EpochSampler, ResumableDataLoader
 from sftlab.data.templates import Renderer, make_renderer
-from sftlab.data.tokenize import tokenize_conversations, tokenize_documents
+from sftlab.data.tokenize import DROP_BLANK_DOCUMENT, tokenize_conversations, tokenize_documents
 from sftlab.errors import SftlabError
 
 log = logging.getLogger(__name__)
-
-MaskingName = Literal["none", "assistant", "last_assistant", "expand", "prompt"]
 
 
 def _code_fingerprint() -> str:
@@ -78,7 +76,8 @@ class SFTDataModule(LightningDataModule):
             val_path: Validation data, same forms; none means no validation.
             format: auto | alpaca | sharegpt | messages | text (text = pretraining: concatenate and chunk).
             template: alpaca | chat (the tokenizer's own chat template) | path to a .jinja file.
-            masking: none | assistant | last_assistant | expand | prompt, or a MaskingStrategy class_path.
+            masking: none | assistant | last_assistant | expand | prompt | answer_only | reasoning_and_answer |
+                tool_calls_only | later_turns, or a MaskingStrategy class_path.
             val_masking: The strategy for the validation split (default: `masking`); one fixed
                 strategy makes validation losses of runs trained with different strategies comparable.
             max_seq_length: Tokens per example (SFT) or per block (pretraining); longer examples are
@@ -183,17 +182,26 @@ class SFTDataModule(LightningDataModule):
             digest.update(str(part).encode())
         return digest.hexdigest()[:32]
 
+    def conversations(self, split: str) -> datasets.Dataset:
+        """The validated conversation records of a SFT split (what `sftlab inspect` analyses)."""
+        files, fmt = self._resolve(split)
+        return readers.load_conversations(files, fmt, self.hparams.cache_dir, self.hparams.bad_records == "skip")
+
     def _build_sft(self, split: str, files: list[Path], fmt: str) -> tuple[datasets.Dataset, DataReport]:
         skip_bad = self.hparams.bad_records == "skip"
         records = readers.load_conversations(files, fmt, self.hparams.cache_dir, skip_bad)
+        strategy = self.strategies[split]
+        # A float `weights` column only where weights can differ from the labels' 0/1 (memory).
+        weighted = strategy.weighted or any(weight != 1.0 for weight in records["weight"])
         tokenized = records.map(
             partial(
                 tokenize_conversations,
                 renderer=self.renderer,
-                strategy=self.strategies[split],
+                strategy=strategy,
                 tokenizer=self.tokenizer,
                 max_seq_length=self.hparams.max_seq_length,
                 skip_bad=skip_bad,
+                weighted=weighted,
             ),
             batched=True,
             remove_columns=records.column_names,
@@ -202,16 +210,17 @@ class SFTDataModule(LightningDataModule):
                 readers.file_stamps(files),
                 fmt,
                 self.renderer.template,
-                repr(self.strategies[split]),
+                repr(strategy),
                 self.hparams.max_seq_length,
                 self.hparams.fold_system_prompt,
                 skip_bad,
+                weighted,
             ),
             desc=f"tokenizing {split}",
         )
         report = DataReport.from_tokenized(split, len(records), tokenized)
         kept = tokenized.filter(lambda reason: not reason, input_columns="drop_reason", desc=f"dropping untrainable {split} examples")
-        return kept.select_columns(["input_ids", "labels", "source"]), report
+        return kept.select_columns(["input_ids", "labels", *(["weights"] if weighted else []), "source"]), report
 
     def _build_pretraining(self, split: str, files: list[Path]) -> tuple[datasets.Dataset | datasets.IterableDataset, DataReport | None]:
         documents = readers.load_text(files, self.hparams.text_field, self.hparams.streaming, self.hparams.cache_dir)
@@ -228,12 +237,14 @@ class SFTDataModule(LightningDataModule):
         if streaming:
             return blocks, None
         tokens = sum(len(ids) for ids in tokenized["input_ids"])
+        blank = len(documents) - len(tokenized)
         report = DataReport(
             split,
             len(documents),
             len(documents),
-            len(documents),
+            len(tokenized),
             0,
+            dropped={DROP_BLANK_DOCUMENT: blank} if blank else {},
             tokens=tokens,
             trainable_tokens=tokens,
             lengths=[len(ids) for ids in tokenized["input_ids"]],

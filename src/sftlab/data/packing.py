@@ -37,7 +37,8 @@ def chunk_documents(batch: dict[str, list[list[int]]], *, block_size: int, reset
 def pack_examples(batch: dict[str, list[list[int]]], *, max_seq_length: int) -> dict[str, list[Any]]:
     """Bin-pack tokenized SFT examples into rows of at most `max_seq_length` tokens
     (first-fit decreasing within the batch). Each example keeps its own positions (restarting at
-    0), and its first label becomes -100: it would otherwise be predicted from the previous example."""
+    0), and its first label becomes -100 (weight 0): it would otherwise be predicted from the previous
+    example. `weights`, where the examples have them, are concatenated the same way."""
     order = sorted(range(len(batch["input_ids"])), key=lambda i: -len(batch["input_ids"][i]))
     bins: list[list[int]] = []
     room: list[int] = []
@@ -50,16 +51,16 @@ def pack_examples(batch: dict[str, list[list[int]]], *, max_seq_length: int) -> 
         else:
             bins[slot].append(i)
             room[slot] -= size
-    out: dict[str, list[Any]] = {"input_ids": [], "labels": [], "position_ids": [], "examples": []}
+    weighted = "weights" in batch
+    out: dict[str, list[Any]] = {"input_ids": [], "labels": [], "position_ids": [], "examples": [], **({"weights": []} if weighted else {})}
     for members in bins:
-        row_ids, row_labels, row_positions = [], [], []
+        row: dict[str, list[Any]] = {key: [] for key in ("input_ids", "labels", "position_ids", "weights")}
         for i in members:
-            ids = batch["input_ids"][i]
-            row_ids += ids
-            row_labels += [IGNORE_INDEX] + list(batch["labels"][i][1:])
-            row_positions += range(len(ids))
-        out["input_ids"].append(row_ids)
-        out["labels"].append(row_labels)
-        out["position_ids"].append(row_positions)
+            row["input_ids"] += batch["input_ids"][i]
+            row["labels"] += [IGNORE_INDEX] + list(batch["labels"][i][1:])
+            row["position_ids"] += range(len(batch["input_ids"][i]))
+            row["weights"] += [0.0] + list(batch["weights"][i][1:]) if weighted else []
+        for key in ("input_ids", "labels", "position_ids", *(("weights",) if weighted else ())):
+            out[key].append(row[key])
         out["examples"].append(len(members))
     return out

@@ -61,8 +61,20 @@ def _tools(record: dict[str, Any], where: str) -> tuple[dict[str, Any], ...]:
     return tuple(t if "function" in t else {"type": "function", "function": t} for t in tools)
 
 
+def _weight(record: dict[str, Any], where: str) -> float:
+    """The record's optional loss weight (field `weight`, default 1)."""
+    weight = record.get("weight", 1.0)
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+        raise DataError(where, f"field 'weight' must be a number, got {type(weight).__name__}")
+    return float(weight)
+
+
 def _tool_call(value: Any, where: str) -> ToolCall:
-    """One call from `{"name": ..., "arguments": {...} or "json"}` (ShareGPT and OpenAI forms)."""
+    """One call from `{"name": ..., "arguments": {...} or "json"}` (ShareGPT and OpenAI forms, the
+    latter with the call's `id` beside `function`)."""
+    call_id = value.get("id") if isinstance(value, dict) else None
+    if call_id is not None and not isinstance(call_id, str):
+        raise DataError(where, f"tool call 'id' must be a string, got {type(call_id).__name__}")
     if isinstance(value, dict) and isinstance(value.get("function"), dict):
         value = value["function"]
     if not isinstance(value, dict) or not isinstance(value.get("name"), str):
@@ -73,7 +85,7 @@ def _tool_call(value: Any, where: str) -> ToolCall:
             arguments = json.loads(arguments) if arguments.strip() else {}
         except json.JSONDecodeError as err:
             raise DataError(where, f"tool call 'arguments' is not valid JSON: {err.msg}") from None
-    return ToolCall(value["name"], json.dumps(arguments, ensure_ascii=False))
+    return ToolCall(value["name"], json.dumps(arguments, ensure_ascii=False), call_id or "")
 
 
 def alpaca_record(record: dict[str, Any], where: str) -> Conversation:
@@ -88,7 +100,7 @@ def alpaca_record(record: dict[str, Any], where: str) -> Conversation:
     instruction = _field(record, "instruction", where)
     task_input = _field(record, "input", where, required=False)
     messages += [Message("user", instruction, input=task_input), Message("assistant", _field(record, "output", where))]
-    return Conversation(tuple(messages), where)
+    return Conversation(tuple(messages), where, weight=_weight(record, where))
 
 
 def sharegpt_record(record: dict[str, Any], where: str) -> Conversation:
@@ -114,31 +126,51 @@ def sharegpt_record(record: dict[str, Any], where: str) -> Conversation:
             messages.append(Message("assistant", "", tuple(_tool_call(c, f"{where} field '{field}.value'") for c in calls)))
         else:
             messages.append(Message(SHAREGPT_ROLES[speaker], value))
-    return Conversation(tuple(messages), where, _tools(record, where))
+    return Conversation(tuple(messages), where, _tools(record, where), _weight(record, where))
 
 
 def _content_text(content: Any, where: str) -> str:
-    """OpenAI content: a string, null (tool-call turns) or a list of `{"type": "text"}` parts."""
-    if content is None or isinstance(content, str):
-        return content or ""
+    """OpenAI content: a string or a list of `{"type": "text"}` parts (null is handled by the caller)."""
+    if isinstance(content, str):
+        return content
     if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in content):
         return "".join(str(p.get("text", "")) for p in content)
     raise DataError(where, "field 'content' must be a string or a list of text parts")
 
 
+def _reasoning(raw: dict[str, Any], where: str) -> str:
+    """An assistant's reasoning from `reasoning_content` (Qwen3, DeepSeek) or `thinking` (gpt-oss)."""
+    given = {key: raw[key] for key in ("reasoning_content", "thinking") if raw.get(key) is not None}
+    for key, value in given.items():
+        if not isinstance(value, str):
+            raise DataError(where, f"field {key!r} must be a string, got {type(value).__name__}")
+    if len(set(given.values())) > 1:
+        raise DataError(where, "fields 'reasoning_content' and 'thinking' differ: give the reasoning once")
+    return next(iter(given.values()), "")
+
+
+def messages_message(raw: Any, at: str) -> Message:
+    """One OpenAI-style message: `role`, `content`, and per role `tool_calls` (with `id`s),
+    `reasoning_content`/`thinking` (assistant), `tool_call_id` and `name` (tool)."""
+    if not isinstance(raw, dict):
+        raise DataError(at, "must be an object with 'role' and 'content'")
+    role = _field(raw, "role", at)
+    calls = tuple(_tool_call(c, at) for c in _field(raw, "tool_calls", at, list, required=False))
+    if "content" not in raw and not calls:
+        raise DataError(at, "missing field 'content'")
+    if raw.get("content") is None and not (role == "assistant" and calls):
+        raise DataError(at, f"field 'content' is null: a {role} message needs text (only an assistant's tool-call turn may have none)")
+    content = _content_text(raw["content"], at) if raw.get("content") is not None else ""
+    tool_ref = {key: _field(raw, key, at, required=False) for key in ("tool_call_id", "name")} if role == "tool" else {}
+    return Message(role, content, calls, reasoning=_reasoning(raw, at), **tool_ref)
+
+
 def messages_record(record: dict[str, Any], where: str) -> Conversation:
-    """OpenAI-style `messages` of `role`/`content` (+ `tool_calls`), optional `tools`."""
-    messages = []
-    for i, raw in enumerate(_field(record, "messages", where, list)):
-        at = f"{where} field 'messages[{i}]'"
-        if not isinstance(raw, dict):
-            raise DataError(at, "must be an object with 'role' and 'content'")
-        role = _field(raw, "role", at)
-        calls = tuple(_tool_call(c, at) for c in _field(raw, "tool_calls", at, list, required=False))
-        if "content" not in raw and not calls:
-            raise DataError(at, "missing field 'content'")
-        messages.append(Message(role, _content_text(raw.get("content"), at), calls))
-    return Conversation(tuple(messages), where, _tools(record, where))
+    """OpenAI-style `messages` (see `messages_message`), optional `tools` and `weight`."""
+    messages = tuple(
+        messages_message(raw, f"{where} field 'messages[{i}]'") for i, raw in enumerate(_field(record, "messages", where, list))
+    )
+    return Conversation(messages, where, _tools(record, where), _weight(record, where))
 
 
 CONVERSATION_READERS = {"alpaca": alpaca_record, "sharegpt": sharegpt_record, "messages": messages_record}
@@ -148,7 +180,10 @@ def detect_format(path: Path, text_field: str = "text") -> str:
     """The format of a data file, from its extension and first record."""
     if path.suffix in (".txt", ".parquet"):
         return "text"
-    where, record = next(read_json_records(path))
+    first = next(read_json_records(path), None)
+    if first is None:
+        raise DataError(str(path), "the file holds no records (an empty JSON list)")
+    where, record = first
     if not isinstance(record, dict):
         raise DataError(where, f"a record must be a JSON object, got {type(record).__name__}")
     for key, name in (("conversations", "sharegpt"), ("messages", "messages"), ("instruction", "alpaca"), (text_field, "text")):
@@ -179,7 +214,8 @@ def read_record(record: Any, where: str, fmt: str) -> Conversation:
 def bad_row(where: str, error: str) -> dict[str, Any]:
     """The row standing for a record skipped with `data.bad_records: skip` (same columns as a good one,
     so the dataset keeps one schema; tokenization counts it as dropped, reason `bad_record`)."""
-    return {"messages": [{"role": "user", "content": "", "input": "", "tool_calls": []}], "tools": "", "source": where, "error": error}
+    message = {"role": "user", "content": "", "input": "", "reasoning": "", "tool_call_id": "", "name": "", "tool_calls": []}
+    return {"messages": [message], "tools": "", "source": where, "weight": 1.0, "error": error}
 
 
 def iter_conversations(files: list[tuple[str, int, int]], fmt: str, skip_bad: bool = False) -> Iterator[dict[str, Any]]:

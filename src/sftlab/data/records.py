@@ -8,73 +8,95 @@ because Arrow cannot hold dicts whose keys differ from record to record.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sftlab.errors import DataError
 
 ROLES = ("system", "user", "assistant", "tool")
 
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
 
 @dataclass(frozen=True)
 class ToolCall:
-    """One function call made by the assistant; `arguments` is JSON text."""
+    """One function call made by the assistant; `arguments` is JSON text; `id` (optional) is what a
+    tool message's `tool_call_id` refers to (templates such as Gemma-4 match results to calls by it)."""
 
     name: str
     arguments: str = "{}"
-
-    def to_chat(self) -> dict[str, Any]:
-        """The OpenAI / transformers form that chat templates expect (arguments as a dict)."""
-        return {"type": "function", "function": {"name": self.name, "arguments": json.loads(self.arguments)}}
+    id: str = ""
 
 
 @dataclass(frozen=True)
 class Message:
     """One turn. `input` is Alpaca's optional task input for a user turn (kept apart so the Alpaca
-    prompt can place it under `### Input:`; chat templates see it appended to `content`)."""
+    prompt can place it under `### Input:`; chat templates see it appended to `content`).
+    `reasoning` is an assistant's reasoning trace (data fields `reasoning_content` / `thinking`, or a
+    leading `<think>…</think>` block of the content). `tool_call_id` and `name` belong to tool results."""
 
     role: str
     content: str
     tool_calls: tuple[ToolCall, ...] = ()
     input: str = ""
+    reasoning: str = ""
+    tool_call_id: str = ""
+    name: str = ""
 
     def chat_content(self) -> str:
         return f"{self.content}\n\n{self.input}" if self.input else self.content
 
-    def to_chat(self) -> dict[str, Any]:
-        """The dict that `apply_chat_template` renders."""
-        message: dict[str, Any] = {"role": self.role, "content": self.chat_content()}
-        if self.tool_calls:
-            message["tool_calls"] = [call.to_chat() for call in self.tool_calls]
+
+def reasoning_apart(message: Message) -> Message:
+    """An assistant message whose content starts with a `<think>…</think>` block, with that block as
+    its `reasoning` (surrounding newlines dropped, as Qwen3 and DeepSeek-R1 do), so every template gets
+    reasoning one way; other messages unchanged. Renderers apply it to what they render."""
+    stripped = message.content.lstrip()
+    if message.role != "assistant" or message.reasoning or not stripped.startswith(THINK_OPEN) or THINK_CLOSE not in stripped:
         return message
+    reasoning, answer = stripped[len(THINK_OPEN) :].split(THINK_CLOSE, 1)
+    return replace(message, reasoning=reasoning.strip("\n"), content=answer.lstrip("\n"))
+
+
+def with_think_block(reasoning: str, answer: str) -> str:
+    """The content form of reasoning for templates that read no reasoning field (DeepSeek-R1, SmolLM3,
+    Phi-4-reasoning, plain ChatML): the layout Qwen3 and DeepSeek-R1 write."""
+    return f"{THINK_OPEN}\n{reasoning}\n{THINK_CLOSE}\n\n{answer}"
 
 
 @dataclass(frozen=True)
 class Conversation:
-    """A whole example: ordered messages, optional tool schemas, and where it came from
-    (`source`, e.g. "data/train.jsonl line 12") for error messages."""
+    """A whole example: ordered messages, optional tool schemas, where it came from (`source`, e.g.
+    "data/train.jsonl line 12") for error messages, and the record's loss `weight` (data field
+    `weight`, default 1: it scales the weight of every trained token of the record)."""
 
     messages: tuple[Message, ...]
     source: str
     tools: tuple[dict[str, Any], ...] = field(default=())
+    weight: float = 1.0
 
     def assistant_indices(self) -> list[int]:
         return [i for i, message in enumerate(self.messages) if message.role == "assistant"]
 
     def truncated_after(self, index: int) -> Conversation:
         """The conversation up to and including message `index` (used by per-turn expansion)."""
-        return Conversation(self.messages[: index + 1], self.source, self.tools)
+        return Conversation(self.messages[: index + 1], self.source, self.tools, self.weight)
 
     def validate(self) -> Conversation:
         """Check what every strategy relies on; raise a `DataError` naming the record and field."""
         if not self.messages:
             raise DataError(self.source, "field 'messages': the conversation is empty")
+        if not (math.isfinite(self.weight) and self.weight >= 0):
+            raise DataError(self.source, f"field 'weight' must be a finite number >= 0, got {self.weight}")
         for i, message in enumerate(self.messages):
             where = f"field 'messages[{i}]'"
             if message.role not in ROLES:
                 raise DataError(self.source, f"{where}: unknown role {message.role!r} (expected one of {', '.join(ROLES)})")
             if message.role == "assistant" and not message.content.strip() and not message.tool_calls:
                 raise DataError(self.source, f"{where}: assistant message has empty content")
+            if message.reasoning and message.role != "assistant":
+                raise DataError(self.source, f"{where}: only assistant messages carry reasoning, not {message.role!r} ones")
         first = next((m for m in self.messages if m.role != "system"), None)
         if first is None or first.role != "user":
             found = "only system messages" if first is None else f"a {first.role!r} message"
@@ -90,12 +112,16 @@ class Conversation:
                     "role": m.role,
                     "content": m.content,
                     "input": m.input,
-                    "tool_calls": [{"name": c.name, "arguments": c.arguments} for c in m.tool_calls],
+                    "reasoning": m.reasoning,
+                    "tool_call_id": m.tool_call_id,
+                    "name": m.name,
+                    "tool_calls": [{"name": c.name, "arguments": c.arguments, "id": c.id} for c in m.tool_calls],
                 }
                 for m in self.messages
             ],
             "tools": json.dumps(list(self.tools)) if self.tools else "",
             "source": self.source,
+            "weight": self.weight,
             "error": "",
         }
 
@@ -106,9 +132,12 @@ class Conversation:
                 role=m["role"],
                 content=m["content"],
                 input=m["input"],
-                tool_calls=tuple(ToolCall(c["name"], c["arguments"]) for c in m["tool_calls"]),
+                reasoning=m["reasoning"],
+                tool_call_id=m["tool_call_id"],
+                name=m["name"],
+                tool_calls=tuple(ToolCall(c["name"], c["arguments"], c["id"]) for c in m["tool_calls"]),
             )
             for m in row["messages"]
         )
         tools = tuple(json.loads(row["tools"])) if row["tools"] else ()
-        return cls(messages, row["source"], tools)
+        return cls(messages, row["source"], tools, row["weight"])

@@ -1,36 +1,27 @@
-"""Rendering conversations to text, with the character spans of every assistant message.
+"""Rendering conversations to text, with the character spans of every part of every assistant message.
 
-Two renderers share one contract (`render(conversation) -> Rendered`):
+Two renderers share one contract (`render(conversation) -> Rendered`, see spans.py):
 - `AlpacaTemplate`: the Stanford Alpaca prompt, byte for byte, target = output + eos.
-- `ChatTemplate`: any Hugging Face chat template, rendered by transformers' `apply_chat_template`.
-
-How `ChatTemplate` finds assistant spans without per-template code (see shared/design/MASKING.md):
-render the conversation once; then, for each assistant message, render it again with that one
-message's content replaced by a marker character that occurs nowhere else and its tool calls
-removed. The two texts agree before and after the message, so their common prefix and suffix bound
-exactly what the template wrote for it (content, tool calls, reasoning), wherever it sits and however
-the template rewrites other turns. The end-of-turn text the template writes after an assistant message
-(`<|im_end|>`, `<|eot_id|>`, ` </s>`, ...) is found once by probing the template and is trained with the
-message, so the model learns to stop.
+- `ChatTemplate` (chat_template.py): any Hugging Face chat template, rendered by transformers'
+  `apply_chat_template`, its parts found with markers.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import logging
 import os
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Any, Protocol
+import re
+from collections.abc import Callable
+from typing import Protocol
 
 from transformers import PreTrainedTokenizerBase
 
-from sftlab.data.records import Conversation, Message
+from sftlab.data.chat_template import ChatTemplate
+from sftlab.data.records import THINK_CLOSE, THINK_OPEN, Conversation, Message, reasoning_apart
+from sftlab.data.spans import Part, Rendered, Span, Turn
+from sftlab.data.template_probes import ANSWER
 from sftlab.errors import DataError, TemplateError
 
-log = logging.getLogger(__name__)
-
-Span = tuple[int, int]
+__all__ = ["ALPACA_PROMPT_INPUT", "ALPACA_PROMPT_NO_INPUT", "AlpacaTemplate", "ChatTemplate", "Rendered", "Renderer", "Span", "Turn"]
 
 # Stanford Alpaca's PROMPT_DICT (train.py), byte for byte; the response follows "### Response:" directly.
 ALPACA_PROMPT_INPUT = (
@@ -44,17 +35,6 @@ ALPACA_PROMPT_NO_INPUT = (
     "### Instruction:\n{instruction}\n\n### Response:"
 )
 
-MARKER = "\ue000"  # a private-use character: never in real text, untouched by `trim` and friends
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """A conversation as text; `assistant_spans[i]` are the characters of the i-th assistant
-    message, end-of-turn marker included."""
-
-    text: str
-    assistant_spans: tuple[Span, ...]
-
 
 class Renderer(Protocol):
     template: str  # the template's text: part of the tokenization cache key
@@ -66,6 +46,10 @@ class Renderer(Protocol):
         ends with a user or tool turn), rendered exactly as in training."""
         ...
 
+    def content_spans(self, conversation: Conversation) -> dict[int, Span]:
+        """Where the content of each non-assistant message sits, by message index (for statistics)."""
+        ...
+
     @property
     def stop_text(self) -> str:
         """What a trained model writes when its answer is done (end-of-turn, or eos)."""
@@ -74,33 +58,71 @@ class Renderer(Protocol):
 
 class AlpacaTemplate:
     """The Alpaca prompt. Multi-turn records (`history`) repeat the instruction/response block per
-    turn; a system message replaces the preamble sentence."""
+    turn; a system message replaces the preamble sentence; reasoning is written before the output as
+    `<think>\n…\n</think>\n\n`. `special_tokens`: the tokenizer's special-token texts, which data text
+    may hold but must not act as (see `Rendered.literal_spans`)."""
 
     template = ALPACA_PROMPT_INPUT + ALPACA_PROMPT_NO_INPUT
 
-    def __init__(self, eos_token: str, bos_token: str = "") -> None:
+    def __init__(self, eos_token: str, bos_token: str = "", special_tokens: tuple[str, ...] = ()) -> None:
         self.eos_token = eos_token
         self.bos_token = bos_token
+        ordered = sorted(special_tokens, key=len, reverse=True)
+        self._special = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    def _layout(self, conversation: Conversation) -> tuple[str, list[Turn], dict[int, Span], list[Span]]:
+        """The text, the assistant turns, the spans of the other messages, and the spans of all data text."""
+        messages = [reasoning_apart(message) for message in conversation.messages]
+        offset = 1 if messages[0].role == "system" else 0
+        text, turns, others, data = self.bos_token, [], {}, []
+
+        def add(piece: str, is_data: bool = False) -> Span:
+            nonlocal text
+            span = (len(text), len(text) + len(piece))
+            text += piece
+            if is_data and piece:
+                data.append(span)
+            return span
+
+        for turn, (user, assistant) in enumerate(self._pairs(messages[offset:], conversation.source)):
+            index = offset + 2 * turn
+            if turn == 0 and offset:
+                others[0] = add(messages[0].content, is_data=True)
+            elif turn == 0:
+                add((ALPACA_PROMPT_INPUT if user.input else ALPACA_PROMPT_NO_INPUT).split("\n\n", 1)[0])
+            add("\n\n### Instruction:\n")
+            others[index] = add(user.content, is_data=True)
+            if user.input:
+                add("\n\n### Input:\n")
+                others[index] = (others[index][0], add(user.input, is_data=True)[1])
+            add("\n\n### Response:")
+            turns.append(self._answer(assistant, index + 1, add))
+        return text, turns, others, data
+
+    def _answer(self, message: Message, index: int, add: Callable[..., Span]) -> Turn:
+        parts: list[tuple[Part, Span]] = []
+        if message.reasoning:
+            start = add(THINK_OPEN + "\n")[0]
+            add(message.reasoning, True)
+            parts.append(("reasoning", (start, add("\n" + THINK_CLOSE + "\n\n")[1])))
+        parts += [("answer", add(message.content, True)), ("end_of_turn", add(self.eos_token))]
+        return Turn(index, tuple(parts))
 
     def render(self, conversation: Conversation) -> Rendered:
-        messages = list(conversation.messages)
-        system = messages.pop(0).content if messages[0].role == "system" else None
-        text, spans = self.bos_token, []
-        for turn, (user, assistant) in enumerate(self._pairs(messages, conversation.source)):
-            prompt = (ALPACA_PROMPT_INPUT if user.input else ALPACA_PROMPT_NO_INPUT).format(instruction=user.content, input=user.input)
-            if turn > 0:
-                prompt = "\n\n" + prompt.split("\n\n", 1)[1]  # the preamble once per conversation
-            elif system is not None:
-                prompt = system + "\n\n" + prompt.split("\n\n", 1)[1]
-            text += prompt
-            spans.append((len(text), len(text) + len(assistant.content) + len(self.eos_token)))
-            text += assistant.content + self.eos_token
-        return Rendered(text, tuple(spans))
+        text, turns, _, data = self._layout(conversation)
+        literal = [(start + found.start(), start + found.end()) for start, end in data for found in self._finds(text[start:end])]
+        return Rendered(text, tuple(turns), tuple(literal))
+
+    def _finds(self, piece: str) -> list[re.Match]:
+        return list(self._special.finditer(piece)) if self._special else []
+
+    def content_spans(self, conversation: Conversation) -> dict[int, Span]:
+        return self._layout(conversation)[2]
 
     def prompt_text(self, conversation: Conversation) -> str:
-        answer_slot = Conversation((*conversation.messages, Message("assistant", MARKER)), conversation.source)
+        answer_slot = Conversation((*conversation.messages, Message("assistant", ANSWER)), conversation.source)
         text = self.render(answer_slot).text
-        return text[: text.index(MARKER)]
+        return text[: text.index(ANSWER)]
 
     @property
     def stop_text(self) -> str:
@@ -114,123 +136,11 @@ class AlpacaTemplate:
         return list(zip(messages[::2], messages[1::2]))
 
 
-class ChatTemplate:
-    """Any Hugging Face chat template (the tokenizer's own or a `.jinja` file's text).
-
-    `fold_system_prompt`: None folds the system prompt into the first user turn only where the
-    template has no system role (Gemma, Mistral); True always folds; False never does (and a
-    template without a system role then gives a clear error)."""
-
-    def __init__(
-        self, tokenizer: PreTrainedTokenizerBase, template: str | None = None, fold_system_prompt: bool | None = None, name: str = ""
-    ) -> None:
-        self.tokenizer = tokenizer
-        self.template = template or tokenizer.chat_template
-        if not self.template:
-            raise TemplateError(
-                f"tokenizer {tokenizer.name_or_path!r} has no chat template: set data.template to a .jinja file or 'alpaca'"
-            )
-        self.name = name or "the tokenizer's chat template"
-        self._fold_setting = fold_system_prompt
-
-    def _apply(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, source: str) -> str:
-        try:
-            return self.tokenizer.apply_chat_template(messages, tools=tools or None, chat_template=self.template, tokenize=False)
-        except Exception as err:  # jinja2 errors and the template's own raise_exception
-            hint = ""
-            if "_token' is undefined" in str(err):
-                hint = (
-                    f" (tokenizer {self.tokenizer.name_or_path!r} lacks a special token this template prints: template/tokenizer mismatch)"
-                )
-            raise TemplateError(f"{source}: {self.name} failed to render: {type(err).__name__}: {err}{hint}") from None
-
-    @cached_property
-    def has_system_role(self) -> bool:
-        probe = [{"role": "system", "content": "S" + MARKER}, {"role": "user", "content": "U"}, {"role": "assistant", "content": "A"}]
-        try:
-            return MARKER in self._apply(probe, None, "probe")
-        except TemplateError:
-            return False
-
-    @cached_property
-    def fold_system_prompt(self) -> bool:
-        if self._fold_setting is False and not self.has_system_role:
-            raise TemplateError(
-                f"{self.name} has no system role and data.fold_system_prompt is false: "
-                "allow folding the system prompt into the first user turn, or drop system prompts"
-            )
-        return self._fold_setting if self._fold_setting is not None else not self.has_system_role
-
-    @cached_property
-    def end_of_turn(self) -> str:
-        """What the template writes right after an assistant message and before the next message:
-        the common start of the text after a middle and after a final assistant message, cut back to a
-        token boundary and without trailing whitespace (`<|im_end|>`, `<|eot_id|>`, ` </s>`, `<|end|>`):
-        `<|end|>` + `<|user|>` vs `<|end|>` + `<|endoftext|>` must give `<|end|>`, not `<|end|>\n<|`."""
-        turn = [{"role": "user", "content": "U"}, {"role": "assistant", "content": MARKER}]
-        final = self._apply(turn, None, "end-of-turn probe").split(MARKER)[1]
-        middle = self._apply(turn + [{"role": "user", "content": "V"}, {"role": "assistant", "content": "B"}], None, "end-of-turn probe")
-        common = len(os.path.commonprefix([final, middle.split(MARKER)[1]]))
-        token_ends = [end for _, end in self.tokenizer(final, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]]
-        eot = final[: max((end for end in token_ends if end <= common), default=0)].rstrip()
-        if not eot:
-            log.warning("%s writes no end-of-turn marker after assistant messages: only their content is trained", self.name)
-        return eot
-
-    def _chat_messages(self, conversation: Conversation) -> list[dict[str, Any]]:
-        messages = list(conversation.messages)
-        if messages[0].role == "system" and self.fold_system_prompt:
-            system, first = messages[0], messages[1]
-            messages = [dataclasses.replace(first, content=f"{system.content}\n\n{first.content}"), *messages[2:]]
-        return [m.to_chat() for m in messages]
-
-    def render(self, conversation: Conversation) -> Rendered:
-        messages = self._chat_messages(conversation)
-        tools = list(conversation.tools)
-        text = self._apply(messages, tools, conversation.source)
-        if MARKER in text:
-            raise DataError(conversation.source, f"the text contains the reserved character U+{ord(MARKER):04X}")
-        folded = len(conversation.messages) - len(messages)  # message numbers in errors are the record's
-        spans = []
-        for index, message in enumerate(messages):
-            if message["role"] != "assistant":
-                continue
-            variant = messages[:index] + [{"role": "assistant", "content": MARKER}] + messages[index + 1 :]
-            spans.append(self._message_span(text, self._apply(variant, tools, conversation.source), conversation.source, index + folded))
-        return Rendered(text, tuple(spans))
-
-    def prompt_text(self, conversation: Conversation) -> str:
-        # The answer slot is rendered as a final assistant message, not with `add_generation_prompt`,
-        # so what precedes an answer is byte for byte what preceded answers in training (Qwen3's
-        # empty <think> block included).
-        answer_slot = Conversation((*conversation.messages, Message("assistant", MARKER)), conversation.source, conversation.tools)
-        text = self._apply(self._chat_messages(answer_slot), list(conversation.tools), conversation.source)
-        return text[: text.index(MARKER)]
-
-    @property
-    def stop_text(self) -> str:
-        return self.end_of_turn or self.tokenizer.eos_token
-
-    def _message_span(self, text: str, variant: str, source: str, index: int) -> Span:
-        """Characters of `text` that differ from `variant` (the same conversation with message
-        `index` replaced by the marker), extended over the end-of-turn marker."""
-        start = len(os.path.commonprefix([text, variant]))
-        common_suffix = len(os.path.commonprefix([text[::-1], variant[::-1]]))
-        end = len(text) - min(common_suffix, len(variant) - start)
-        if end <= start or MARKER not in variant[start : len(variant) - (len(text) - end)]:
-            raise DataError(
-                source,
-                f"field 'messages[{index}]': {self.name} did not render this assistant message (does the template support its tool calls?)",
-            )
-        if self.end_of_turn and text.startswith(self.end_of_turn, end):
-            end += len(self.end_of_turn)
-        return start, end
-
-
 def make_renderer(template: str, tokenizer: PreTrainedTokenizerBase, fold_system_prompt: bool | None = None) -> Renderer:
     """`alpaca`, `chat` (the tokenizer's own template) or a path to a `.jinja` file."""
     if template == "alpaca":
-        return AlpacaTemplate(tokenizer.eos_token, bos_token=bos_added_by(tokenizer))
+        specials = tuple(token.content for token in tokenizer.added_tokens_decoder.values() if token.special)
+        return AlpacaTemplate(tokenizer.eos_token, bos_token=bos_added_by(tokenizer), special_tokens=specials)
     if template == "chat":
         return ChatTemplate(tokenizer, fold_system_prompt=fold_system_prompt)
     try:

@@ -1,0 +1,124 @@
+"""Character spans of a rendered conversation: what each assistant message's parts are, and the
+text arithmetic of the marker technique that finds them (see chat_template.py).
+
+A rendered assistant message is a run of parts in text order, each a character span:
+`reasoning`, `answer` (its content), `tool_calls`, `end_of_turn`. The parts are contiguous: text
+the template writes between two parts belongs to the earlier one (Qwen3's `\\n</think>\\n\\n` closes the
+reasoning), except a tool call's own opening text (`<tool_call>\\n{"name": "`), and the text between
+the message's header (what `add_generation_prompt` writes) and its first part belongs to the first part
+(Qwen3's `<think>\\n`): that is what the model must write.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+Span = tuple[int, int]
+Part = Literal["reasoning", "answer", "tool_calls", "end_of_turn"]
+PARTS: tuple[Part, ...] = get_args(Part)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One assistant message as rendered: `message` is its index in the conversation's messages,
+    `parts` its parts in text order, `missing` the parts it has in the data that the template did not
+    render (DeepSeek-R1 drops reasoning; Qwen3 drops the reasoning of turns before the last user turn)."""
+
+    message: int
+    parts: tuple[tuple[Part, Span], ...]
+    missing: tuple[Part, ...] = ()
+
+    @property
+    def span(self) -> Span:
+        """All of it: from its first part (after the header) through its end-of-turn marker."""
+        return self.parts[0][1][0], self.parts[-1][1][1]
+
+    def spans_of(self, *names: Part) -> list[Span]:
+        return [span for name, span in self.parts if name in names]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A conversation as text; `turns[i]` is the i-th assistant message. `literal_spans` are the
+    places where the data itself holds a special token's text (a user writing `<|im_end|>`): they are
+    tokenized as plain text, so data can never forge the template's own markers."""
+
+    text: str
+    turns: tuple[Turn, ...]
+    literal_spans: tuple[Span, ...] = ()
+
+    @property
+    def assistant_spans(self) -> tuple[Span, ...]:
+        """The whole span of each assistant message, end-of-turn marker included."""
+        return tuple(turn.span for turn in self.turns)
+
+
+def changed_span(text: str, variant: str, marker: str) -> Span | None:
+    """The characters of `text` that differ from `variant`, the same render with one thing replaced
+    by `marker`; None when the template did not render that thing (no marker among the differences)."""
+    start = len(os.path.commonprefix([text, variant]))
+    suffix = len(os.path.commonprefix([text[::-1], variant[::-1]]))
+    suffix = min(suffix, len(text) - start, len(variant) - start)
+    if marker not in variant[start : len(variant) - suffix]:
+        return None
+    return start, len(text) - suffix
+
+
+def substituted(variant: str, values: dict[str, str]) -> tuple[str, list[tuple[str, int]]]:
+    """`variant` with each marker character replaced by its value, and where each marker's value
+    landed in the result, in text order (the way back from a marker render to the real one)."""
+    pieces: list[str] = []
+    found: list[tuple[str, int]] = []
+    length = 0
+    for char in variant:
+        value = values.get(char)
+        if value is not None:
+            found.append((char, length))
+        piece = char if value is None else value
+        pieces.append(piece)
+        length += len(piece)
+    return "".join(pieces), found
+
+
+def overlap_length(glue: str, opener: str) -> int:
+    """The length of the longest end of `opener` that `glue` ends with."""
+    for k in range(min(len(glue), len(opener)), 0, -1):
+        if glue.endswith(opener[-k:]):
+            return k
+    return 0
+
+
+def first_part_start(text: str, core_start: int, opener: str, header: str, floor: int) -> int:
+    """Where an assistant message's trained text begins: before its first part's core, the longest end
+    of `opener` (what the template writes between the header and such a part) that directly follows
+    the `header`; where no header precedes (Gemma-4 continues a model turn after tool results), the
+    longest end of `opener` found there. Never before `floor` (the previous message's end)."""
+    fallback = None
+    for k in range(min(len(opener), core_start - floor), -1, -1):
+        if k and text[core_start - k : core_start] != opener[-k:]:
+            continue
+        if text.endswith(header, floor, core_start - k):
+            return core_start - k
+        fallback = k if fallback is None else fallback
+    return core_start - (fallback or 0)
+
+
+def assemble_parts(text: str, cores: dict[Part, Span], start: int, call_opener: str) -> list[tuple[Part, Span]]:
+    """Contiguous parts from their cores (the exact characters of each), in text order: the first part
+    begins at `start`, the text between two parts goes to the earlier one except the tool calls' own
+    opening text (the longest end of `call_opener` found there)."""
+    parts: list[tuple[Part, Span]] = []
+    for name, (core_start, core_end) in sorted(cores.items(), key=lambda item: item[1]):
+        if not parts:
+            parts.append((name, (start, core_end)))
+            continue
+        previous_name, (previous_start, previous_end) = parts[-1]
+        begin = max(core_start, previous_end)
+        if name == "tool_calls":
+            begin -= overlap_length(text[previous_end:begin], call_opener)
+        parts[-1] = (previous_name, (previous_start, begin))
+        if core_end > begin:
+            parts.append((name, (begin, core_end)))
+    return parts

@@ -1,0 +1,57 @@
+"""`sftlab inspect` on reasoning and tool data: parts, weights and the turn statistics it prints."""
+
+from __future__ import annotations
+
+import json
+
+from sftlab.data.datamodule import SFTDataModule
+from sftlab.inspect import run_inspect
+
+RECORDS = [
+    {
+        "messages": [
+            {"role": "user", "content": "Weather in Oslo?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "c1", "function": {"name": "get_weather", "arguments": {"city": "Oslo"}}}],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": '{"temperature": 21}'},
+            {"role": "assistant", "content": "21 degrees.", "reasoning_content": "The tool said 21."},
+        ],
+        "weight": 2,
+    },
+    {"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "<think>\nAdd.\n</think>\n\n4"}]},
+]
+
+
+def _module(shared, tmp_path, masking: str) -> SFTDataModule:
+    path = tmp_path / "data.jsonl"
+    path.write_text("".join(json.dumps(record) + "\n" for record in RECORDS))
+    return SFTDataModule(
+        train_path=str(path),
+        tokenizer=str(shared / "tokenizers/qwen3"),
+        template=str(shared / "chat_templates/qwen3.jinja"),
+        masking=masking,
+        cache_dir=str(tmp_path / "cache"),
+    )
+
+
+def test_inspect_prints_parts_weights_and_turn_statistics(shared, tmp_path, capsys):
+    run_inspect(_module(shared, tmp_path, "answer_only"), limit=2)
+    out = capsys.readouterr().out
+    assert "example 0:" in out and "example 1:" in out and "The tool said 21." in out
+    for line in ("assistant:reasoning", "assistant:tool_calls", "end-of-turn marker trained", "not selected by the strategy"):
+        assert line in out, out
+    assert "turn trains nothing: " in out and "field 'messages[1]' (the strategy trains none of it)" in out
+    assert "legend:" in out
+
+
+def test_inspect_json_gives_weights_and_the_kind_of_every_token(shared, tmp_path, capsys):
+    run_inspect(_module(shared, tmp_path, "reasoning_and_answer"), limit=2, as_json=True)
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [len(row["kinds"]) for row in rows] == [len(row["input_ids"]) for row in rows] == [len(row["weights"]) for row in rows]
+    first = rows[0]
+    weights = {kind: {w for w, k in zip(first["weights"], first["kinds"]) if k == kind} for kind in set(first["kinds"])}
+    assert weights["assistant:reasoning"] == {2.0} and weights["assistant:tool_calls"] == {0.0}  # the record weighs 2
+    assert weights["tool"] == {0.0} and weights["user"] == {0.0}
