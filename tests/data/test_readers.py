@@ -230,3 +230,15 @@ def test_a_leading_think_block_is_the_reasoning():
     assert (apart.reasoning, apart.content) == ("Add them.", "4")
     kept = Message("assistant", "I <think> so.")
     assert reasoning_apart(kept) is kept and reasoning_apart(Message("user", "<think>x</think>y")).reasoning == ""
+
+
+def test_records_cached_by_other_sftlab_code_are_never_reused(tmp_path, monkeypatch):
+    """Upgrading sftlab once reused a records cache made before a column existed ('weight'): the
+    cache key of the records now includes the data code's hash."""
+    data = tmp_path / "chat.jsonl"
+    data.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}) + "\n")
+    cache = str(tmp_path / "cache")
+    first = readers.load_conversations([data], "messages", cache)
+    assert readers.load_conversations([data], "messages", cache).cache_files == first.cache_files  # same code: reused
+    monkeypatch.setattr(readers, "code_fingerprint", lambda: "other sftlab code")
+    assert readers.load_conversations([data], "messages", cache).cache_files != first.cache_files

@@ -34,14 +34,6 @@ from sftlab.errors import SftlabError
 log = logging.getLogger(__name__)
 
 
-def _code_fingerprint() -> str:
-    """A hash of the data package's source, so a code change never reuses a stale cache."""
-    digest = hashlib.sha256()
-    for source in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(source.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 class SFTDataModule(LightningDataModule):
     def __init__(
         self,
@@ -174,7 +166,7 @@ class SFTDataModule(LightningDataModule):
         """The tokenized dataset's cache key: the input files, the tokenizer, sftlab's data code and `parts`."""
         digest = hashlib.sha256()
         for part in (
-            _code_fingerprint(),
+            readers.code_fingerprint(),
             self.tokenizer.backend_tokenizer.to_str(),
             str(self.tokenizer.special_tokens_map),
             *parts,
