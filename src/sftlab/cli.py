@@ -15,7 +15,7 @@ from typing import Any
 
 from jsonargparse import ActionConfigFile, ActionYesNo, ArgumentParser
 
-from sftlab.errors import SftlabError
+from sftlab.errors import SftlabError, Stopped
 
 # Sections of a full `fit` config that `inspect` reads past, so one config serves both commands
 # (`model` is parsed, for `model.source`, but never built).
@@ -187,6 +187,9 @@ def main(argv: list[str] | None = None) -> None:
             lightning_command(None if from_command_line else argv)
         else:
             COMMANDS[argv[0]](argv[1:])
+    except Stopped as stop:
+        print(f"sftlab: {stop}", file=sys.stderr)
+        raise SystemExit(stop.exit_status) from None
     except (SftlabError, ValueError) as err:
         if (cause := user_error(err)) is None:
             raise

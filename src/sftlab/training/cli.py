@@ -33,12 +33,13 @@ from sftlab.training.checkpoints import AtomicCheckpointIO, Checkpoints
 from sftlab.training.guard import NonFiniteGuard
 from sftlab.training.moved_keys import check_moved_keys
 from sftlab.training.precision import pick_precision
+from sftlab.training.preemption import Preemption
 from sftlab.training.progress import StepProgressBar
 from sftlab.training.reports import DataReportLogger
 from sftlab.training.resume import check_explicit_checkpoint, usable_checkpoint
 from sftlab.training.throughput import Throughput
 
-DEFAULT_CALLBACKS = (NonFiniteGuard, Throughput, DataReportLogger)
+DEFAULT_CALLBACKS = (NonFiniteGuard, Throughput, DataReportLogger, Preemption)
 
 
 def _arguments(section: Any) -> Any:
