@@ -11,7 +11,8 @@ the built-in ones' arguments directly. Lightning's public hooks do the rest:
   run-length of the schedule are kept (Lightning's automatic optimizer would replace them silently).
 - `instantiate_trainer`: sftlab's default callbacks (non-finite guard, throughput, data report, progress
   bar) and atomic checkpoint files, unless the config already has its own of each kind.
-- `before_fit`: `--ckpt_path last` resolved (a corrupt last checkpoint falls back to the newest good one).
+- `before_fit`: the run folder is locked (one run per `default_root_dir`, see lock.py) and `--ckpt_path last`
+  resolved (a corrupt last checkpoint falls back to the newest good one).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from sftlab.model.module import CausalLMModule
 from sftlab.model.optim import DEFAULT_LR_SCHEDULER, DEFAULT_OPTIMIZER
 from sftlab.training.checkpoints import AtomicCheckpointIO, Checkpoints
 from sftlab.training.guard import NonFiniteGuard
+from sftlab.training.lock import lock_run_folder
 from sftlab.training.moved_keys import check_moved_keys
 from sftlab.training.precision import pick_precision
 from sftlab.training.preemption import Preemption
@@ -102,6 +104,8 @@ class SftlabCLI(LightningCLI):
         return super().instantiate_trainer(**kwargs)
 
     def before_fit(self) -> None:
+        if self.trainer.global_rank == 0:  # before any data is read; held until the process ends
+            self.run_lock = lock_run_folder(Path(self.trainer.default_root_dir))
         folders = [Path(c.resolve_dirpath(self.trainer)) for c in self.trainer.checkpoint_callbacks if isinstance(c, Checkpoints)]
         config = self.config_init[self.subcommand]
         if config.get("ckpt_path"):
