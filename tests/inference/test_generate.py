@@ -11,7 +11,7 @@ from sftlab.inference.generate import Generator, Sampling
 from sftlab.inference.loading import LoadedModel, load_for_inference
 from sftlab.inference.prompts import user_prompt
 from sftlab.model.loading import load_causal_lm
-from tests.model.test_export import TINY_SMOLLM2_VOCAB
+from tests.training.test_export import TINY_SMOLLM2_VOCAB
 
 QUESTIONS = [
     "What is the capital of France?",
