@@ -123,3 +123,5 @@ def test_bad_input(case, shared, tmp_path, monkeypatch, capsys, openai_stub):
     errors = [line for line in stderr.splitlines() if line.startswith("sftlab: error:")]
     assert stop.value.code == 2 and "Traceback" not in stderr, stderr[-2000:]
     assert len(errors) == 1 and case["error"] in errors[0], f"{errors} / expected {case['error']!r}"
+    if case.get("before_data"):  # a setting that cannot work is refused before any data is read
+        assert "data report" not in stderr and not (tmp_path / "cache").exists(), stderr[-2000:]

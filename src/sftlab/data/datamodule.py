@@ -92,6 +92,10 @@ class SFTDataModule(LightningDataModule):
                 left out, logged, and counted in the data report (reason "bad record (skipped)").
         """
         super().__init__()
+        for name, value, least in (("batch_size", batch_size, 1), ("max_seq_length", max_seq_length, 2), ("pad_to_multiple_of", pad_to_multiple_of, 1),
+                                   ("num_workers", num_workers, 0), ("num_proc", num_proc or 1, 1)):  # fmt: skip
+            if value < least:
+                raise SftlabError(f"data.{name} must be at least {least}, got {value}")
         self.save_hyperparameters()
         self.strategies = {"train": make_strategy(masking), "val": make_strategy(val_masking or masking)}
         self.datasets: dict[str, datasets.Dataset | datasets.IterableDataset] = {}

@@ -39,6 +39,7 @@ from sftlab.training.preemption import Preemption
 from sftlab.training.progress import StepProgressBar
 from sftlab.training.reports import DataReportLogger
 from sftlab.training.resume import check_explicit_checkpoint, usable_checkpoint
+from sftlab.training.settings_check import check_optimization, check_trainer
 from sftlab.training.throughput import Throughput
 
 DEFAULT_CALLBACKS = (NonFiniteGuard, Throughput, DataReportLogger, Preemption)
@@ -89,6 +90,9 @@ class SftlabCLI(LightningCLI):
         config = self.config[self.subcommand]
         tokenizer_follows_model(config.data, config.model)
         pick_precision(config.trainer)
+        check_trainer(config.trainer)
+        if self.subcommand == "fit":
+            check_optimization(config.optimizer, config.lr_scheduler)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         trainer = self.config_init[self.subcommand]["trainer"]
