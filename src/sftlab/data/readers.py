@@ -243,6 +243,11 @@ def iter_conversations(files: list[tuple[str, int, int]], fmt: str, skip_bad: bo
                 yield bad_row(where, str(err))
 
 
+def file_names_and_sizes(files: list[Path]) -> list[tuple[str, int]]:
+    """What identifies a dataset across machines (not paths or modification times, which a copy changes)."""
+    return [(p.name, p.stat().st_size) for p in files]
+
+
 def file_stamps(files: list[Path]) -> list[tuple[str, int, int]]:
     """(path, size, modification time) of each file: what identifies its contents in cache keys."""
     return [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
