@@ -18,6 +18,7 @@ import pytest
 import torch
 import yaml
 
+from sftlab.artifacts import read_checkpoint
 from tests.test_cli import REPO
 
 
@@ -58,22 +59,42 @@ def straight(shared, tmp_path_factory):
     return config, tmp_path / "run/checkpoints"
 
 
+def _temporary_folder(tmp_path: Path) -> Path:
+    """A $TMPDIR on another filesystem than the run when the machine has one (/dev/shm): a checkpoint
+    staged there is moved by copying, which a kill leaves half done."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK) and shm.stat().st_dev != tmp_path.stat().st_dev:
+        folder = shm / f"sftlab-test-{os.getpid()}-{tmp_path.name}"
+    else:
+        folder = tmp_path / "tmpdir"
+    folder.mkdir()
+    return folder
+
+
 def test_killed_at_random_steps_then_resumed_ends_with_the_same_weights(straight, tmp_path):
     config, expected = straight
     root = tmp_path / "killed"
     rng = random.Random(7)
     kill_after = sorted(rng.sample(range(2, 11), 3))
+    temporary = _temporary_folder(tmp_path)
+    env = {**os.environ, "TMPDIR": str(temporary)}
     for step in kill_after:
         process = subprocess.Popen(
-            _command(config, root, "--ckpt_path", "last"), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            _command(config, root, "--ckpt_path", "last"), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
         )
         deadline = time.time() + 300
         while _newest_step(root / "checkpoints") < step and process.poll() is None and time.time() < deadline:
             time.sleep(0.02)
         process.send_signal(signal.SIGKILL)
         process.wait()
-    result = subprocess.run(_command(config, root, "--ckpt_path", "last"), cwd=REPO, capture_output=True, text=True, timeout=600)
+        for checkpoint in (root / "checkpoints").glob("*.ckpt"):  # every checkpoint file is whole
+            read_checkpoint(checkpoint)
+    result = subprocess.run(_command(config, root, "--ckpt_path", "last"), cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
+    leftovers = [p.name for p in temporary.iterdir() if p.stat().st_size > 1_000_000]
+    shutil.rmtree(temporary)
+    assert not leftovers  # no checkpoint-sized temporary left in $TMPDIR by the kills
+    assert not list((root / "checkpoints").glob(".*"))  # temporaries beside the checkpoints are cleaned up
     resumed, reference = _weights(root / "checkpoints/last.ckpt"), _weights(expected / "last.ckpt")
     assert all(torch.equal(resumed[name], tensor) for name, tensor in reference.items())
 
