@@ -21,12 +21,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lightning import Trainer
+from lightning import LightningModule, Trainer
 from lightning.pytorch.callbacks import ProgressBar
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, LRSchedulerTypeTuple
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, LRSchedulerTypeTuple, SaveConfigCallback
 from lightning.pytorch.plugins.io import CheckpointIO
 from torch.optim import Optimizer
 
+from sftlab.artifacts import write_text_atomic
 from sftlab.data.datamodule import SFTDataModule
 from sftlab.model.module import CausalLMModule
 from sftlab.model.optim import DEFAULT_LR_SCHEDULER, DEFAULT_OPTIMIZER
@@ -60,6 +61,15 @@ def tokenizer_follows_model(data: Any, model: Any) -> None:
         data_args["tokenizer"] = builder.get("source")
 
 
+class AtomicConfigSave(SaveConfigCallback):
+    """The run's `config.yaml`, written whole or not at all (Lightning's own save writes in place); Lightning's
+    documented way: `save_to_log_dir=False` and `save_config`, which runs on rank zero only."""
+
+    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        log_dir = trainer.logger.log_dir if trainer.logger is not None and trainer.logger.log_dir else trainer.default_root_dir
+        write_text_atomic(Path(log_dir) / self.config_filename, self.parser.dump(self.config, skip_none=False))
+
+
 class SftlabCLI(LightningCLI):
     def __init__(self, args: list[str] | None) -> None:
         super().__init__(
@@ -69,7 +79,8 @@ class SftlabCLI(LightningCLI):
             subclass_mode_data=True,
             args=args,
             auto_configure_optimizers=False,
-            save_config_kwargs={"overwrite": True},
+            save_config_callback=AtomicConfigSave,
+            save_config_kwargs={"overwrite": True, "save_to_log_dir": False},
             parser_kwargs={"exit_on_error": False},
         )
 
