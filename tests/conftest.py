@@ -60,11 +60,10 @@ def shared() -> Path:
 
 @pytest.fixture(scope="session")
 def tokenizers(shared: Path) -> dict:
-    """The SmolLM2, Qwen3 and Phi-3 tokenizers (the last two from ../shared)."""
+    """The Qwen3 and Phi-3 tokenizers, by name (the shared tier; SmolLM2's is `smollm2_tokenizer`)."""
     from sftlab.data.datamodule import load_tokenizer
 
-    loaded = {name: load_tokenizer(str(shared / "tokenizers" / name)) for name in SHARED_TOKENIZERS}
-    return {"smollm2-135m-instruct": load_tokenizer(str(SMOLLM2_TOKENIZER)), **loaded}
+    return {name: load_tokenizer(str(shared / "tokenizers" / name)) for name in SHARED_TOKENIZERS}
 
 
 @pytest.fixture(scope="session")
