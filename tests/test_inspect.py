@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from sftlab.data.datamodule import SFTDataModule
 from sftlab.inspect import run_inspect
 
@@ -37,6 +39,7 @@ def _module(shared, tmp_path, masking: str) -> SFTDataModule:
     )
 
 
+@pytest.mark.shared
 def test_inspect_prints_parts_weights_and_turn_statistics(shared, tmp_path, capsys):
     run_inspect(_module(shared, tmp_path, "answer_only"), limit=2)
     out = capsys.readouterr().out
@@ -47,6 +50,7 @@ def test_inspect_prints_parts_weights_and_turn_statistics(shared, tmp_path, caps
     assert "legend:" in out
 
 
+@pytest.mark.shared
 def test_inspect_json_gives_weights_and_the_kind_of_every_token(shared, tmp_path, capsys):
     run_inspect(_module(shared, tmp_path, "reasoning_and_answer"), limit=2, as_json=True)
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

@@ -37,12 +37,12 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and relies on PR_SET_PDEATHSIG")
-def test_killing_a_run_during_tokenization_leaves_no_worker_behind(shared, tmp_path):
+def test_killing_a_run_during_tokenization_leaves_no_worker_behind(testdata, tmp_path):
     data = tmp_path / "big.jsonl"
     record = {"messages": [{"role": "user", "content": "Tell me about the sea. " * 20}, {"role": "assistant", "content": "Waves. " * 60}]}
     data.write_text((json.dumps(record) + "\n") * 40_000)
     command = [sys.executable, "-m", "sftlab.cli", "inspect", "--data.train_path", str(data), "--data.num_proc", "2"]
-    command += ["--data.tokenizer", str(shared / "tokenizers/smollm2-135m-instruct"), "--data.cache_dir", str(tmp_path / "cache")]
+    command += ["--data.tokenizer", str(testdata / "tokenizers/smollm2-135m-instruct"), "--data.cache_dir", str(tmp_path / "cache")]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
     workers: set[int] = set()
     while len(workers) < 2 and process.poll() is None:  # the pool's workers appear once tokenizing starts

@@ -3,6 +3,8 @@ the statistics over examples, on real templates."""
 
 from __future__ import annotations
 
+import pytest
+
 from sftlab.data.anatomy import AnatomyStats, examples_anatomy
 from sftlab.data.masking import make_strategy
 from sftlab.data.templates import ChatTemplate
@@ -16,6 +18,7 @@ def _anatomy(renderer, tokenizer, conversation, masking: str, max_seq_length: in
     )
 
 
+@pytest.mark.shared
 def test_kinds_and_turn_facts_under_answer_only(shared, tokenizers):
     tokenizer = tokenizers["qwen3"]
     renderer = ChatTemplate(tokenizer, (shared / "chat_templates/qwen3.jinja").read_text())
@@ -30,6 +33,7 @@ def test_kinds_and_turn_facts_under_answer_only(shared, tokenizers):
     assert decoded.strip() == '{"temperature": 21}'
 
 
+@pytest.mark.shared
 def test_statistics_count_turns_missing_parts_and_flag_turns_that_train_nothing(shared, tokenizers):
     tokenizer = tokenizers["qwen3"]
     stats = AnatomyStats()

@@ -119,6 +119,7 @@ def _check_parts(name: str, tokenizer, rendered, expected: list[dict]) -> None:
         assert [(part, rendered.text[a:b]) for part, (a, b) in turn.parts] == want, (name, rendered.text)
 
 
+@pytest.mark.shared
 @pytest.mark.parametrize("strategy", ["assistant", "reasoning_and_answer", "answer_only"])
 def test_reasoning_parts_are_exact_on_every_template(shared, tokenizers, strategy):
     for name, template in _templates(shared).items():
@@ -130,6 +131,7 @@ def test_reasoning_parts_are_exact_on_every_template(shared, tokenizers, strateg
         _check_trained_tokens(name, tokenizer_name, tokenizer, rendered, make_strategy(strategy))
 
 
+@pytest.mark.shared
 @pytest.mark.parametrize("strategy", ["assistant", "tool_calls_only", "answer_only"])
 @pytest.mark.parametrize("name", sorted(TOOL_PARTS))
 def test_tool_call_parts_are_exact_and_tool_results_never_trained(shared, tokenizers, name, strategy):
@@ -171,6 +173,7 @@ def _one_turn(rendered, index: int):
     return replace(rendered, turns=rendered.turns[index : index + 1])
 
 
+@pytest.mark.shared
 def test_deepseek_r1_dropping_reasoning_is_reported(shared, tokenizers, caplog):
     renderer = ChatTemplate(tokenizers["qwen3"], (shared / "chat_templates/deepseek-r1-distill.jinja").read_text(), name="deepseek-r1")
     with caplog.at_level(logging.WARNING):
@@ -242,6 +245,7 @@ def test_tool_call_ids_and_tool_names_reach_the_template(smollm2_tokenizer):
     assert rendered.text == direct
 
 
+@pytest.mark.shared
 @pytest.mark.parametrize("field", ["reasoning_content", "thinking"])
 def test_reasoning_fields_are_rendered_as_the_template_renders_them(shared, tokenizers, field):
     record = {"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4", field: "Add two and two."}]}
@@ -256,6 +260,7 @@ def test_reasoning_fields_are_rendered_as_the_template_renders_them(shared, toke
         assert rendered.text == tokenizer.apply_chat_template(record["messages"], chat_template=template.read_text(), tokenize=False)
 
 
+@pytest.mark.shared
 def test_qwen3_trains_its_think_block_on_every_turn_and_prompts_before_it(shared, tokenizers):
     """The rule: train what the model must write. Qwen3's generation prompt ends at
     `<|im_start|>assistant\\n`, so the model writes `<think>` itself, on a final answer as after a tool call;

@@ -77,6 +77,7 @@ def _template_pairs(shared, tokenizers):
     yield "alpaca", tokenizers["smollm2-135m-instruct"]
 
 
+@pytest.mark.shared
 def test_special_token_text_in_the_data_is_tokenized_as_text_on_every_template(shared, tokenizers):
     """A user (or an answer) that writes the template's own markers must not forge turn boundaries."""
     checked = 0
@@ -100,6 +101,7 @@ def test_special_token_text_in_the_data_is_tokenized_as_text_on_every_template(s
     assert checked >= 8
 
 
+@pytest.mark.shared
 def test_a_template_marker_in_a_tool_call_argument_stays_text(shared, tokenizers):
     import json
 

@@ -56,6 +56,7 @@ def test_batched_greedy_equals_one_by_one_on_a_tiny_model(smollm2_tokenizer):
     assert all(a.answer_tokens == 12 and a.finish_reason == "length" for a in answers)  # random weights never stop
 
 
+@pytest.mark.slow
 def test_real_smollm2_batched_equals_one_by_one_and_stops_at_end_of_turn(smollm2_gguf):
     loaded = load_for_inference(str(smollm2_gguf))
     answers = _batched_equals_single(loaded, max_new_tokens=48)

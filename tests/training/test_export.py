@@ -85,7 +85,7 @@ def test_export_of_a_missing_or_foreign_checkpoint_is_a_clear_error(tmp_path):
 
 
 def test_export_with_a_chat_template_leaves_the_callers_tokenizer_alone(smollm2_tokenizer, tmp_path):
-    """The export used to set the template on the tokenizer it was given (a shared one, in tests)."""
+    """The export used to set the template on the tokenizer it was given (a testdata one, in tests)."""
     before = smollm2_tokenizer.chat_template
     target = export_hf(load_causal_lm(config=TINY), smollm2_tokenizer, tmp_path / "hf", chat_template="{{ messages }}")
     assert smollm2_tokenizer.chat_template == before
@@ -107,13 +107,13 @@ def test_export_never_replaces_a_folder_sftlab_did_not_export(tiny_lora_run, tmp
     assert result.returncode == 2 and (mydata / "precious.txt").read_text() == "mine"
 
 
-def test_an_export_killed_at_the_end_of_fit_is_done_by_the_relaunch(shared, tmp_path):
+def test_an_export_killed_at_the_end_of_fit_is_done_by_the_relaunch(testdata, tmp_path):
     """A kill during the end-of-fit export left a staging folder and no export; the relaunch with
     `--ckpt_path last` has no step left to train, and used to exit 0 without exporting."""
     from tests.test_cli import sftlab
 
     common = ["fit", "--config", "configs/tiny.yaml", "--trainer.max_steps", "2", "--trainer.default_root_dir", str(tmp_path / "run")]
-    common += ["--data.tokenizer", str(shared / "tokenizers/smollm2-135m-instruct"), "--data.cache_dir", str(tmp_path / "cache")]
+    common += ["--data.tokenizer", str(testdata / "tokenizers/smollm2-135m-instruct"), "--data.cache_dir", str(tmp_path / "cache")]
     assert sftlab(*common).returncode == 0
     logs = tmp_path / "run/lightning_logs"
     export = logs / "version_0/hf"

@@ -18,8 +18,8 @@ from tests.test_cli import REPO, sftlab
 from tests.training.test_preemption import _config, _fit
 
 
-def test_a_second_fit_into_a_running_fits_folder_is_a_one_line_error(shared, tmp_path):
-    config = _config(tmp_path, shared)
+def test_a_second_fit_into_a_running_fits_folder_is_a_one_line_error(testdata, tmp_path):
+    config = _config(tmp_path, testdata)
     first = _fit(config, tmp_path / "run", "--trainer.max_steps", "6")
     for line in first.stderr:
         if line.strip() == "sftlab-test: step 1":

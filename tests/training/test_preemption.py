@@ -20,10 +20,10 @@ from sftlab.training.preemption import requeue_slurm_job
 from tests.test_cli import REPO
 
 
-def _config(tmp_path: Path, shared: Path) -> Path:
+def _config(tmp_path: Path, testdata: Path) -> Path:
     """tiny.yaml for 12 steps, checkpoints only every 100 steps (so only preemption saves them mid-run)."""
     config = yaml.safe_load((REPO / "configs/tiny.yaml").read_text())
-    config["data"].update(tokenizer=str(shared / "tokenizers/smollm2-135m-instruct"), cache_dir=str(tmp_path / "cache"))
+    config["data"].update(tokenizer=str(testdata / "tokenizers/smollm2-135m-instruct"), cache_dir=str(tmp_path / "cache"))
     config["trainer"].update(enable_progress_bar=False)
     callbacks = [c for c in config["trainer"]["callbacks"] if not c["class_path"].endswith(("HFExport", "SampleAnswers"))]
     for callback in callbacks:
@@ -53,8 +53,8 @@ def _signal_at(process: subprocess.Popen, step: int, signum: int) -> tuple[int, 
     return process.wait(), "".join(lines) + rest
 
 
-def test_sigterm_twice_then_resume_gives_the_uninterrupted_weights(shared, tmp_path):
-    config = _config(tmp_path, shared)
+def test_sigterm_twice_then_resume_gives_the_uninterrupted_weights(testdata, tmp_path):
+    config = _config(tmp_path, testdata)
     straight = _fit(config, tmp_path / "straight")
     assert straight.wait() == 0, straight.stderr.read()[-3000:]
     root = tmp_path / "preempted"

@@ -9,12 +9,12 @@ import json
 from tests.test_cli import REPO, sftlab
 
 
-def test_a_resume_on_changed_training_data_is_an_error_unless_accepted(shared, tmp_path):
+def test_a_resume_on_changed_training_data_is_an_error_unless_accepted(testdata, tmp_path):
     data = tmp_path / "train.json"
     records = json.loads((REPO / "data/demo/chat_sharegpt.json").read_text())
     data.write_text(json.dumps(records))
     common = ["fit", "--config", "configs/tiny.yaml", "--data.train_path", str(data), "--data.val_path", "null"]
-    common += ["--data.tokenizer", str(shared / "tokenizers/smollm2-135m-instruct"), "--data.cache_dir", str(tmp_path / "cache")]
+    common += ["--data.tokenizer", str(testdata / "tokenizers/smollm2-135m-instruct"), "--data.cache_dir", str(tmp_path / "cache")]
     common += ["--trainer.default_root_dir", str(tmp_path / "run"), "--trainer.enable_progress_bar", "false"]
     assert sftlab(*common, "--trainer.max_steps", "3").returncode == 0
     data.write_text(json.dumps(records[:6]))  # shrunk between the run and its resume
