@@ -157,29 +157,30 @@ def test_bad_records_skip_leaves_them_out_and_counts_them(testdata, datasets_cac
     assert sorted(module.datasets["train"]["source"]) == [f"{path} line 2", f"{path} line 5"]
 
 
-@pytest.mark.shared
-def test_weights_reach_the_batches_only_where_they_differ_from_the_labels(shared, datasets_cache, tmp_path):
+def test_weights_reach_the_batches_only_where_they_differ_from_the_labels(testdata, datasets_cache, tmp_path):
     path = tmp_path / "weighted.jsonl"
     rows = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}], "weight": 1 + i} for i in range(4)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    weighted = _module(shared, datasets_cache, train_path=str(path), packing=True)
+    weighted = _module(testdata, datasets_cache, train_path=str(path), packing=True)
     assert "weights" in weighted.datasets["train"].column_names
     batch = next(iter(weighted.train_dataloader()))
     assert set(batch["weights"].unique().tolist()) == {0.0, 1.0, 2.0, 3.0, 4.0}
     assert ((batch["weights"] == 0) == (batch["labels"] == IGNORE_INDEX)).all()
-    plain = _module(shared, datasets_cache)
+    plain = _module(testdata, datasets_cache)
     assert "weights" not in plain.datasets["train"].column_names
     later = _module(
-        shared, datasets_cache, masking="later_turns", train_path=str(shared / "data/fastchat_sharegpt/dummy_conversation_with_system.json")
+        testdata,
+        datasets_cache,
+        masking="later_turns",
+        train_path=str(testdata / "data/fastchat_sharegpt/dummy_conversation_with_system.json"),
     )
     assert "weights" in later.datasets["train"].column_names
 
 
-@pytest.mark.shared
-def test_blank_lines_of_a_text_corpus_are_no_documents(shared, datasets_cache, tmp_path):
+def test_blank_lines_of_a_text_corpus_are_no_documents(testdata, datasets_cache, tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("First document.\n   \n\nSecond document.\n")
-    module = _module(shared, datasets_cache, train_path=str(corpus), max_seq_length=64)
+    module = _module(testdata, datasets_cache, train_path=str(corpus), max_seq_length=64)
     report = module.reports["train"]
     assert report.dropped == {"blank document": 2} and report.kept == 2
     ids = module.datasets["train"][0]["input_ids"]
