@@ -60,11 +60,10 @@ def shared() -> Path:
 
 @pytest.fixture(scope="session")
 def tokenizers(shared: Path) -> dict:
-    """The Qwen3 and Phi-3 tokenizers and SmolLM2's (shipped in tests/data), by name (the shared tier)."""
+    """The Qwen3 and Phi-3 tokenizers, by name (the shared tier; SmolLM2's is `smollm2_tokenizer`)."""
     from sftlab.artifacts import load_tokenizer
 
-    loaded = {name: load_tokenizer(str(shared / "tokenizers" / name)) for name in SHARED_TOKENIZERS}
-    return loaded | {"smollm2-135m-instruct": load_tokenizer(str(SMOLLM2_TOKENIZER))}
+    return {name: load_tokenizer(str(shared / "tokenizers" / name)) for name in SHARED_TOKENIZERS}
 
 
 @pytest.fixture(scope="session")
