@@ -13,7 +13,7 @@ from sftlab.errors import SftlabError
 
 class FirstAssistantOnly(MaskingStrategy):
     def trained_spans(self, rendered):
-        return rendered.assistant_spans[:1]
+        return [span for turn in rendered.turns[:1] for span in turn.spans]
 
 
 RENDERED = Rendered("abcdefghij", (Turn(1, (("answer", (2, 3)), ("end_of_turn", (3, 4)))), Turn(3, (("answer", (6, 8)),))))
@@ -61,6 +61,18 @@ def test_prompt_strategy_trains_exactly_the_complement_of_assistant_spans():
     spans = make_strategy("prompt").trained_spans(RENDERED)
     covered = sorted(set(range(len(RENDERED.text))) - {i for start, end in RENDERED.assistant_spans for i in range(start, end)})
     assert sorted(i for start, end in spans for i in range(start, end)) == covered
+
+
+# One assistant turn whose template writes a tool result between its calls and its answer (Gemma-4), at 6:9.
+RESULT_INSIDE = Rendered("0123456789abcdefghij", (Turn(1, (("tool_calls", (2, 6)), ("answer", (9, 12)), ("end_of_turn", (12, 14)))),))
+
+
+def test_text_between_two_parts_of_a_turn_is_trained_by_no_assistant_strategy():
+    assert RESULT_INSIDE.turns[0].spans == RESULT_INSIDE.assistant_spans == ((2, 6), (9, 14))
+    for name in ("assistant", "last_assistant"):
+        assert list(make_strategy(name).trained_spans(RESULT_INSIDE)) == [(2, 6), (9, 14)], name
+    assert list(FirstAssistantOnly().trained_spans(RESULT_INSIDE)) == [(2, 6), (9, 14)]
+    assert make_strategy("prompt").trained_spans(RESULT_INSIDE) == [(0, 2), (6, 9), (14, 20)]
 
 
 # An assistant turn with every part, and a later one with only an answer (character positions).

@@ -194,17 +194,8 @@ def test_tool_call_parts_are_exact_and_tool_results_never_trained(testdata, smol
     _check_tool_parts(name, _templates(testdata)[name], SMOLLM2, smollm2_tokenizer, strategy)
 
 
-GEMMA_ANSWER_AFTER_RESULTS = pytest.mark.xfail(
-    strict=True,
-    reason="bug in sftlab.data: the template writes the answer after the tool results, and assemble_parts gives the "
-    "text between two parts (the tool results) to the earlier part (the tool calls), so the tool results are trained",
-)
-
-
 @pytest.mark.parametrize("strategy", TOOL_STRATEGIES)
-@pytest.mark.parametrize(
-    "name", ["qwen2.5-instruct", "qwen3", pytest.param("tool-results-in-model-turn", marks=GEMMA_ANSWER_AFTER_RESULTS)]
-)
+@pytest.mark.parametrize("name", sorted(SAID_THEN_CALLED_PARTS))
 def test_an_answer_before_tool_calls_is_its_own_part_and_tool_results_are_never_trained(testdata, smollm2_tokenizer, name, strategy):
     _check_tool_parts(name, _templates(testdata)[name], SMOLLM2, smollm2_tokenizer, strategy, SAID_THEN_CALLED, SAID_THEN_CALLED_PARTS)
 

@@ -8,7 +8,9 @@ prefix and suffix bound exactly what the template wrote for it, wherever it sits
 rewrites other turns; a marker that does not come back means the template does not render that part.
 Tool calls are traced by substituting the real names back (which must give the real render again) and
 run to the text the template closes a call with. Nothing else is moved or removed, so text the template
-writes for *other* messages inside a model turn (Gemma-4 writes tool results there) stays theirs.
+writes for *other* messages inside a model turn stays theirs: where a part of a message follows its calls
+(Gemma-4 writes the tool results, then the answer), the results are found the same way, each rendered as a
+marker, and no part takes them.
 
 What the model must write is trained: the message from the end of its header (what the generation prompt
 writes) through its end-of-turn marker (`<|im_end|>`, `<|eot_id|>`, ...), found once by probing the
@@ -199,11 +201,48 @@ class ChatTemplate:
             raise DataError(source, f"{where}: {self.name} did not render {what} (does the template support tool calls?)")
         if "reasoning" in missing:
             self._warn_missing_reasoning(where)
-        first = min(cores, key=lambda part: cores[part])
-        start = first_part_start(text, cores[first][0], self.shape.openers.get(first, ""), self.shape.header, floor)
-        parts = assemble_parts(text, cores, start, self.shape.call_opener)
+        results = self._result_cores(text, messages, chats, index, tools, source, cores)
+        parts = self._parts(text, cores, results, floor)
         end_of_turn = self._end_of_turn_at(text, parts[-1][1][1])
         return Turn(index + folded, tuple(parts) + ((("end_of_turn", end_of_turn),) if end_of_turn else ()), tuple(missing))
+
+    def _result_cores(
+        self, text: str, messages: list[Message], chats: list[dict], index: int, tools: list, source: str, cores: dict[Part, Span]
+    ) -> list[Span]:
+        """Where the template writes the content of the tool messages that answer this message's calls
+        (those right after it), each found by rendering it as a marker; only where a part of this message
+        follows its calls, the one place such text can lie between two parts (Gemma-4's model turn goes
+        on after the results)."""
+        calls = cores.get("tool_calls")
+        if calls is None or not any(start >= calls[1] for start, _ in cores.values()):
+            return []
+        spans = []
+        for later in range(index + 1, len(messages)):
+            if messages[later].role != "tool":
+                break
+            marked = [*chats[:later], self._chat(messages[later], content=ANSWER), *chats[later + 1 :]]
+            span = changed_span(text, self._apply(marked, tools, source), ANSWER)  # an empty result still marks its place
+            spans += [span] if span is not None else []
+        return spans
+
+    def _parts(self, text: str, cores: dict[Part, Span], results: list[Span], floor: int) -> list[tuple[Part, Span]]:
+        """The parts from their cores, as spans.py says: a run of parts with no tool result between them is
+        assembled as one message's parts, and each run begins as a message's first part does, after the
+        previous message (`floor`) or after the results before it; text between two runs is no part."""
+        runs: list[tuple[int, dict[Part, Span]]] = []
+        previous_end = floor
+        for name, core in sorted(cores.items(), key=lambda item: item[1]):
+            after = max((end for start, end in results if previous_end <= start and end <= core[0]), default=None)
+            if not runs or after is not None:
+                runs.append((floor if after is None else after, {}))
+            runs[-1][1][name] = core
+            previous_end = core[1]
+        parts: list[tuple[Part, Span]] = []
+        for run_floor, run in runs:
+            first = min(run, key=lambda part: run[part])
+            start = first_part_start(text, run[first][0], self.shape.openers.get(first, ""), self.shape.header, run_floor)
+            parts += assemble_parts(text, run, start, self.shape.call_opener)
+        return parts
 
     @staticmethod
     def _record(cores: dict[Part, Span], missing: list[Part], part: Part, span: Span | None) -> None:

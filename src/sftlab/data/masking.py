@@ -63,7 +63,7 @@ class TrainLastAssistant(MaskingStrategy):
     """`last_assistant`: only the final assistant turn."""
 
     def trained_spans(self, rendered: Rendered) -> Sequence[Span]:
-        return rendered.assistant_spans[-1:]
+        return [span for turn in rendered.turns[-1:] for span in turn.spans]
 
 
 class ExpandTurns(TrainLastAssistant):

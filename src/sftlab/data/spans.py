@@ -6,7 +6,11 @@ A rendered assistant message is a run of parts in text order, each a character s
 the template writes between two parts belongs to the earlier one (Qwen3's `\\n</think>\\n\\n` closes the
 reasoning), except a tool call's own opening text (`<tool_call>\\n{"name": "`), and the text between
 the message's header (what `add_generation_prompt` writes) and its first part belongs to the first part
-(Qwen3's `<think>\\n`): that is what the model must write.
+(Qwen3's `<think>\\n`): that is what the model must write. Except where the template writes another
+message's text between two parts (Gemma-4 writes the tool results inside the model turn, between the calls
+and the answer): the model does not write that, so the earlier part ends with its own text, the later one
+begins after it as a message's first part does, and what lies between (the results and what wraps them)
+is no part.
 """
 
 from __future__ import annotations
@@ -32,8 +36,21 @@ class Turn:
 
     @property
     def span(self) -> Span:
-        """All of it: from its first part (after the header) through its end-of-turn marker."""
+        """Its bounds: from its first part (after the header) through its end-of-turn marker, other
+        messages' text written inside it included (see `spans`)."""
         return self.parts[0][1][0], self.parts[-1][1][1]
+
+    @property
+    def spans(self) -> tuple[Span, ...]:
+        """What the message writes: its parts, joined where they touch; more than one span where the
+        template writes another message's text between two parts (Gemma-4's tool results), which the
+        model does not write and must not learn."""
+        runs: list[Span] = []
+        for _, (start, end) in self.parts:
+            if runs and runs[-1][1] == start:
+                start = runs.pop()[0]
+            runs.append((start, end))
+        return tuple(runs)
 
     def spans_of(self, *names: Part) -> list[Span]:
         return [span for name, span in self.parts if name in names]
@@ -51,8 +68,9 @@ class Rendered:
 
     @property
     def assistant_spans(self) -> tuple[Span, ...]:
-        """The whole span of each assistant message, end-of-turn marker included."""
-        return tuple(turn.span for turn in self.turns)
+        """What the assistant messages write, end-of-turn markers included, in text order: each
+        message's `Turn.spans` (one span per message, except around text of other messages inside it)."""
+        return tuple(span for turn in self.turns for span in turn.spans)
 
 
 def changed_span(text: str, variant: str, marker: str) -> Span | None:
