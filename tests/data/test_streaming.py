@@ -7,6 +7,7 @@ run's trained batches, read back as document ids, are compared with an uninterru
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import random
@@ -194,7 +195,7 @@ def _in_order_without_gaps(batches: dict) -> None:
     """Text documents of one rank's single stream come shard by shard, each document once, none left out."""
     documents = list(dict.fromkeys(i for key in sorted(batches) for row in batches[key]["ids"] for i in row if i < 500000))
     assert documents == sorted(documents)
-    assert all(b == a + 1 or b % 40 == 0 for a, b in zip(documents, documents[1:])), documents
+    assert all(b == a + 1 or b % 40 == 0 for a, b in itertools.pairwise(documents)), documents
 
 
 @pytest.mark.parametrize(
