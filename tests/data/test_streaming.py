@@ -23,6 +23,7 @@ import torch
 import yaml
 
 from sftlab.data.datamodule import SFTDataModule
+from sftlab.errors import SftlabError
 from tests.data.batch_recorder import MARKER, trained_batches
 from tests.test_cli import REPO
 
@@ -145,6 +146,18 @@ def test_each_rank_streams_its_own_shards(shared, tmp_path, monkeypatch):
         seen.append({i for ids, _ in _train(data) for row in ids for i in row})
     assert not seen[0] & seen[1] and seen[0] | seen[1] == set(range(320))
     assert {i // 40 for i in seen[0]} == {0, 2, 4, 6}  # whole shards: 8 files over 2 ranks
+
+
+def test_a_stream_resumes_only_as_it_ran(shared, tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", text_shards=2, alpaca_shards=2)
+    data = _datamodule(shared, corpus)
+    (_, position), *_ = _train(data, limit=1)
+    with pytest.raises(SftlabError, match="with data.num_workers 0; resume it with as many"):
+        _datamodule(shared, corpus, num_workers=2).train_dataloader().resume(position)
+    state = {"position": position, "tally": data.tally.sums}
+    with pytest.raises(SftlabError, match="streamed its data on 2 ranks; resume it on as many, not 1"):
+        data.load_state_dict({"train": [state, state]})
+        data.train_dataloader()
 
 
 def _config(tmp_path: Path, shared: Path, corpus: Path, devices: int, workers: int) -> Path:

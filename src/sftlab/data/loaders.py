@@ -80,8 +80,9 @@ class ResumableDataLoader(DataLoader):
 class StreamLoader:
     """Batches of a stream through torchdata's `StatefulDataLoader`, which keeps each worker's
     position (datasets' `IterableDataset.state_dict`: shard, offset in it, the mixing generator) and
-    the order of the workers, and restores them; positions are its `state_dict()`. Not a DataLoader
-    and without `state_dict` of its own, so Lightning leaves its state to the datamodule."""
+    the order of the workers, and restores them; positions are its `state_dict()` and the number of
+    workers (a position holds one state per worker). Not a DataLoader and without `state_dict` of its
+    own, so Lightning leaves its state to the datamodule."""
 
     def __init__(self, dataset: datasets.IterableDataset, tally: Tally, seed: int, **loader: Any) -> None:
         # Its own generator: the loader's base seed would otherwise be drawn from the global RNG.
@@ -93,12 +94,16 @@ class StreamLoader:
     def __iter__(self) -> Iterator[Any]:
         self.trained.pending.clear()
         for batch, counts in self.loader:
-            self.trained.handed_out(self.loader.state_dict(), counts)
+            self.trained.handed_out({"workers": self.loader.num_workers, "loader": self.loader.state_dict()}, counts)
             yield batch
 
     def resume(self, position: dict[str, Any]) -> None:
+        if position["workers"] != self.loader.num_workers:
+            raise SftlabError(
+                f"ckpt_path: the checkpoint streamed its data with data.num_workers {position['workers']}; resume it with as many"
+            )
         log.info("resuming the training stream where the checkpoint's last trained batch ended")
-        self.loader.load_state_dict(position)
+        self.loader.load_state_dict(position["loader"])
 
 
 def every_rank(state: Any) -> list[Any]:

@@ -5,9 +5,9 @@ Map-style (`Mixture`): each epoch takes from every source its share of the epoch
 sample every epoch, the same one in every run with that seed. The epoch's length follows
 `data.stopping_strategy`, as in `datasets.interleave_datasets`: `first_exhausted` ends it when the
 first source has given all of its rows (others are subsampled), `all_exhausted` when the last has
-(others are repeated). Streaming (`interleave`) is `datasets.interleave_datasets` itself: each row
-comes from a source drawn with the weights as probabilities, from a seeded generator whose state is
-part of the stream's state.
+(others are repeated). Streams are mixed by `datasets.interleave_datasets` itself: each row comes
+from a source drawn with the weights as probabilities, from a seeded generator whose state is part of
+the stream's state.
 
 Rows of different sources meet in one batch, so they get the same columns: `position_ids` and
 `weights` are filled in where a source has none (`align_columns`); other columns stay when every
