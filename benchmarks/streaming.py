@@ -40,7 +40,7 @@ import psutil
 import report
 
 REPO = Path(__file__).resolve().parents[1]
-TOKENIZER = REPO.parent / "shared/tokenizers/smollm2-135m-instruct"
+TOKENIZER = REPO / "tests/data/files/tokenizers/smollm2-135m-instruct"
 BLOCK, BATCH, SHARDS = 1024, 8, 16
 
 

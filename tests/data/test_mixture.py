@@ -51,10 +51,10 @@ def test_the_order_depends_only_on_the_seed_and_the_epoch():
     assert mixture.order(torch.Generator().manual_seed(8)) != first
 
 
-def _three_sources(shared, datasets_cache, seed: int = 42, **overrides) -> SFTDataModule:
-    data = shared / "data"
+def _three_sources(testdata, datasets_cache, seed: int = 42, **overrides) -> SFTDataModule:
+    data = testdata / "data"
     settings = dict(
-        tokenizer=str(shared / "tokenizers/smollm2-135m-instruct"),
+        tokenizer=str(testdata / "tokenizers/smollm2-135m-instruct"),
         sources=[
             {"name": "wiki", "path": str(data / "wiki_demo.txt"), "weight": 0.5},
             {"name": "alpaca", "path": str(data / "alpaca_en_demo.json"), "weight": 0.3},
@@ -82,15 +82,16 @@ def _rows(module: SFTDataModule, count: int) -> tuple[list[str], torch.Tensor]:
     return hashes[:count], module.tally.sums
 
 
-def test_a_three_source_mixture_realises_its_weights_and_repeats_with_its_seed(shared, datasets_cache):
-    module = _three_sources(shared, datasets_cache)
+def test_a_three_source_mixture_realises_its_weights_and_repeats_with_its_seed(testdata, datasets_cache):
+    module = _three_sources(testdata, datasets_cache)
     report = module.reports["train"]
     assert list(report.sources) == ["wiki", "alpaca", "sharegpt"]
     assert report.sources["wiki"].trainable_fraction == 1.0 and report.sources["alpaca"].trainable_fraction < 0.8
-    sampler, order = module.train_dataloader().sampler, []
-    for epoch in range(3):
+    sampler, order, epoch = module.train_dataloader().sampler, [], 0
+    while len(order) < 2000:  # epochs of 300 rows: the 60 ShareGPT rows end each (first_exhausted)
         sampler.set_epoch(epoch)
         order += sampler.order()
+        epoch += 1
     order = order[:2000]
     sources = _by_source(module.mixture, order)
     for index, weight in enumerate((0.5, 0.3, 0.2)):
@@ -98,14 +99,14 @@ def test_a_three_source_mixture_realises_its_weights_and_repeats_with_its_seed(s
         assert abs(sources.count(index) / 2000 - weight) < 4 * error
     hashes, tally = _rows(module, 2000)
     assert tally[:, 0].sum() >= 2000 and (tally[:, 0] / tally[:, 0].sum() - torch.tensor([0.5, 0.3, 0.2])).abs().max() < 0.01
-    again, _ = _rows(_three_sources(shared, datasets_cache), 2000)
+    again, _ = _rows(_three_sources(testdata, datasets_cache), 2000)
     assert again == hashes
-    other, _ = _rows(_three_sources(shared, datasets_cache, seed=43), 2000)
+    other, _ = _rows(_three_sources(testdata, datasets_cache, seed=43), 2000)
     assert other != hashes
 
 
-def test_rows_of_all_sources_share_their_columns(shared, datasets_cache):
-    module = _three_sources(shared, datasets_cache, packing=True)
+def test_rows_of_all_sources_share_their_columns(testdata, datasets_cache):
+    module = _three_sources(testdata, datasets_cache, packing=True)
     rows = module.datasets["train"]
     assert sorted(rows.column_names) == ["input_ids", "labels", "position_ids", "source_index"]
     wiki = rows.filter(lambda index: index == 0, input_columns="source_index")[0]
@@ -128,10 +129,10 @@ def test_missing_weights_are_those_of_the_labels(tmp_path):
     assert "source" not in aligned[1].column_names
 
 
-def test_each_source_keeps_its_own_masking_and_template(shared, datasets_cache):
-    alpaca = str(shared / "data/alpaca_en_demo.json")
+def test_each_source_keeps_its_own_masking_and_template(testdata, datasets_cache):
+    alpaca = str(testdata / "data/alpaca_en_demo.json")
     module = SFTDataModule(
-        tokenizer=str(shared / "tokenizers/smollm2-135m-instruct"),
+        tokenizer=str(testdata / "tokenizers/smollm2-135m-instruct"),
         sources=[
             {"name": "prompted", "path": alpaca, "template": "alpaca"},
             {"name": "everything", "path": alpaca, "masking": "none"},
@@ -146,8 +147,8 @@ def test_each_source_keeps_its_own_masking_and_template(shared, datasets_cache):
     assert module.tokenizer.decode(first["input_ids"]).startswith("Below is an instruction")  # the Alpaca prompt
 
 
-def test_the_report_shows_each_source_requested_and_planned(shared, datasets_cache):
-    report = _three_sources(shared, datasets_cache).reports["train"]
+def test_the_report_shows_each_source_requested_and_planned(testdata, datasets_cache):
+    report = _three_sources(testdata, datasets_cache).reports["train"]
     table = report.table()
     assert "requested" in table and "sharegpt" in table and " 20.0%" in table
     metrics = report.as_metrics()

@@ -14,11 +14,11 @@ import yaml
 from tests.test_cli import REPO, sftlab
 
 
-def _config(tmp_path: Path, shared: Path) -> Path:
+def _config(tmp_path: Path, testdata: Path) -> Path:
     """tiny.yaml by epochs: 12 packed rows, 2 per batch, 2 batches per step: 3 steps per epoch."""
     config = yaml.safe_load((REPO / "configs/tiny.yaml").read_text())
     config["data"].pop("val_path")
-    config["data"].update(tokenizer=str(shared / "tokenizers/smollm2-135m-instruct"), batch_size=2, cache_dir=str(tmp_path / "cache"))
+    config["data"].update(tokenizer=str(testdata / "tokenizers/smollm2-135m-instruct"), batch_size=2, cache_dir=str(tmp_path / "cache"))
     config["trainer"].update(max_steps=-1, max_epochs=2, enable_progress_bar=False)
     config["trainer"]["callbacks"] = [
         {"class_path": "sftlab.training.checkpoints.Checkpoints", "init_args": {"every_n_train_steps": 1, "keep": -1}}
@@ -28,8 +28,8 @@ def _config(tmp_path: Path, shared: Path) -> Path:
     return path
 
 
-def test_a_run_by_epochs_resumed_mid_epoch_ends_with_the_same_weights(shared, tmp_path):
-    config = _config(tmp_path, shared)
+def test_a_run_by_epochs_resumed_mid_epoch_ends_with_the_same_weights(testdata, tmp_path):
+    config = _config(tmp_path, testdata)
     straight = sftlab("fit", "--config", str(config), "--trainer.default_root_dir", str(tmp_path / "straight"))
     assert straight.returncode == 0, straight.stderr[-3000:]
     (tmp_path / "resumed/checkpoints").mkdir(parents=True)

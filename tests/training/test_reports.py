@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tests.test_cli import sftlab
 
 
-def test_a_mixture_fit_reports_each_source(shared, tmp_path):
+def test_a_mixture_fit_reports_each_source(testdata, tmp_path):
     result = sftlab(
         "fit",
         "--config",
@@ -18,7 +18,7 @@ def test_a_mixture_fit_reports_each_source(shared, tmp_path):
         "--trainer.default_root_dir",
         str(tmp_path),
         "--data.tokenizer",
-        str(shared / "tokenizers/smollm2-135m-instruct"),
+        str(testdata / "tokenizers/smollm2-135m-instruct"),
         "--data.cache_dir",
         str(tmp_path / "cache"),
         "--trainer.enable_progress_bar",

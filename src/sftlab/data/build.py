@@ -53,18 +53,10 @@ class Rows(NamedTuple):
     columns: list[str]
 
 
-def code_fingerprint() -> str:
-    """A hash of the data package's source, so a code change never reuses a stale cache."""
-    digest = hashlib.sha256()
-    for source in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(source.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def cache_key(tokenizer: PreTrainedTokenizerBase, *parts: object) -> str:
     """A tokenized dataset's cache key: sftlab's data code, the tokenizer and `parts`."""
     digest = hashlib.sha256()
-    for part in (code_fingerprint(), tokenizer.backend_tokenizer.to_str(), str(tokenizer.special_tokens_map), *parts):
+    for part in (readers.code_fingerprint(), tokenizer.backend_tokenizer.to_str(), str(tokenizer.special_tokens_map), *parts):
         digest.update(str(part).encode())
     return digest.hexdigest()[:32]
 

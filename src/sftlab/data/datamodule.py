@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Literal
 
 import datasets
@@ -20,9 +21,10 @@ from sftlab.artifacts import load_tokenizer
 from sftlab.data import readers
 from sftlab.data.build import Rows, Shape, row_lengths, source_rows
 from sftlab.data.collate import Collator
+from sftlab.data.identity import check_same_data, data_identity
 from sftlab.data.loaders import ResumableDataLoader, StreamLoader, every_rank, own_shards, resume
 from sftlab.data.masking import MaskingName, MaskingStrategy, make_strategy
-from sftlab.data.mixture import Mixture, mix
+from sftlab.data.mixture import Mixture, combine
 from sftlab.data.readers import Format
 from sftlab.data.report import DataReport
 from sftlab.data.sampler import EpochSampler
@@ -61,6 +63,7 @@ class SFTDataModule(LightningDataModule):
         bad_records: Literal["error", "skip"] = "error",
         sources: list[SourceSpec] | None = None,
         stopping_strategy: StoppingStrategy = "first_exhausted",
+        accept_changed_data: bool = False,
     ) -> None:
         """
         Args:
@@ -97,8 +100,14 @@ class SFTDataModule(LightningDataModule):
                 per source (keys left out take the `data.*` value), instead of train_path / val_path.
             stopping_strategy: When a mixture's epoch ends: `first_exhausted` (when the first source
                 has given all of its rows) or `all_exhausted` (the last; others repeat).
+            accept_changed_data: Resume although the training data (files, sizes, data settings, rows) changed
+                since the checkpoint; by default an error, since the saved position would point elsewhere.
         """
         super().__init__()
+        for name, value, least in (("batch_size", batch_size, 1), ("max_seq_length", max_seq_length, 2), ("pad_to_multiple_of", pad_to_multiple_of, 1),
+                                   ("num_workers", num_workers, 0), ("num_proc", num_proc or 1, 1)):  # fmt: skip
+            if value < least:
+                raise SftlabError(f"data.{name} must be at least {least}, got {value}")
         self.save_hyperparameters()
         self.strategies = {"train": make_strategy(masking), "val": make_strategy(val_masking or masking)}
         defaults = {"format": format, "template": template, "masking": masking, "text_field": text_field}
@@ -109,6 +118,7 @@ class SFTDataModule(LightningDataModule):
         self.mixture: Mixture | None = None
         self.train_loader: ResumableDataLoader | StreamLoader | None = None
         self.resume_state: dict[str, Any] | None = None
+        self.fingerprints: dict[str, dict[str, object]] = {}
 
     @cached_property
     def tokenizer(self) -> PreTrainedTokenizerBase:
@@ -145,23 +155,18 @@ class SFTDataModule(LightningDataModule):
     def build(self, split: str) -> tuple[Any, DataReport | None]:
         """The rows batches of a split draw from (validation: by source) and its report (none when streaming)."""
         built = {source.name: self.rows(split, source) for source in self.sources[split]}
-        if len(built) == 1:
-            ((name, (rows, report, _)),) = built.items()
-            return rows if split == "train" else {name: rows}, report
-        reports = {name: report for name, (_, report, _) in built.items() if report is not None}
-        requested = self.tally.requested if split == "train" else {}
-        report = DataReport.combine(split, reports, requested, {}) if reports else None
-        if split == "val":
-            return {name: rows for name, (rows, _, _) in built.items()}, report
-        rows, columns = [rows for rows, _, _ in built.values()], [columns for _, _, columns in built.values()]
-        mixed, self.mixture = mix(rows, columns, list(requested.values()), self.hparams.seed, self.hparams.stopping_strategy)
-        if report is not None:
-            report.planned = dict(zip(requested, self.mixture.counts()))
-        return mixed, report
+        settings = (len(self.tokenizer), *(self.hparams[name] for name in ("max_seq_length", "packing", "stopping_strategy", "seed")))
+        files = [self.files(source)[0] for source in self.sources[split]]
+        self.fingerprints[split] = data_identity(self.sources[split], files, list(built.values()), settings)
+        rows, report, self.mixture = combine(split, built, self.tally.requested, self.hparams.seed, self.hparams.stopping_strategy)
+        return rows, report
+
+    def files(self, source: Source) -> tuple[list[Path], str]:
+        return readers.resolve(source.path, source.format, source.text_field, self.hparams.max_files)
 
     def rows(self, split: str, source: Source, pack: bool = True) -> Rows:
         """One source's rows (before SFT packing without `pack`)."""
-        files, fmt = readers.resolve(source.path, source.format, source.text_field, self.hparams.max_files)
+        files, fmt = self.files(source)
         renderer = None if fmt == "text" else self.renderer_for(source.template)
         desc = split if len(self.sources[split]) == 1 else f"{split}/{source.name}"
         return source_rows(files, fmt, self.shape, source.text_field, renderer, make_strategy(source.masking), pack, desc)
@@ -181,7 +186,7 @@ class SFTDataModule(LightningDataModule):
     def conversations(self, split: str) -> datasets.Dataset:
         """The validated conversation records of a one-source SFT split (what `sftlab inspect` analyses)."""
         (source,) = self.sources[split]
-        files, fmt = readers.resolve(source.path, source.format, source.text_field, self.hparams.max_files)
+        files, fmt = self.files(source)
         return readers.load_conversations(files, fmt, self.hparams.cache_dir, self.hparams.bad_records == "skip")
 
     def collator(self) -> Collator:
@@ -218,7 +223,10 @@ class SFTDataModule(LightningDataModule):
         if self.train_loader is None:
             return {}
         own = {"position": self.train_loader.trained.position, "tally": self.tally.sums.clone()}
-        return {"train": every_rank(own)}
+        return {"train": every_rank(own), "data": self.fingerprints.get("train")}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume where the checkpoint's data ended; a resume on changed data is an error (the saved
+        position would point elsewhere) unless `data.accept_changed_data`."""
+        check_same_data(state.get("data"), self.fingerprints.get("train"), self.hparams.accept_changed_data)
         self.resume_state = state if "train" in state else None  # applied by train_dataloader

@@ -26,6 +26,8 @@ import datasets
 import numpy as np
 import torch
 
+from sftlab.data.build import Rows
+from sftlab.data.report import DataReport
 from sftlab.data.sources import StoppingStrategy
 from sftlab.data.tokenize import IGNORE_INDEX
 
@@ -115,3 +117,23 @@ def mix(
         probabilities = (np.asarray(weights) / sum(weights)).tolist()
         return datasets.interleave_datasets(aligned, probabilities=probabilities, seed=seed, stopping_strategy=stopping_strategy), None
     return datasets.concatenate_datasets(aligned), Mixture(tuple(len(rows) for rows in aligned), tuple(weights), stopping_strategy)
+
+
+def combine(
+    split: str, built: dict[str, Rows], requested: dict[str, float], seed: int, stopping: StoppingStrategy
+) -> tuple[Any, DataReport | None, Mixture | None]:
+    """A split's rows from its sources' (`built`, by name): training rows mixed by the `requested`
+    weights, validation rows kept by source; the split's report, with each source's planned rows."""
+    if len(built) == 1:
+        ((name, (rows, report, _)),) = built.items()
+        return (rows if split == "train" else {name: rows}), report, None
+    reports = {name: report for name, (_, report, _) in built.items() if report is not None}
+    requested = requested if split == "train" else {}
+    report = DataReport.combine(split, reports, requested, {}) if reports else None
+    if split == "val":
+        return {name: rows for name, (rows, _, _) in built.items()}, report, None
+    rows, columns = [rows for rows, _, _ in built.values()], [columns for _, _, columns in built.values()]
+    mixed, mixture = mix(rows, columns, list(requested.values()), seed, stopping)
+    if report is not None:
+        report.planned = dict(zip(requested, mixture.counts()))
+    return mixed, report, mixture

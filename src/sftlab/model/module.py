@@ -19,7 +19,7 @@ from lightning import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from sftlab.model.causal_lm import CausalLMBuilder, HFCausalLM
-from sftlab.model.head import LabelledHead, labelled_head
+from sftlab.model.head import LabelledHead, labelled_head, model_inputs
 from sftlab.model.loss import TokenLoss, label_positions, normalise_gradients, token_sums
 from sftlab.model.optim import WarmupDecay, default_optimizer, parameter_groups, takes_total_steps
 
@@ -28,11 +28,6 @@ log = logging.getLogger(__name__)
 # What training sums per accumulation window and per epoch: weighted loss, Σ weights (the normaliser),
 # trained labels, real (unpadded) tokens, right next-token predictions, token slots incl. padding.
 WINDOW = ("loss", "normaliser", "trainable", "tokens", "correct", "padded")
-
-
-def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """What the model reads from a batch (packed batches: position ids and no attention mask)."""
-    return {key: batch[key] for key in ("input_ids", "attention_mask", "position_ids") if key in batch}
 
 
 class CausalLMModule(LightningModule):
@@ -52,8 +47,9 @@ class CausalLMModule(LightningModule):
                 weight_decay 0). Default: AdamW, lr 2e-5, no weight decay (the Alpaca recipe).
             lr_scheduler: Called with the optimizer, stepped every optimizer step; a `total_steps`
                 argument gets the run's length. Default: 3% linear warmup then cosine decay.
-            loss: Per-token weights of the cross-entropy (default: the data's, else 1), normalised
-                exactly over the whole effective batch.
+            loss: Per-token weights of the cross-entropy (default: the data's, else 1) and what counts
+                the same in the average (`normalisation`: token, sequence or turn), exact over the whole
+                effective batch.
             labelled_logits_only: Compute the output layer and the loss only at positions whose next
                 label is trained (same loss and gradients, much less work with a large vocabulary;
                 see head.py). Models that post-process logits keep the full forward regardless.
@@ -90,17 +86,16 @@ class CausalLMModule(LightningModule):
         """Logits; packed batches (position ids, no mask) need `use_cache=False` to stay isolated."""
         return self.model(**model_inputs(batch), use_cache=False).logits
 
-    def labelled_sums(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Weighted loss, Σ weights, trained labels and right predictions of a batch (WINDOW order,
-        first four; the loss keeps its graph)."""
+    def labelled_sums(self, batch: dict[str, torch.Tensor], training: bool = True) -> tuple[torch.Tensor, ...]:
+        """Weighted loss, normaliser, trained labels and right predictions of a batch (WINDOW order, first
+        four; the loss keeps its graph). Validation uses the token average (see loss.py)."""
         positions, targets = label_positions(batch["labels"])
-        weights = self.loss.weights(batch, positions)
+        weights, normaliser = self.loss.scale(batch, positions, None if training else "token")
         if self.split_head is None:
             loss_sum, correct = token_sums(self(batch)[positions], targets, weights)
         else:
             loss_sum, correct = self.split_head.token_sums(model_inputs(batch), positions, targets, weights)
-        normaliser = weights.sum() if weights is not None else torch.tensor(float(len(targets)), device=loss_sum.device)
-        return loss_sum, normaliser, torch.tensor(len(targets), device=loss_sum.device), correct
+        return loss_sum, normaliser.to(loss_sum.device), torch.tensor(len(targets), device=loss_sum.device), correct
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss_sum, normaliser, trainable, correct = self.labelled_sums(batch)
@@ -155,7 +150,7 @@ class CausalLMModule(LightningModule):
         self.val_sums = torch.zeros(max(len(self.val_names), 1), 4, dtype=torch.float64, device=self.device)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
-        self.val_sums[dataloader_idx] += torch.stack([value.detach().double() for value in self.labelled_sums(batch)])
+        self.val_sums[dataloader_idx] += torch.stack([value.detach().double() for value in self.labelled_sums(batch, training=False)])
 
     def on_validation_epoch_end(self) -> None:
         sums = self.trainer.strategy.reduce(self.val_sums, reduce_op="sum")
