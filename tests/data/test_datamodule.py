@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-import sftlab.data.datamodule as datamodule_module
+import sftlab.data.build as build_module
 from sftlab.data.collate import Collator
 from sftlab.data.datamodule import SFTDataModule
 from sftlab.data.tokenize import DROP_NO_TRAINABLE, IGNORE_INDEX
@@ -87,7 +87,7 @@ def test_second_run_reads_the_tokenized_cache(testdata, datasets_cache, monkeypa
     def must_not_run(*args, **kwargs):
         raise AssertionError("tokenized again although the cache is valid")
 
-    monkeypatch.setattr(datamodule_module, "tokenize_conversations", must_not_run)
+    monkeypatch.setattr(build_module, "tokenize_conversations", must_not_run)
     second = _module(testdata, datasets_cache)
     assert second.datasets["train"]["input_ids"] == first.datasets["train"]["input_ids"]
     with pytest.raises(AssertionError, match="tokenized again"):

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from sftlab.data.sampler import EpochSampler, ResumableDataLoader
+from sftlab.data.collate import Collator
+from sftlab.data.loaders import ResumableDataLoader
+from sftlab.data.sampler import EpochSampler
+from sftlab.data.tally import Tally, TallyingCollator
 
 LENGTHS = torch.randint(1, 1000, (403,), generator=torch.Generator().manual_seed(0)).tolist()
 
@@ -26,29 +29,44 @@ def test_ranks_share_the_epoch_disjointly_and_length_grouped_batches_match():
         assert max(step_lengths) - min(step_lengths) < 500  # a random batch spans ~all of 1..1000
 
 
-def test_loader_resumes_at_the_next_batch_of_the_same_epoch_only():
-    def loader():
-        return ResumableDataLoader(list(range(403)), batch_size=4, sampler=EpochSampler(LENGTHS, 4, seed=3))
+ROWS = [{"input_ids": [i, i + 1], "labels": [i, i + 1]} for i in range(403)]
 
-    full = loader()
+
+def _loader() -> ResumableDataLoader:
+    collate = TallyingCollator(Collator(pad_token_id=0, pad_to_multiple_of=1), sources=1)
+    return ResumableDataLoader(ROWS, batch_size=4, sampler=EpochSampler(LENGTHS, 4, seed=3), collate_fn=collate, tally=Tally({"all": 1.0}))
+
+
+def _trained(loader: ResumableDataLoader) -> list[list[int]]:
+    """Every batch of an epoch, each marked trained as the loop takes it."""
+    batches = []
+    for batch in loader:
+        loader.trained.trained()
+        batches.append(batch["input_ids"][:, 0].tolist())
+    return batches
+
+
+def test_loader_resumes_at_the_next_batch_of_the_same_epoch_only():
+    full = _loader()
     full.sampler.set_epoch(2)
-    expected = [batch.tolist() for batch in full]
-    interrupted = loader()
+    expected = _trained(full)
+    interrupted = _loader()
     interrupted.sampler.set_epoch(2)
     iterator = iter(interrupted)
     for _ in range(7):
         next(iterator)
-    state = interrupted.state_dict()
-    assert state == {"epoch": 2, "batches": 7}
+        interrupted.trained.trained()
+    next(iterator)  # fetched ahead, not trained: not part of the position
+    assert interrupted.trained.position == {"epoch": 2, "batches": 7}
+    assert interrupted.trained.tally.sums[0].tolist() == [28, 56, 28]  # rows, tokens, trainable tokens of 7 batches
 
-    resumed = loader()
-    resumed.load_state_dict(state)
+    resumed = _loader()
+    resumed.resume(interrupted.trained.position)
     resumed.sampler.set_epoch(2)
-    rest = [batch.tolist() for batch in resumed]
-    assert rest == expected[7:]
-    assert resumed.state_dict() == {"epoch": 2, "batches": len(expected)}
+    assert _trained(resumed) == expected[7:]
+    assert resumed.trained.position == {"epoch": 2, "batches": len(expected)}
 
-    ended = loader()
-    ended.load_state_dict({"epoch": 2, "batches": len(expected)})  # saved at the end of epoch 2
+    ended = _loader()
+    ended.resume({"epoch": 2, "batches": len(expected)})  # saved at the end of epoch 2
     ended.sampler.set_epoch(3)
-    assert len(list(ended)) == len(expected)
+    assert len(_trained(ended)) == len(expected)

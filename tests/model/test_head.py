@@ -9,9 +9,9 @@ from transformers import AutoConfig, AutoModelForCausalLM, LlamaForCausalLM
 from sftlab.data.collate import Collator
 from sftlab.data.packing import pack_examples
 from sftlab.model.adapters import LoraSettings
-from sftlab.model.head import labelled_head
+from sftlab.model.head import labelled_head, model_inputs
 from sftlab.model.loss import label_positions
-from sftlab.model.module import CausalLMModule, model_inputs
+from sftlab.model.module import CausalLMModule
 from tests.model.test_loading import TINY
 from tests.model.test_module import _examples, summed_token_loss, tiny_module
 

@@ -1,17 +1,15 @@
-"""The LightningDataModule: wires files -> records -> rendered text -> tokens + labels -> batches.
+"""The LightningDataModule: wires sources -> tokenized rows (build.py) -> a mixture (mixture.py) ->
+batches, and keeps in checkpoints where the data trained so far ends (loaders.py).
 
-Its constructor arguments are the `data.*` config keys. Tokenized datasets are cached by `datasets`
-under a fingerprint of everything that shapes them (input files, tokenizer, template, strategy,
-length, packing, the code of this package's data modules), so a second run does not tokenize again.
+Its constructor arguments are the `data.*` config keys.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from functools import cached_property, partial
+from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import datasets
 import torch
@@ -21,14 +19,18 @@ from transformers import PreTrainedTokenizerBase
 
 from sftlab.artifacts import load_tokenizer
 from sftlab.data import readers
+from sftlab.data.build import Rows, Shape, row_lengths, source_rows
 from sftlab.data.collate import Collator
+from sftlab.data.identity import check_same_data, data_identity
+from sftlab.data.loaders import ResumableDataLoader, StreamLoader, every_rank, own_shards, resume
 from sftlab.data.masking import MaskingName, MaskingStrategy, make_strategy
-from sftlab.data.packing import chunk_documents, pack_examples
+from sftlab.data.mixture import Mixture, combine
 from sftlab.data.readers import Format
 from sftlab.data.report import DataReport
-from sftlab.data.sampler import EpochSampler, ResumableDataLoader
+from sftlab.data.sampler import EpochSampler
+from sftlab.data.sources import Source, SourceSpec, StoppingStrategy, split_sources
+from sftlab.data.tally import Tally, TallyingCollator
 from sftlab.data.templates import Renderer, make_renderer
-from sftlab.data.tokenize import DROP_BLANK_DOCUMENT, tokenize_conversations, tokenize_documents
 from sftlab.errors import SftlabError
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,8 @@ class SFTDataModule(LightningDataModule):
         seed: int = 42,
         cache_dir: str | None = None,
         bad_records: Literal["error", "skip"] = "error",
+        sources: list[SourceSpec] | None = None,
+        stopping_strategy: StoppingStrategy = "first_exhausted",
         accept_changed_data: bool = False,
     ) -> None:
         """
@@ -78,22 +82,26 @@ class SFTDataModule(LightningDataModule):
             packing: SFT: pack several examples per row, with position ids restarting per example.
             batch_size: Rows per micro-batch.
             group_by_length: Draw batches of similar lengths (less padding).
-            num_workers: DataLoader worker processes.
+            num_workers: DataLoader worker processes (streaming: they read and tokenize in parallel).
             pad_to_multiple_of: Pad each batch to a multiple of this many tokens.
             text_field: Field holding the text in json/jsonl/parquet pretraining data.
             max_files: Use at most this many files of a folder or glob.
-            streaming: Pretraining: stream the corpus instead of loading it (for corpora larger than memory).
+            streaming: Read the data as it trains instead of tokenizing it all first (corpora larger
+                than memory or disk); the position in every source is in the checkpoints.
             reset_position_ids: Pretraining: position ids restart at every document start.
             fold_system_prompt: Fold the system prompt into the first user turn: None = only where the
                 template has no system role, True = always, False = never.
             num_proc: Processes for tokenization.
-            seed: Seed for shuffling.
+            seed: Seed for shuffling and mixing.
             cache_dir: Where `datasets` caches data (default: its own cache).
             bad_records: `error` (default): a bad record stops with a message naming it; `skip`: it is
                 left out, logged, and counted in the data report (reason "bad record (skipped)").
-            accept_changed_data: Resume from a checkpoint although the training data (files, their sizes,
-                the data settings or the number of rows) changed since it was written; by default that
-                is an error, since the saved position in the epoch would point elsewhere.
+            sources: A mixture: `{path, weight, format, template, masking, text_field, name, val_path}`
+                per source (keys left out take the `data.*` value), instead of train_path / val_path.
+            stopping_strategy: When a mixture's epoch ends: `first_exhausted` (when the first source
+                has given all of its rows) or `all_exhausted` (the last; others repeat).
+            accept_changed_data: Resume although the training data (files, sizes, data settings, rows) changed
+                since the checkpoint; by default an error, since the saved position would point elsewhere.
         """
         super().__init__()
         for name, value, least in (("batch_size", batch_size, 1), ("max_seq_length", max_seq_length, 2), ("pad_to_multiple_of", pad_to_multiple_of, 1),
@@ -102,8 +110,14 @@ class SFTDataModule(LightningDataModule):
                 raise SftlabError(f"data.{name} must be at least {least}, got {value}")
         self.save_hyperparameters()
         self.strategies = {"train": make_strategy(masking), "val": make_strategy(val_masking or masking)}
-        self.datasets: dict[str, datasets.Dataset | datasets.IterableDataset] = {}
+        defaults = {"format": format, "template": template, "masking": masking, "text_field": text_field}
+        self.sources = split_sources(sources, train_path, val_path, defaults, val_masking)
+        self.tally = Tally({source.name: source.weight for source in self.sources["train"]})
+        self.datasets: dict[str, Any] = {}  # train: rows; val: rows of each source by name
         self.reports: dict[str, DataReport] = {}
+        self.mixture: Mixture | None = None
+        self.train_loader: ResumableDataLoader | StreamLoader | None = None
+        self.resume_state: dict[str, Any] | None = None
         self.fingerprints: dict[str, dict[str, object]] = {}
 
     @cached_property
@@ -116,187 +130,103 @@ class SFTDataModule(LightningDataModule):
     def renderer(self) -> Renderer:
         return make_renderer(self.hparams.template, self.tokenizer, self.hparams.fold_system_prompt)
 
+    @cached_property
+    def shape(self) -> Shape:
+        names = ("max_seq_length", "packing", "reset_position_ids", "fold_system_prompt", "num_proc", "cache_dir", "streaming")
+        settings = {name: self.hparams[name] for name in names}
+        return Shape(self.tokenizer, skip_bad=self.hparams.bad_records == "skip", **settings)
+
     def prepare_data(self) -> None:
         """Build (and cache) the datasets on the main process; other processes load them in `setup`."""
         self.setup()
 
     def setup(self, stage: str | None = None) -> None:
         """Build each split once per process, with its report."""
-        for split in self._paths():
-            if split in self.datasets:
+        for split, sources in self.sources.items():
+            if split in self.datasets or not sources:
                 continue
             self.datasets[split], report = self.build(split)
             if report is None:
                 continue
             self.reports[split] = report
             log.info("%s", report.table())
-            if report.kept == 0:
-                reasons = ", ".join(f"{count} {reason}" for reason, count in report.dropped.items()) or "none read"
-                raise SftlabError(
-                    f"data.{split}_path: no example left to train on: all {report.examples} were "
-                    f"dropped ({reasons}); see `sftlab inspect`, or raise data.max_seq_length"
-                )
+            report.check_trainable(f"data.{split}_path" if len(sources) == 1 else "data.sources")
 
-    def _paths(self) -> dict[str, str]:
-        paths = {"train": self.hparams.train_path, "val": self.hparams.val_path}
-        return {split: path for split, path in paths.items() if path}
+    def build(self, split: str) -> tuple[Any, DataReport | None]:
+        """The rows batches of a split draw from (validation: by source) and its report (none when streaming)."""
+        built = {source.name: self.rows(split, source) for source in self.sources[split]}
+        settings = (len(self.tokenizer), *(self.hparams[name] for name in ("max_seq_length", "packing", "stopping_strategy", "seed")))
+        files = [self.files(source)[0] for source in self.sources[split]]
+        self.fingerprints[split] = data_identity(self.sources[split], files, list(built.values()), settings)
+        rows, report, self.mixture = combine(split, built, self.tally.requested, self.hparams.seed, self.hparams.stopping_strategy)
+        return rows, report
 
-    def build(self, split: str) -> tuple[datasets.Dataset | datasets.IterableDataset, DataReport | None]:
-        """The dataset of a split as batches will draw from (packed rows when packing SFT data),
-        and its report (none when streaming)."""
-        files, fmt = self._resolve(split)
-        dataset, report = self._examples(split, files, fmt)
-        if self.hparams.packing and fmt != "text":
-            dataset = dataset.map(
-                partial(pack_examples, max_seq_length=self.hparams.max_seq_length),
-                batched=True,
-                batch_size=1000,
-                remove_columns=dataset.column_names,
-                desc=f"packing {split}",
-            )
-            report.rows = len(dataset)
-        rows = len(dataset) if isinstance(dataset, datasets.Dataset) else None
-        identity = (readers.file_names_and_sizes(files), fmt, self.hparams.template, repr(self.strategies[split]), len(self.tokenizer))
-        settings = (self.hparams.max_seq_length, self.hparams.packing, self.hparams.text_field)
-        self.fingerprints[split] = {"data": hashlib.sha256(repr((identity, settings)).encode()).hexdigest()[:16], "rows": rows}
-        return dataset, report
+    def files(self, source: Source) -> tuple[list[Path], str]:
+        return readers.resolve(source.path, source.format, source.text_field, self.hparams.max_files)
 
-    def state_dict(self) -> dict[str, object]:
-        """Saved in checkpoints: what the training data was, so a resume can tell it changed."""
-        return {"train": self.fingerprints.get("train")}
+    def rows(self, split: str, source: Source, pack: bool = True) -> Rows:
+        """One source's rows (before SFT packing without `pack`)."""
+        files, fmt = self.files(source)
+        renderer = None if fmt == "text" else self.renderer_for(source.template)
+        desc = split if len(self.sources[split]) == 1 else f"{split}/{source.name}"
+        return source_rows(files, fmt, self.shape, source.text_field, renderer, make_strategy(source.masking), pack, desc)
 
-    def load_state_dict(self, state: dict[str, object]) -> None:
-        saved, now = state.get("train"), self.fingerprints.get("train")
-        if saved and now and saved != now and not self.hparams.accept_changed_data:
-            raise SftlabError(
-                f"ckpt_path: the training data changed since the checkpoint was written ({now['rows']} rows now, "
-                f"{saved['rows']} then; or other files, sizes or data settings): resume with the same data, or set "
-                "data.accept_changed_data true to go on from the saved position with the new data"
-            )
+    def renderer_for(self, template: str) -> Renderer:
+        return (
+            self.renderer if template == self.hparams.template else make_renderer(template, self.tokenizer, self.hparams.fold_system_prompt)
+        )
 
-    def examples(self, split: str) -> tuple[datasets.Dataset | datasets.IterableDataset, DataReport | None]:
-        """Tokenized examples of a split before SFT packing (pretraining: its blocks)."""
-        return self._examples(split, *self._resolve(split))
-
-    def _resolve(self, split: str) -> tuple[list[Path], str]:
-        return readers.resolve(self._paths()[split], self.hparams.format, self.hparams.text_field, self.hparams.max_files)
-
-    def _examples(self, split: str, files: list[Path], fmt: str) -> tuple[datasets.Dataset | datasets.IterableDataset, DataReport | None]:
-        if fmt == "text":
-            return self._build_pretraining(split, files)
-        if self.hparams.streaming:
-            raise SftlabError(f"data.streaming is for pretraining text, but {files[0]} holds {fmt} conversations")
-        return self._build_sft(split, files, fmt)
-
-    def _fingerprint(self, *parts: object) -> str:
-        """The tokenized dataset's cache key: the input files, the tokenizer, sftlab's data code and `parts`."""
-        digest = hashlib.sha256()
-        for part in (
-            readers.code_fingerprint(),
-            self.tokenizer.backend_tokenizer.to_str(),
-            str(self.tokenizer.special_tokens_map),
-            *parts,
-        ):
-            digest.update(str(part).encode())
-        return digest.hexdigest()[:32]
+    def examples(self, split: str) -> tuple[Any, DataReport | None]:
+        """A split's rows before SFT packing (pretraining: its blocks; a mixture: as trained, in the first epoch's order)."""
+        if len(self.sources[split]) == 1:
+            return self.rows(split, self.sources[split][0], pack=False)[:2]
+        rows, report = self.build(split)
+        return (rows.select(self.mixture.order(torch.Generator().manual_seed(self.hparams.seed))) if self.mixture else rows), report
 
     def conversations(self, split: str) -> datasets.Dataset:
-        """The validated conversation records of a SFT split (what `sftlab inspect` analyses)."""
-        files, fmt = self._resolve(split)
+        """The validated conversation records of a one-source SFT split (what `sftlab inspect` analyses)."""
+        (source,) = self.sources[split]
+        files, fmt = self.files(source)
         return readers.load_conversations(files, fmt, self.hparams.cache_dir, self.hparams.bad_records == "skip")
-
-    def _build_sft(self, split: str, files: list[Path], fmt: str) -> tuple[datasets.Dataset, DataReport]:
-        skip_bad = self.hparams.bad_records == "skip"
-        records = readers.load_conversations(files, fmt, self.hparams.cache_dir, skip_bad)
-        strategy = self.strategies[split]
-        # A float `weights` column only where weights can differ from the labels' 0/1 (memory).
-        weighted = strategy.weighted or any(weight != 1.0 for weight in records["weight"])
-        tokenized = records.map(
-            partial(
-                tokenize_conversations,
-                renderer=self.renderer,
-                strategy=strategy,
-                tokenizer=self.tokenizer,
-                max_seq_length=self.hparams.max_seq_length,
-                skip_bad=skip_bad,
-                weighted=weighted,
-            ),
-            batched=True,
-            remove_columns=records.column_names,
-            num_proc=self.hparams.num_proc,
-            new_fingerprint=self._fingerprint(
-                readers.file_stamps(files),
-                fmt,
-                self.renderer.template,
-                repr(strategy),
-                self.hparams.max_seq_length,
-                self.hparams.fold_system_prompt,
-                skip_bad,
-                weighted,
-            ),
-            desc=f"tokenizing {split}",
-        )
-        report = DataReport.from_tokenized(split, len(records), tokenized)
-        kept = tokenized.filter(lambda reason: not reason, input_columns="drop_reason", desc=f"dropping untrainable {split} examples")
-        return kept.select_columns(["input_ids", "labels", *(["weights"] if weighted else []), "source"]), report
-
-    def _build_pretraining(self, split: str, files: list[Path]) -> tuple[datasets.Dataset | datasets.IterableDataset, DataReport | None]:
-        documents = readers.load_text(files, self.hparams.text_field, self.hparams.streaming, self.hparams.cache_dir)
-        streaming = isinstance(documents, datasets.IterableDataset)
-        extra = {} if streaming else {"num_proc": self.hparams.num_proc, "desc": "tokenizing documents"}
-        tokenized = documents.map(partial(tokenize_documents, tokenizer=self.tokenizer), batched=True, remove_columns=["text"], **extra)
-        blocks = tokenized.map(
-            partial(chunk_documents, block_size=self.hparams.max_seq_length, reset_position_ids=self.hparams.reset_position_ids),
-            batched=True,
-            batch_size=1000,
-            remove_columns=["input_ids"],
-            **extra,
-        )
-        if streaming:
-            return blocks, None
-        tokens = sum(len(ids) for ids in tokenized["input_ids"])
-        blank = len(documents) - len(tokenized)
-        report = DataReport(
-            split,
-            len(documents),
-            len(documents),
-            len(tokenized),
-            0,
-            dropped={DROP_BLANK_DOCUMENT: blank} if blank else {},
-            tokens=tokens,
-            trainable_tokens=tokens,
-            lengths=[len(ids) for ids in tokenized["input_ids"]],
-            rows=len(blocks),
-        )
-        return blocks, report
 
     def collator(self) -> Collator:
         return Collator(self.tokenizer.pad_token_id, self.hparams.pad_to_multiple_of)
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> ResumableDataLoader | StreamLoader:
         if "train" not in self.datasets:
             raise SftlabError("data.train_path: not set; training needs data (validation alone needs only data.val_path)")
-        dataset = self.datasets["train"]
+        dataset, hp, collate = self.datasets["train"], self.hparams, TallyingCollator(self.collator(), len(self.tally.requested))
+        settings = {"batch_size": hp.batch_size, "num_workers": hp.num_workers, "collate_fn": collate}
         if isinstance(dataset, datasets.IterableDataset):
-            # A stream has no order to restore: Lightning warns when resuming one mid-epoch.
-            return DataLoader(dataset, batch_size=self.hparams.batch_size, collate_fn=self.collator(), num_workers=self.hparams.num_workers)
-        sampler = EpochSampler(
-            [len(ids) for ids in dataset["input_ids"]], self.hparams.batch_size, self.hparams.seed, self.hparams.group_by_length
-        )
-        # Its own generator: a DataLoader draws a worker seed from the global RNG whenever an epoch's
-        # iterator starts, which would shift dropout draws after a mid-epoch resume.
-        return ResumableDataLoader(
-            dataset,
-            batch_size=self.hparams.batch_size,
-            sampler=sampler,
-            collate_fn=self.collator(),
-            num_workers=self.hparams.num_workers,
-            generator=torch.Generator().manual_seed(self.hparams.seed),
-        )
+            self.train_loader = StreamLoader(own_shards(dataset), self.tally, hp.seed, **settings)
+        else:
+            sampler = EpochSampler(row_lengths(dataset), hp.batch_size, hp.seed, hp.group_by_length, mixture=self.mixture)
+            generator = torch.Generator().manual_seed(hp.seed)  # a DataLoader's base seed would come from the global RNG
+            self.train_loader = ResumableDataLoader(dataset, sampler=sampler, generator=generator, tally=self.tally, **settings)
+        if self.resume_state is not None:
+            resume(self.train_loader, self.resume_state["train"], self.tally)
+        return self.train_loader
 
-    def val_dataloader(self) -> DataLoader | list:
-        if "val" not in self.datasets:
-            return []
-        return DataLoader(
-            self.datasets["val"], batch_size=self.hparams.batch_size, collate_fn=self.collator(), num_workers=self.hparams.num_workers
-        )
+    def val_dataloader(self) -> DataLoader | dict[str, DataLoader] | list:
+        settings = {"batch_size": self.hparams.batch_size, "collate_fn": self.collator(), "num_workers": self.hparams.num_workers}
+        loaders = {name: DataLoader(own_shards(rows), **settings) for name, rows in self.datasets.get("val", {}).items()}
+        return loaders if len(loaders) > 1 else next(iter(loaders.values()), [])
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """The loop takes a training batch: it is trained (what a checkpoint saves and the tally counts)."""
+        if self.trainer is not None and self.trainer.training and self.train_loader is not None:
+            self.train_loader.trained.trained()
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        """The position after the last trained batch and the tally, of every rank (a collective)."""
+        if self.train_loader is None:
+            return {}
+        own = {"position": self.train_loader.trained.position, "tally": self.tally.sums.clone()}
+        return {"train": every_rank(own), "data": self.fingerprints.get("train")}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume where the checkpoint's data ended; a resume on changed data is an error (the saved
+        position would point elsewhere) unless `data.accept_changed_data`."""
+        check_same_data(state.get("data"), self.fingerprints.get("train"), self.hparams.accept_changed_data)
+        self.resume_state = state if "train" in state else None  # applied by train_dataloader

@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 LOGIT_POSTPROCESSING = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_logit_scale")
 
 
+def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """What the model reads from a batch (packed batches: position ids and no attention mask)."""
+    return {key: batch[key] for key in ("input_ids", "attention_mask", "position_ids") if key in batch}
+
+
 @dataclass
 class LabelledHead:
     """The model split into backbone and output projection (both still owned by the model)."""

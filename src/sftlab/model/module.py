@@ -14,13 +14,12 @@ import math
 from typing import Any
 
 import torch
-import torchmetrics
 from jsonargparse import lazy_instance
 from lightning import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from sftlab.model.causal_lm import CausalLMBuilder, HFCausalLM
-from sftlab.model.head import LabelledHead, labelled_head
+from sftlab.model.head import LabelledHead, labelled_head, model_inputs
 from sftlab.model.loss import TokenLoss, label_positions, normalise_gradients, token_sums
 from sftlab.model.optim import WarmupDecay, default_optimizer, parameter_groups, takes_total_steps
 
@@ -29,11 +28,6 @@ log = logging.getLogger(__name__)
 # What training sums per accumulation window and per epoch: weighted loss, Σ weights (the normaliser),
 # trained labels, real (unpadded) tokens, right next-token predictions, token slots incl. padding.
 WINDOW = ("loss", "normaliser", "trainable", "tokens", "correct", "padded")
-
-
-def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """What the model reads from a batch (packed batches: position ids and no attention mask)."""
-    return {key: batch[key] for key in ("input_ids", "attention_mask", "position_ids") if key in batch}
 
 
 class CausalLMModule(LightningModule):
@@ -66,10 +60,8 @@ class CausalLMModule(LightningModule):
         self.builder, self.optimizer_factory, self.scheduler_factory, self.loss = causal_lm, optimizer, lr_scheduler, loss
         self.model: torch.nn.Module | None = None  # built in configure_model
         self.split_head: LabelledHead | None = None
-        # Validation sums, synchronised across ranks by torchmetrics at the epoch's end.
-        self.val_sums = torchmetrics.MetricCollection(
-            {name: torchmetrics.SumMetric() for name in ("loss", "normaliser", "trainable", "correct")}
-        )
+        self.val_names: list[str] = []  # validation sets by name, when there are several (a mixture's sources)
+        self.val_sums = torch.zeros(1, 4, dtype=torch.float64)  # per set: loss, normaliser, trainable, correct
         # Sums over the current accumulation window (WINDOW order), reduced over ranks at the optimizer
         # step; zero whenever a checkpoint is saved (Lightning saves right after optimizer steps).
         self.window = torch.zeros(len(WINDOW), dtype=torch.float64)
@@ -151,16 +143,22 @@ class CausalLMModule(LightningModule):
         totals = checkpoint.get("sftlab_epoch_totals", [0.0] * len(WINDOW))
         self.epoch_totals = torch.tensor(totals if len(totals) == len(WINDOW) else [0.0] * len(WINDOW), dtype=torch.float64)
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        loss_sum, normaliser, trainable, correct = self.labelled_sums(batch, training=False)
-        for name, value in zip(("loss", "normaliser", "trainable", "correct"), (loss_sum, normaliser, trainable, correct)):
-            self.val_sums[name].update(value)
+    # Validation: sums per validation set (a dict of loaders names them), reduced over ranks at the end.
+    def on_validation_epoch_start(self) -> None:
+        loaders = self.trainer.val_dataloaders
+        self.val_names = list(loaders) if isinstance(loaders, dict) else []
+        self.val_sums = torch.zeros(max(len(self.val_names), 1), 4, dtype=torch.float64, device=self.device)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+        self.val_sums[dataloader_idx] += torch.stack([value.detach().double() for value in self.labelled_sums(batch, training=False)])
 
     def on_validation_epoch_end(self) -> None:
-        sums = {name: float(value) for name, value in self.val_sums.compute().items()}
-        self.val_sums.reset()
-        self._log_sums("val", sums["loss"], sums["normaliser"], sums["correct"], sums["trainable"], prog_bar=True)
-        self.log("val/trainable_tokens", sums["trainable"])
+        sums = self.trainer.strategy.reduce(self.val_sums, reduce_op="sum")
+        for prefix, (loss_sum, normaliser, trainable, correct) in [("val", sums.sum(0).tolist())] + [
+            (f"val/{name}", row) for name, row in zip(self.val_names, sums.tolist())
+        ]:
+            self._log_sums(prefix, loss_sum, normaliser, correct, trainable, prog_bar=prefix == "val")
+            self.log(f"{prefix}/trainable_tokens", trainable)
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = self.optimizer_factory(parameter_groups(self.parameters()))
