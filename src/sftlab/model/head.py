@@ -36,6 +36,7 @@ LOGIT_POSTPROCESSING = ("final_logit_softcapping", "logit_scale", "logits_scalin
 class LabelledHead:
     """The model split into backbone and output projection (both still owned by the model)."""
 
+    model: torch.nn.Module
     backbone: torch.nn.Module
     head: torch.nn.Module
 
@@ -44,7 +45,18 @@ class LabelledHead:
         return self.head(self.hidden(inputs, positions))
 
     def hidden(self, inputs: dict[str, torch.Tensor], positions: torch.Tensor) -> torch.Tensor:
-        return self.backbone(**inputs, use_cache=False).last_hidden_state[positions]
+        """The backbone's last hidden states at `positions`, taken from a forward pass of the whole model
+        whose head projects the last position only (`logits_to_keep=1`, one row of logits per sequence).
+        The model is called, not its backbone alone, so that whatever wraps its forward runs as usual:
+        FSDP2 gathers the root's weights (embeddings, final norm, output layer) in that forward and keeps
+        them gathered until the backward pass, which is also when the output weight is read below."""
+        captured: list[torch.Tensor] = []
+        hook = self.backbone.register_forward_hook(lambda module, args, output: captured.append(output.last_hidden_state))
+        try:
+            self.model(**inputs, use_cache=False, logits_to_keep=1)
+        finally:
+            hook.remove()
+        return captured[-1][positions]
 
     def token_sums(
         self, inputs: dict[str, torch.Tensor], positions: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
@@ -84,7 +96,7 @@ def labelled_head(model: torch.nn.Module) -> LabelledHead | None:
     if postprocessing:
         log.info("%s post-processes its logits (%s): logits are computed at every position", name, ", ".join(postprocessing))
         return None
-    split = LabelledHead(backbone, head)
+    split = LabelledHead(model, backbone, head)
     if not _same_logits(model, split, causal_lm.config.vocab_size):
         log.info("%s's logits are not head(last hidden state): logits are computed at every position", name)
         return None
