@@ -90,3 +90,19 @@ def test_preprocessing_benchmark_runs_and_labels_agree(shared, tmp_path):
     for row in record["figures"]["rows"]:
         agree = row["identical_labels"] + row["differ_only_at_the_straddling_boundary_token"] + row["differ_only_in_whitespace_after_turns"]
         assert agree == row["examples"], row
+
+
+def test_fsdp2_memory_benchmark_runs_one_and_two_processes(shared, tmp_path):
+    runs = ("1:fused", "2:fused", "2:forward")
+    record = _bench("fsdp2_memory", tmp_path, "--steps", "2", "--batch-size", "1", "--max-length", "64", "--runs", *runs)
+    rows = record["figures"]["rows"]
+    assert [(row["processes"], row["head"], row["rank"]) for row in rows] == [
+        (1, "fused", 0),
+        (2, "fused", 0),
+        (2, "fused", 1),
+        (2, "forward", 0),
+        (2, "forward", 1),
+    ]
+    one, two = rows[0], rows[1]
+    assert two["parameter_gb"] == pytest.approx(one["parameter_gb"] / 2, rel=0.01)  # each rank holds half
+    assert two["optimizer_gb"] == pytest.approx(one["optimizer_gb"] / 2, rel=0.01)
