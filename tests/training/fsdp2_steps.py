@@ -1,6 +1,7 @@
 """Two optimizer steps of the tiny model (accumulation 2, gradient clipping that bites) over 16 rows whose
-trained-token counts differ a lot, in four variants: full fine-tuning, LoRA, packed rows, activation
-checkpointing. On one process (micro-batch 4) or under FSDP2 on 2 gloo processes (micro-batch 2 each,
+trained-token counts differ a lot, in five variants: full fine-tuning, LoRA, packed rows, activation
+checkpointing, and a NaN loss in the second micro-batch (on one process; under FSDP2 on rank 1 only),
+which the non-finite guard must skip as one step on every rank. On one process (micro-batch 4) or under FSDP2 on 2 gloo processes (micro-batch 2 each,
 rank r taking rows r, r + 2, ...: the same 4 rows per micro-batch in all; Lightning's own distributed
 sampler would shuffle them):
 
@@ -25,6 +26,7 @@ from sftlab.data.packing import pack_examples
 from sftlab.data.tokenize import IGNORE_INDEX
 from sftlab.model.adapters import LoraSettings
 from sftlab.model.module import CausalLMModule
+from sftlab.training.guard import NonFiniteGuard
 from tests.model.test_module import tiny_module
 
 ROWS_PER_MICRO_BATCH = 4
@@ -35,6 +37,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "lora": {"lora": LoraSettings(r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj"])},
     "packed": {},
     "checkpointing": {"gradient_checkpointing": True},
+    "nonfinite": {},
 }
 
 
@@ -65,16 +68,25 @@ class Recorder(CausalLMModule):
         self.losses: list[float] = []
         self.grad_norms: list[float] = []
 
+    def labelled_sums(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        loss_sum, *rest = super().labelled_sums(batch)
+        poisoned = (
+            self.poison and self.trainer.fit_loop.epoch_loop.batch_idx == 1 and self.trainer.global_rank == self.trainer.world_size - 1
+        )
+        return (loss_sum * float("nan") if poisoned else loss_sum), *rest
+
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         super().on_before_optimizer_step(optimizer)
-        self.losses.append(float(self.trainer.callback_metrics["train/loss"]))
-        self.grad_norms.append(float(self.trainer.callback_metrics["train/grad_norm"]))
+        metrics = self.trainer.callback_metrics
+        self.losses.append(float(metrics.get("train/loss", float("nan"))))
+        self.grad_norms.append(float(metrics.get("train/grad_norm", float("nan"))))
 
 
 def run(variant: str, devices: int, strategy: str) -> dict[str, Any] | None:
     """Train `variant`; its results on rank 0, None on other ranks."""
     lightning.seed_everything(0, verbose=False)  # LoRA's A matrices are drawn from the global generator
     module = tiny_module(Recorder, causal_lm=VARIANTS[variant])
+    module.poison, guard = variant == "nonfinite", NonFiniteGuard()
     trainer = lightning.Trainer(
         accelerator="cpu",
         devices=devices,
@@ -87,6 +99,7 @@ def run(variant: str, devices: int, strategy: str) -> dict[str, Any] | None:
         enable_progress_bar=False,
         enable_model_summary=False,
         use_distributed_sampler=False,
+        callbacks=[guard],
     )
     mine = rows(variant)[trainer.global_rank :: trainer.world_size]
     loader = DataLoader(mine, batch_size=ROWS_PER_MICRO_BATCH // devices, collate_fn=Collator(pad_token_id=0))
@@ -94,7 +107,7 @@ def run(variant: str, devices: int, strategy: str) -> dict[str, Any] | None:
     weights = get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     if not trainer.is_global_zero:
         return None
-    return {"weights": weights, "losses": module.losses, "grad_norms": module.grad_norms}
+    return {"weights": weights, "losses": module.losses, "grad_norms": module.grad_norms, "skipped": guard.skipped}
 
 
 def main(output: str) -> None:

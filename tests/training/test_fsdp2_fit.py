@@ -13,6 +13,7 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
+from sftlab.inference.loading import load_for_inference
 from sftlab.model.loading import load_causal_lm
 from sftlab.model.restore import is_sharded_checkpoint, restore_checkpoint
 from tests.model.test_export import TINY_SMOLLM2_VOCAB
@@ -71,6 +72,7 @@ def test_alpaca_fsdp_config_runs_and_its_exports_give_the_trained_logits(alpaca_
     assert not any(type(p).__name__ == "DTensor" for p in module.parameters())  # plain tensors, one process
     expected = _logits(module.model)
     assert not torch.allclose(expected, _logits(load_causal_lm(config=TINY_SMOLLM2_VOCAB)))  # it trained
+    torch.testing.assert_close(_logits(load_for_inference(str(checkpoint)).model), expected)  # sftlab generate --model
     result = sftlab("export", str(checkpoint), "--output", str(tmp_path / "exported"))
     assert result.returncode == 0, result.stderr[-3000:]
     callback_export = next(alpaca_fsdp_run.glob("lightning_logs/version_*/hf"))

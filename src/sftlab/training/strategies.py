@@ -63,7 +63,8 @@ def shard_model(model: nn.Module, mesh: DeviceMesh, policy: MixedPrecisionPolicy
     root = model.get_base_model() if isinstance(model, PeftModel) else model
     if isinstance(root, FSDPModule):
         return root
-    for layer in [m for m in model.modules() if type(m) in decoder_layer_classes(model)]:
+    layers = decoder_layer_classes(model)
+    for layer in [m for m in model.modules() if type(m) in layers]:
         fully_shard(layer, mesh=mesh, mp_policy=policy, reshard_after_forward=reshard_after_forward)
     # The root keeps its weights gathered from its forward to its backward (FSDP2's default for a root),
     # which is what lets the labelled-logits loss read the output weight after the forward (model/head.py).
@@ -107,6 +108,7 @@ class FSDP2(ModelParallelStrategy):
             save_distributed_checkpoint=save_distributed_checkpoint, process_group_backend=process_group_backend, timeout=timeout
         )
         self.reshard_after_forward = reshard_after_forward
+        self.save_distributed_checkpoint = save_distributed_checkpoint
 
     def setup_environment(self) -> None:
         # ModelParallelStrategy's "auto" sizes mean tensor parallelism across a node's devices; FSDP over
@@ -124,7 +126,7 @@ class FSDP2(ModelParallelStrategy):
         super().setup(trainer)
 
     def save_checkpoint(self, checkpoint: dict[str, Any], filepath: str | Path, storage_options: Any | None = None) -> None:
-        if not self._save_distributed_checkpoint:
+        if not self.save_distributed_checkpoint:
             return super().save_checkpoint(checkpoint, filepath, storage_options)
         save_sharded_atomically(self, checkpoint, Path(filepath), super().save_checkpoint)
         return None
