@@ -12,6 +12,15 @@ It is exact only when the model's logits are `head(last_hidden_state)`. Models t
 logits (Gemma-2/3 softcapping, Cohere `logit_scale`, Granite `logits_scaling`, ...) or models that
 cannot be split keep the full forward; `labelled_head` decides once per model, by configuration and
 by comparing both paths on a probe input.
+
+Under FSDP2 the output weight is a shard. The hidden states come from a forward pass of the whole model
+(its head applied to one position only), so the root unit, which holds the output layer (and the
+embeddings it is often tied to), is gathered in that forward and stays gathered until its backward: the
+fused loss reads the whole weight with no extra communication. Measured against the two other ways
+(benchmarks/RESULTS.md, SmolLM2-135M on 2 CPU processes): the head's own forward at trained positions
+keeps n x vocabulary logits for the backward and was 35% slower per step, logits at every position 57%
+slower; sharding the loss over the vocabulary would need every rank's hidden states on every rank
+(FSDP ranks hold different data), i.e. more communication than gathering the weight once.
 """
 
 from __future__ import annotations
@@ -72,7 +81,8 @@ class LabelledHead:
     def _plain_linear(self) -> bool:
         """A plain nn.Linear whose whole weight is here as an ordinary tensor. The fused loss reads the
         weight directly, not through the head's forward, so a weight that its forward would gather
-        first (DeepSpeed ZeRO-3 leaves a 0-element placeholder; FSDP2 a DTensor shard) must not go there."""
+        first (DeepSpeed ZeRO-3 leaves a 0-element placeholder; FSDP2 a DTensor shard outside the root
+        unit's forward and backward) must not go there."""
         head = self.head
         return (
             type(head) is torch.nn.Linear

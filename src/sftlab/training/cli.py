@@ -7,8 +7,8 @@ the built-in ones' arguments directly. Lightning's public hooks do the rest:
 - `before_instantiate_classes`: `data.tokenizer` defaults to `model.causal_lm.source` (the tokenizer follows
   the model; jsonargparse links do not reach `init_args` of subclass-mode sections), an unset
   `trainer.precision` becomes this hardware's native one, a strategy name Lightning does not know is a
-  one-line error (importing training/strategies.py registers `fsdp2`), and a top-level `--optimizer` / `--lr_scheduler`
-  (Lightning's usual flags) becomes the module's injected factory, so the parameter groups and the
+  one-line error (importing training/strategies.py registers `fsdp2`), and a top-level `--optimizer` /
+  `--lr_scheduler` (Lightning's usual flags) becomes the module's injected factory, so the parameter groups and the
   run-length of the schedule are kept (Lightning's automatic optimizer would replace them silently).
 - `instantiate_trainer`: sftlab's default callbacks (non-finite guard, throughput, data report, progress
   bar) and atomic checkpoint files, unless the config already has its own of each kind.

@@ -31,8 +31,8 @@ def export_trained(
 
 
 def export_checkpoint(checkpoint: Path, output: Path, merge_lora: bool = False) -> Path:
-    """Export a `sftlab fit` checkpoint (a file, or the folder of a sharded one); with `merge_lora`, LoRA is folded into the base weights and
-    a plain transformers model is written."""
+    """Export a `sftlab fit` checkpoint (a file, or the folder of a sharded one); with `merge_lora`, LoRA
+    is folded into the base weights and a plain transformers model is written."""
     module, datamodule = restore_checkpoint(checkpoint)
     model = module.model
     if merge_lora:
