@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import csv
 
-from experiments.masking_ablation.runner import STRATEGIES, run_ablation
+import pytest
+
+from experiments.masking_ablation.runner import STRATEGIES, prepare_data, run_ablation
 
 
-def test_smoke_ablation_writes_table_csv_and_plot_and_does_not_repeat_runs(shared, tmp_path, capsys):
+@pytest.mark.slow
+def test_smoke_ablation_writes_table_csv_and_plot_and_does_not_repeat_runs(testdata, tmp_path, capsys):
+    prepare_data("smoke", tmp_path, testdata)  # the FastChat sample that ships with the tests, not ../shared's
     results = run_ablation("smoke", tmp_path)
     assert [r["strategy"] for r in results] == list(STRATEGIES)
     by_name = {r["strategy"]: r for r in results}

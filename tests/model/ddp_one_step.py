@@ -15,8 +15,16 @@ from sftlab.data.collate import Collator
 from tests.model.test_module import GradientRecorder, _examples, tiny_module
 
 
-def main(output: str) -> None:
-    module = tiny_module(GradientRecorder)
+def main(output: str, scheme: str | None = None) -> None:
+    """Without `scheme`: the token loss on the examples of test_module; with it, the weighted examples of
+    test_normalisation under that normalisation."""
+    if scheme is None:
+        module, rows = tiny_module(GradientRecorder), _examples()
+    else:
+        from sftlab.model.loss import TokenLoss
+        from tests.model.test_normalisation import weighted_examples
+
+        module, rows = tiny_module(GradientRecorder, loss=TokenLoss(normalisation=scheme)), weighted_examples()
     trainer = lightning.Trainer(
         accelerator="cpu",
         devices=2,
@@ -28,10 +36,10 @@ def main(output: str) -> None:
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    trainer.fit(module, DataLoader(_examples(), batch_size=2, collate_fn=Collator(pad_token_id=0)))
+    trainer.fit(module, DataLoader(rows, batch_size=2, collate_fn=Collator(pad_token_id=0)))
     if trainer.global_rank == 0:
         torch.save({"gradients": module.gradients, "loss": module.step_loss}, output)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])

@@ -54,9 +54,9 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def straight(shared, tmp_path_factory) -> tuple[Path, dict[str, torch.Tensor]]:
+def straight(testdata, tmp_path_factory) -> tuple[Path, dict[str, torch.Tensor]]:
     tmp_path = tmp_path_factory.mktemp("fsdp2_straight")
-    config = _config(tmp_path, shared)
+    config = _config(tmp_path, testdata)
     _run(_fit(config, tmp_path / "run", "--trainer.devices", "2"))
     return config, _weights(tmp_path / "run")
 

@@ -13,6 +13,16 @@ micro-batch, and gradients are linear in the loss, so each micro-batch backpropa
 *sum* and `CausalLMModule` divides the accumulated gradients by the all-reduced Σ w just before the
 optimizer step. A window with nothing trained leaves zero gradients, never NaN.
 
+`normalisation` says what counts the same in that average:
+- `token` (default): every trained token (times its weight);
+- `sequence`: every example, whatever its length: each token's weight is divided by its example's total
+  weight and Σ w becomes the number of examples (packed examples are told apart by their position ids);
+- `turn`: every turn, i.e. every maximal run of consecutive trained labels (an assistant message under
+  the role-level strategies; packed examples never share a run, their first label is not trained).
+Examples and turns never straddle micro-batches, so each scheme is exact under accumulation and DDP.
+Validation always reports the token average (with the validation data's weights), so runs trained
+with different schemes are compared on the same measure.
+
 A researcher's own loss (say, per-token weights from the token's position in its answer) is a
 subclass overriding `weights`, named in the config:
 
@@ -24,6 +34,7 @@ subclass overriding `weights`, named in the config:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -31,9 +42,33 @@ from torch.distributed.tensor import DTensor
 
 from sftlab.data.tokenize import IGNORE_INDEX
 
+Normalisation = Literal["token", "sequence", "turn"]
+
 
 class TokenLoss:
-    """Cross-entropy over trained tokens, weighted per token (default: the batch's `weights`, else 1)."""
+    def __init__(self, normalisation: Normalisation = "token") -> None:
+        """Cross-entropy over trained tokens, weighted per token (default: the batch's `weights`, else 1).
+
+        Args:
+            normalisation: What counts the same in the step's average: each trained `token`, each
+                `sequence` (example) or each `turn` (run of trained labels).
+        """
+        self.normalisation = normalisation
+
+    def scale(
+        self, batch: dict[str, torch.Tensor], positions: torch.Tensor, normalisation: Normalisation | None = None
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """Each trained token's factor in the summed loss (None: all 1) and the micro-batch's share of
+        the normaliser, under `normalisation` (default: this loss's)."""
+        weights = self.weights(batch, positions)
+        scheme = normalisation or self.normalisation
+        if scheme == "token":
+            return weights, weights.sum() if weights is not None else positions.sum().float()
+        weights = weights if weights is not None else torch.ones(int(positions.sum()), device=positions.device)
+        groups = sequence_ids(batch, positions) if scheme == "sequence" else turn_ids(positions)
+        _, group = torch.unique(groups, return_inverse=True)
+        totals = torch.zeros(int(group.max()) + 1 if len(group) else 0, device=weights.device).index_add_(0, group, weights)
+        return weights / totals[group].clamp(min=torch.finfo(weights.dtype).tiny), (totals > 0).sum().float()
 
     def weights(self, batch: dict[str, torch.Tensor], positions: torch.Tensor) -> torch.Tensor | None:
         """The weight of each trained token, as a float tensor (n,) in the order of `positions` (the
@@ -45,6 +80,26 @@ class TokenLoss:
 
     def __repr__(self) -> str:
         return f"{type(self).__qualname__}({vars(self)})"
+
+
+def sequence_ids(batch: dict[str, torch.Tensor], positions: torch.Tensor) -> torch.Tensor:
+    """An id per trained token, shared by the tokens of one example: a row, or in a packed row (position
+    ids restarting at 0) each example. The label predicted at position t is token t+1's."""
+    rows, length = positions.shape
+    starts = batch["position_ids"] == 0 if "position_ids" in batch else F.pad(torch.ones(rows, 1, dtype=torch.bool), (0, length - 1))
+    example = torch.cumsum(starts.to(positions.device).long(), dim=1)
+    example_of_label = F.pad(example[:, 1:], (0, 1))
+    row = torch.arange(rows, device=positions.device)[:, None].expand(rows, length)
+    return (row * (length + 1) + example_of_label)[positions]
+
+
+def turn_ids(positions: torch.Tensor) -> torch.Tensor:
+    """An id per trained token, shared by each maximal run of consecutive trained labels in a row."""
+    rows, length = positions.shape
+    starts = positions & ~F.pad(positions[:, :-1], (1, 0), value=False)
+    run = torch.cumsum(starts.long(), dim=1)
+    row = torch.arange(rows, device=positions.device)[:, None].expand(rows, length)
+    return (row * (length + 1) + run)[positions]
 
 
 def label_positions(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -53,8 +53,9 @@ class CausalLMModule(LightningModule):
                 weight_decay 0). Default: AdamW, lr 2e-5, no weight decay (the Alpaca recipe).
             lr_scheduler: Called with the optimizer, stepped every optimizer step; a `total_steps`
                 argument gets the run's length. Default: 3% linear warmup then cosine decay.
-            loss: Per-token weights of the cross-entropy (default: the data's, else 1), normalised
-                exactly over the whole effective batch.
+            loss: Per-token weights of the cross-entropy (default: the data's, else 1) and what counts
+                the same in the average (`normalisation`: token, sequence or turn), exact over the whole
+                effective batch.
             labelled_logits_only: Compute the output layer and the loss only at positions whose next
                 label is trained (same loss and gradients, much less work with a large vocabulary;
                 see head.py). Models that post-process logits keep the full forward regardless.
@@ -93,17 +94,16 @@ class CausalLMModule(LightningModule):
         """Logits; packed batches (position ids, no mask) need `use_cache=False` to stay isolated."""
         return self.model(**model_inputs(batch), use_cache=False).logits
 
-    def labelled_sums(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Weighted loss, Σ weights, trained labels and right predictions of a batch (WINDOW order,
-        first four; the loss keeps its graph)."""
+    def labelled_sums(self, batch: dict[str, torch.Tensor], training: bool = True) -> tuple[torch.Tensor, ...]:
+        """Weighted loss, normaliser, trained labels and right predictions of a batch (WINDOW order, first
+        four; the loss keeps its graph). Validation uses the token average (see loss.py)."""
         positions, targets = label_positions(batch["labels"])
-        weights = self.loss.weights(batch, positions)
+        weights, normaliser = self.loss.scale(batch, positions, None if training else "token")
         if self.split_head is None:
             loss_sum, correct = token_sums(self(batch)[positions], targets, weights)
         else:
             loss_sum, correct = self.split_head.token_sums(model_inputs(batch), positions, targets, weights)
-        normaliser = weights.sum() if weights is not None else torch.tensor(float(len(targets)), device=loss_sum.device)
-        return loss_sum, normaliser, torch.tensor(len(targets), device=loss_sum.device), correct
+        return loss_sum, normaliser.to(loss_sum.device), torch.tensor(len(targets), device=loss_sum.device), correct
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss_sum, normaliser, trainable, correct = self.labelled_sums(batch)
@@ -152,7 +152,7 @@ class CausalLMModule(LightningModule):
         self.epoch_totals = torch.tensor(totals if len(totals) == len(WINDOW) else [0.0] * len(WINDOW), dtype=torch.float64)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        loss_sum, normaliser, trainable, correct = self.labelled_sums(batch)
+        loss_sum, normaliser, trainable, correct = self.labelled_sums(batch, training=False)
         for name, value in zip(("loss", "normaliser", "trainable", "correct"), (loss_sum, normaliser, trainable, correct)):
             self.val_sums[name].update(value)
 

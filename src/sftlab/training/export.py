@@ -43,7 +43,9 @@ def export_checkpoint(checkpoint: Path, output: Path, merge_lora: bool = False) 
 
 
 class HFExport(Callback):
-    """At the end of `fit`, export to `<log dir>/hf` (or `dirpath`)."""
+    """At the end of `fit`, export to `<log dir>/hf` (or `dirpath`). `on_fit_end`, not `on_train_end`: a run
+    relaunched with `--ckpt_path last` after a kill during the export has no training left to do, and
+    Lightning then skips the train hooks, but the export is still owed."""
 
     def __init__(self, dirpath: str | None = None) -> None:
         """
@@ -62,7 +64,7 @@ class HFExport(Callback):
                 "remove HFExport from trainer.callbacks"
             )
 
-    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # Every rank takes part: under FSDP2 this gathers the full weights, onto rank 0's CPU memory.
         state = get_model_state_dict(pl_module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
         # `trainer.log_dir` is a broadcast from rank 0 in a multi-process run: every rank asks for it.
