@@ -39,7 +39,7 @@ from sftlab.data.templates import ALPACA_PROMPT_INPUT, ALPACA_PROMPT_NO_INPUT, m
 from sftlab.data.tokenize import IGNORE_INDEX, tokenize_conversations
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+SHIPPED = REPO / "tests/data/files"  # what ships with the repository: no ../shared needed
 
 
 def alpaca_recipe_examples(records: list[dict], tokenizer) -> list[dict[str, list[int]]]:
@@ -200,9 +200,9 @@ def markdown(tokenizer_name: str, rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(SHARED / "data/alpaca_en_demo.json"))
-    parser.add_argument("--sharegpt", default=str(SHARED / "data/fastchat_sharegpt/dummy_conversation_with_system.json"))
-    parser.add_argument("--tokenizer", default=str(SHARED / "tokenizers/smollm2-135m-instruct"))
+    parser.add_argument("--data", default=str(SHIPPED / "data/alpaca_en_demo.json"))
+    parser.add_argument("--sharegpt", default=str(SHIPPED / "data/fastchat_sharegpt/dummy_conversation_with_system.json"))
+    parser.add_argument("--tokenizer", default=str(SHIPPED / "tokenizers/smollm2-135m-instruct"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--results-dir", default=str(report.RESULTS))
     args = parser.parse_args()

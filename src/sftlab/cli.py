@@ -87,7 +87,11 @@ def user_error(error: BaseException) -> SftlabError | None:
 
 def export_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="sftlab export", description="Convert a `sftlab fit` checkpoint to an HF-format folder.")
-    parser.add_argument("checkpoint", type=str, help="A Lightning checkpoint (.ckpt) written by `sftlab fit`.")
+    parser.add_argument(
+        "checkpoint",
+        type=str,
+        help="A Lightning checkpoint written by `sftlab fit`: a .ckpt file, or the .ckpt folder of a sharded (FSDP2) one.",
+    )
     parser.add_argument(
         "--output",
         type=str | None,

@@ -12,6 +12,15 @@ It is exact only when the model's logits are `head(last_hidden_state)`. Models t
 logits (Gemma-2/3 softcapping, Cohere `logit_scale`, Granite `logits_scaling`, ...) or models that
 cannot be split keep the full forward; `labelled_head` decides once per model, by configuration and
 by comparing both paths on a probe input.
+
+Under FSDP2 the output weight is a shard. The hidden states come from a forward pass of the whole model
+(its head applied to one position only), so the root unit, which holds the output layer (and the
+embeddings it is often tied to), is gathered in that forward and stays gathered until its backward: the
+fused loss reads the whole weight with no extra communication. Measured against the two other ways
+(benchmarks/RESULTS.md, SmolLM2-135M on 2 CPU processes): the head's own forward at trained positions
+keeps n x vocabulary logits for the backward and was 35% slower per step, logits at every position 57%
+slower; sharding the loss over the vocabulary would need every rank's hidden states on every rank
+(FSDP ranks hold different data), i.e. more communication than gathering the weight once.
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 class LabelledHead:
     """The model split into backbone and output projection (both still owned by the model)."""
 
+    model: torch.nn.Module
     backbone: torch.nn.Module
     head: torch.nn.Module
 
@@ -49,7 +59,18 @@ class LabelledHead:
         return self.head(self.hidden(inputs, positions))
 
     def hidden(self, inputs: dict[str, torch.Tensor], positions: torch.Tensor) -> torch.Tensor:
-        return self.backbone(**inputs, use_cache=False).last_hidden_state[positions]
+        """The backbone's last hidden states at `positions`, taken from a forward pass of the whole model
+        whose head projects the last position only (`logits_to_keep=1`, one row of logits per sequence).
+        The model is called, not its backbone alone, so that whatever wraps its forward runs as usual:
+        FSDP2 gathers the root's weights (embeddings, final norm, output layer) in that forward and keeps
+        them gathered until the backward pass, which is also when the output weight is read below."""
+        captured: list[torch.Tensor] = []
+        hook = self.backbone.register_forward_hook(lambda module, args, output: captured.append(output.last_hidden_state))
+        try:
+            self.model(**inputs, use_cache=False, logits_to_keep=1)
+        finally:
+            hook.remove()
+        return captured[-1][positions]
 
     def token_sums(
         self, inputs: dict[str, torch.Tensor], positions: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
@@ -65,7 +86,8 @@ class LabelledHead:
     def _plain_linear(self) -> bool:
         """A plain nn.Linear whose whole weight is here as an ordinary tensor. The fused loss reads the
         weight directly, not through the head's forward, so a weight that its forward would gather
-        first (DeepSpeed ZeRO-3 leaves a 0-element placeholder; FSDP2 a DTensor shard) must not go there."""
+        first (DeepSpeed ZeRO-3 leaves a 0-element placeholder; FSDP2 a DTensor shard outside the root
+        unit's forward and backward) must not go there."""
         head = self.head
         return (
             type(head) is torch.nn.Linear
@@ -89,7 +111,7 @@ def labelled_head(model: torch.nn.Module) -> LabelledHead | None:
     if postprocessing:
         log.info("%s post-processes its logits (%s): logits are computed at every position", name, ", ".join(postprocessing))
         return None
-    split = LabelledHead(backbone, head)
+    split = LabelledHead(model, backbone, head)
     if not _same_logits(model, split, causal_lm.config.vocab_size):
         log.info("%s's logits are not head(last hidden state): logits are computed at every position", name)
         return None

@@ -38,6 +38,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from torch.distributed.tensor import DTensor
 
 from sftlab.data.tokenize import IGNORE_INDEX
 
@@ -125,3 +126,10 @@ def normalise_gradients(parameters: Iterable[torch.nn.Parameter], normaliser: fl
     for parameter in parameters:
         if parameter.grad is not None:
             parameter.grad.mul_(scale / normaliser)
+
+
+def gradient_norm(gradients: list[torch.Tensor]) -> torch.Tensor:
+    """The 2-norm of all `gradients` together, of the whole model: sharded (DTensor, FSDP2) gradients are
+    reduced across ranks, not only this rank's shard. Under FSDP2 every rank must call it (a collective)."""
+    norm = torch.nn.utils.get_total_norm(gradients)
+    return norm.full_tensor() if isinstance(norm, DTensor) else norm

@@ -20,7 +20,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from sftlab.model.causal_lm import CausalLMBuilder, HFCausalLM
 from sftlab.model.head import LabelledHead, labelled_head, model_inputs
-from sftlab.model.loss import TokenLoss, label_positions, normalise_gradients, token_sums
+from sftlab.model.loss import TokenLoss, gradient_norm, label_positions, normalise_gradients, token_sums
 from sftlab.model.optim import WarmupDecay, default_optimizer, parameter_groups, takes_total_steps
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class CausalLMModule(LightningModule):
         self._log_sums("train", loss_sum, normaliser, correct, trainable, prog_bar=True)
         self.log("train/padding_fraction", 1 - tokens / max(slots, 1))
         self.log("train/trainable_tokens", trainable)
-        self.log("train/grad_norm", torch.nn.utils.get_total_norm(gradients))  # before clipping
+        self.log("train/grad_norm", gradient_norm(gradients))  # before clipping; of the whole model under FSDP2
 
     def _log_sums(self, prefix: str, loss_sum: float, normaliser: float, correct: float, trainable: float, prog_bar: bool = False) -> float:
         """Loss, perplexity and token accuracy over all the tokens the sums were taken over (not means of

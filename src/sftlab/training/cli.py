@@ -6,8 +6,9 @@ the built-in ones' arguments directly. Lightning's public hooks do the rest:
   readable training checkpoint before Lightning reads its hyperparameters.
 - `before_instantiate_classes`: `data.tokenizer` defaults to `model.causal_lm.source` (the tokenizer follows
   the model; jsonargparse links do not reach `init_args` of subclass-mode sections), an unset
-  `trainer.precision` becomes this hardware's native one, and a top-level `--optimizer` / `--lr_scheduler`
-  (Lightning's usual flags) becomes the module's injected factory, so the parameter groups and the
+  `trainer.precision` becomes this hardware's native one, a strategy name Lightning does not know is a
+  one-line error (importing training/strategies.py registers `fsdp2`), and a top-level `--optimizer` /
+  `--lr_scheduler` (Lightning's usual flags) becomes the module's injected factory, so the parameter groups and the
   run-length of the schedule are kept (Lightning's automatic optimizer would replace them silently).
 - `instantiate_trainer`: sftlab's default callbacks (non-finite guard, throughput, data report, progress
   bar) and atomic checkpoint files, unless the config already has its own of each kind.
@@ -41,6 +42,7 @@ from sftlab.training.progress import StepProgressBar
 from sftlab.training.reports import DataReportLogger
 from sftlab.training.resume import check_explicit_checkpoint, usable_checkpoint
 from sftlab.training.settings_check import check_optimization, check_trainer
+from sftlab.training.strategies import check_strategy_name
 from sftlab.training.throughput import Throughput
 
 DEFAULT_CALLBACKS = (NonFiniteGuard, Throughput, DataReportLogger, Preemption)
@@ -104,6 +106,7 @@ class SftlabCLI(LightningCLI):
         check_trainer(config.trainer)
         if self.subcommand == "fit":
             check_optimization(config.optimizer, config.lr_scheduler)
+        check_strategy_name(config.trainer.get("strategy"))
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         trainer = self.config_init[self.subcommand]["trainer"]

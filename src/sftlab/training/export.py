@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from lightning import Callback, LightningModule, Trainer
 from peft import PeftModel
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
 from sftlab.artifacts import save_hf_folder, training_info
 from sftlab.data.datamodule import SFTDataModule
@@ -30,8 +31,8 @@ def export_trained(
 
 
 def export_checkpoint(checkpoint: Path, output: Path, merge_lora: bool = False) -> Path:
-    """Export a `sftlab fit` checkpoint; with `merge_lora`, LoRA is folded into the base weights and
-    a plain transformers model is written."""
+    """Export a `sftlab fit` checkpoint (a file, or the folder of a sharded one); with `merge_lora`, LoRA
+    is folded into the base weights and a plain transformers model is written."""
     module, datamodule = restore_checkpoint(checkpoint)
     model = module.model
     if merge_lora:
@@ -64,11 +65,12 @@ class HFExport(Callback):
             )
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        # Every rank takes part: under a sharded strategy this gathers the full weights.
-        state = trainer.strategy.lightning_module_state_dict()
+        # Every rank takes part: under FSDP2 this gathers the full weights, onto rank 0's CPU memory.
+        state = get_model_state_dict(pl_module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        # `trainer.log_dir` is a broadcast from rank 0 in a multi-process run: every rank asks for it.
+        target = Path(self.dirpath or Path(trainer.log_dir or trainer.default_root_dir) / "hf")
         if not trainer.is_global_zero:
             return
         model_state = {name.removeprefix("model."): tensor for name, tensor in state.items() if name.startswith("model.")}
-        target = Path(self.dirpath or Path(trainer.log_dir or trainer.default_root_dir) / "hf")
         export_trained(pl_module.model, trainer.datamodule, target, state_dict=model_state)
         log.info("exported to %s", target)

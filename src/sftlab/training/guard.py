@@ -17,6 +17,7 @@ import torch
 from lightning import Callback, LightningModule, Trainer
 
 from sftlab.errors import SftlabError
+from sftlab.model.loss import gradient_norm
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,9 @@ class NonFiniteGuard(Callback):
     def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: torch.optim.Optimizer) -> None:
         gradients = [p.grad for p in pl_module.parameters() if p.grad is not None]
         local_loss = float(pl_module.window[0])  # the CausalLMModule's summed loss of this window, this rank
-        finite = math.isfinite(local_loss) and (not gradients or bool(torch.isfinite(torch.nn.utils.get_total_norm(gradients))))
+        # Every rank computes the norm (a collective for sharded gradients), whatever its loss.
+        finite_gradients = not gradients or bool(torch.isfinite(gradient_norm(gradients)))
+        finite = math.isfinite(local_loss) and finite_gradients
         bad = torch.tensor(0.0 if finite else 1.0, device=pl_module.device)
         if float(trainer.strategy.reduce(bad, reduce_op="sum")) == 0:
             self.in_a_row = 0

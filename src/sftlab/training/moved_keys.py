@@ -30,7 +30,8 @@ MOVED_CLASSES = {
     "sftlab.model.checkpoints.Checkpoints": "sftlab.training.checkpoints.Checkpoints",
     "sftlab.model.export.HFExport": "sftlab.training.export.HFExport",
     "sftlab.model.samples.SampleAnswers": "sftlab.training.samples.SampleAnswers",
-    "sftlab.model.strategies.DecoderLayerFSDP": "sftlab.training.strategies.DecoderLayerFSDP",
+    "sftlab.model.strategies.DecoderLayerFSDP": "sftlab.training.strategies.FSDP2 (--trainer.strategy fsdp2)",
+    "sftlab.training.strategies.DecoderLayerFSDP": "sftlab.training.strategies.FSDP2 (--trainer.strategy fsdp2)",
 }
 
 

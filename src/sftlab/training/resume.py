@@ -3,7 +3,8 @@
 `--ckpt_path last` means `last.ckpt` in the run's checkpoint folder, or, when it is corrupt or partial
 (a kill during a save, a full disk), the newest readable `step-*.ckpt` (said in the log). No checkpoint
 at all starts from scratch, so a requeued job can always pass `--ckpt_path last`. An explicit path that
-cannot be read is a one-line error.
+cannot be read is a one-line error. A checkpoint is a file or, under FSDP2, a sharded folder (checked
+whole: its index and every shard it names, model/restore.py).
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from sftlab.artifacts import read_checkpoint
 from sftlab.errors import SftlabError
+from sftlab.model.restore import is_sharded_checkpoint, read_any_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +23,10 @@ LIGHTNING_CKPT_NAMES = ("last", "best", "hpc", "registry")
 def readable_checkpoint(path: Path) -> str | None:
     """None when `path` loads as a Lightning training checkpoint, else why not."""
     try:
-        saved = read_checkpoint(path)
+        saved = read_any_checkpoint(path)
     except SftlabError as err:
         return str(err)
-    if "state_dict" not in saved or "loops" not in saved:
+    if "loops" not in saved or ("state_dict" not in saved and not is_sharded_checkpoint(path)):
         return "not a Lightning training checkpoint"
     return None
 
@@ -43,7 +44,7 @@ def usable_checkpoint(ckpt_path: str | None, folders: list[Path]) -> str | None:
     candidates = [folder / "last.ckpt" for folder in folders]
     steps = (p for folder in folders for p in folder.glob("step-*.ckpt"))
     candidates += sorted(steps, key=lambda p: p.stat().st_mtime, reverse=True)
-    candidates = [p for p in candidates if p.is_file()]
+    candidates = [p for p in candidates if p.is_file() or p.is_dir()]
     if not candidates:
         log.info("ckpt_path last: no checkpoint in %s yet: starting from scratch", ", ".join(map(str, folders)))
         return None

@@ -1,6 +1,8 @@
 """Answers to a few fixed prompts, generated the way `sftlab generate` does (the template and stop
 text used in training), at every validation and at the end of fit: logged to TensorBoard as text so
-users see the model change as it trains, and printed at the end."""
+users see the model change as it trains, and printed at the end. Under FSDP2 every rank generates the
+same answers with the sharded model (each layer gathers its weights for every forward, all ranks in
+step); rank 0 logs them."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import logging
 
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.strategies import FSDPStrategy
+from lightning.pytorch.strategies import ModelParallelStrategy
 
 from sftlab.errors import SftlabError
 from sftlab.inference.generate import Generator, Sampling
@@ -52,12 +54,13 @@ class SampleAnswers(Callback):
             model.train(was_training)
 
     def _log(self, trainer: Trainer, pl_module: LightningModule, show: bool) -> None:
-        if isinstance(trainer.strategy, FSDPStrategy):
-            log.warning("SampleAnswers: skipped under FSDP (the weights are sharded); use sftlab generate on the export")
+        sharded = isinstance(trainer.strategy, ModelParallelStrategy)
+        if not (trainer.is_global_zero or sharded):
             return
+        answers = self.answers(trainer, pl_module)
         if not trainer.is_global_zero:
             return
-        for prompt, answer in zip(self.prompts, self.answers(trainer, pl_module)):
+        for prompt, answer in zip(self.prompts, answers):
             if show:
                 print(f"\n>>> {prompt}\n{answer}", flush=True)
             if isinstance(trainer.logger, TensorBoardLogger):
