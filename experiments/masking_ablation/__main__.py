@@ -1,16 +1,17 @@
 """Which tokens to train on, compared fairly: one `sftlab fit` per masking strategy and seed under one
 budget, every trained model scored on the same held-out data of four sources (oasst and FastChat chats,
 sftlab's reasoning problems, Glaive tool calls), summarised as mean ± 95% CI over seeds and as paired
-differences from a baseline strategy.
+differences from one or more baseline strategies.
 
 A strategy is a file in configs/strategies/ (a masking, a loss normalisation, ...; add your own). Budgets
 are equal in optimizer steps (steps:N) or in trainable tokens (tokens:N); each budget has its own folder
 and tables, and results.md covers every budget run so far under --root. Finished runs are reused.
 
   python -m experiments.masking_ablation --setting smoke --seeds 0 1
-  python -m experiments.masking_ablation --setting real --seeds 0 1 2 --budget steps:16
+  python -m experiments.masking_ablation --setting real --seeds 0 1 2 --budget steps:16 \\
+      --baseline assistant reasoning_and_answer
   python -m experiments.masking_ablation --setting real --seeds 0 1 2 --budget tokens:8000 \\
-      --strategies assistant none last_assistant answer_only reasoning_and_answer
+      --strategies assistant reasoning_and_answer answer_only --baseline assistant reasoning_and_answer
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from experiments.masking_ablation.report import write_report
 from experiments.masking_ablation.runner import STRATEGIES, Budget, Study, run_ablation
 from experiments.masking_ablation.sources import SHARED
 
-DEFAULT_STRATEGIES = ["assistant", "none", "last_assistant", "answer_only", "reasoning_and_answer", "later_turns", "assistant_sequence"]
+DEFAULT_STRATEGIES = ["assistant", "reasoning_and_answer", "answer_only", "later_turns", "assistant_sequence"]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -36,7 +37,9 @@ def parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--setting", choices=["smoke", "real"], default="smoke", help="configs/<setting>.yaml and its data sizes.")
     parser.add_argument("--strategies", nargs="+", choices=STRATEGIES, default=DEFAULT_STRATEGIES, help="Default: %(default)s.")
-    parser.add_argument("--baseline", default="assistant", help="The strategy the others are compared with, seed by seed.")
+    parser.add_argument(
+        "--baseline", nargs="+", default=["assistant"], help="The strategies the others are compared with, seed by seed (a table each)."
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seed_everything and data.seed of each run.")
     parser.add_argument("--budget", type=Budget.parse, default=None, help="steps:N or tokens:N (default: the setting's max_steps).")
     parser.add_argument("--root", type=Path, default=None, help="Output folder (default: runs/masking_ablation/<setting>).")
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> Path:
         judge = Judge(args.judge_url, args.judge_model, args.judge_key)
     study = Study(args.setting, root, args.model or default_model(args.setting), judge, args.mtbench_limit)
     budget = args.budget or Budget("steps", study.base_config()["trainer"]["max_steps"])
-    strategies = tuple(dict.fromkeys([args.baseline, *args.strategies]))  # the baseline always runs
+    strategies = tuple(dict.fromkeys([*args.baseline, *args.strategies]))  # the baselines always run
     run_ablation(study, strategies, tuple(args.seeds), budget)
     report = write_report(root, args.setting, list(strategies), args.baseline)
     print(report)

@@ -1,5 +1,5 @@
 """The ablation's write-up from the runs' `result.json` files: `results.md` (per budget: the runs, every
-metric as mean ± 95% CI over seeds, the paired differences from the baseline strategy), `results.csv`
+metric as mean ± 95% CI over seeds, the paired differences from each baseline strategy), `results.csv`
 (one row per run, every metric, for your own analysis) and `curves_<budget>.png` (validation loss
 against optimizer steps and against trainable tokens, mean over seeds with the seeds' range shaded)."""
 
@@ -124,7 +124,9 @@ def paired_table(groups: dict[str, dict[int, dict[str, Any]]], baseline: str, me
     return table(["strategy − " + baseline, *(label for _, label in metrics)], rows)
 
 
-def budget_section(budget: str, results: list[dict[str, Any]], order: list[str], baseline: str, base: dict[str, Any] | None) -> list[str]:
+def budget_section(
+    budget: str, results: list[dict[str, Any]], order: list[str], baselines: list[str], base: dict[str, Any] | None
+) -> list[str]:
     groups = by_strategy(results, order)
     everything = ANSWER_METRICS + PART_METRICS
     present = [(m, label) for m, label in everything if any(m in metric_values(r) for r in results)]
@@ -133,9 +135,10 @@ def budget_section(budget: str, results: list[dict[str, Any]], order: list[str],
     lines += [*metric_table(groups, ANSWER_METRICS, base), ""]
     lines += ["Held-out loss on other parts, and the fraction of reasoning answers that reasoned first:", ""]
     lines += [*metric_table(groups, PART_METRICS, base), ""]
-    if any(name != baseline for name in groups):
-        lines += [f"Paired differences from `{baseline}` (same seed; mean ± 95% CI; **bold**: the interval excludes 0):", ""]
-        lines += [*paired_table(groups, baseline, present), ""]
+    for baseline in baselines:
+        if baseline in groups and any(name != baseline for name in groups):
+            lines += [f"Paired differences from `{baseline}` (same seed; mean ± 95% CI; **bold**: the interval excludes 0):", ""]
+            lines += [*paired_table(groups, baseline, present), ""]
     return [*lines, f"![validation curves](curves_{budget}.png)", ""]
 
 
@@ -153,7 +156,7 @@ def write_csv(path: Path, budgets: dict[str, list[dict[str, Any]]]) -> None:
     write_text_atomic(path, buffer.getvalue())
 
 
-def write_report(root: Path, setting: str, order: list[str], baseline: str) -> Path:
+def write_report(root: Path, setting: str, order: list[str], baselines: list[str]) -> Path:
     """results.md, results.csv and one curves PNG per budget, from every finished run under `root`."""
     from experiments.masking_ablation.plots import plot_curves
 
@@ -164,7 +167,7 @@ def write_report(root: Path, setting: str, order: list[str], baseline: str) -> P
     base = json.loads(base_path.read_text()) if base_path.is_file() else None
     lines = [f"# Masking ablation ({setting})", ""]
     for budget, results in budgets.items():
-        lines += budget_section(budget, results, order, baseline, base)
+        lines += budget_section(budget, results, order, baselines, base)
         plot_curves(root / f"curves_{budget}.png", by_strategy(results, order), base, budget)
     write_csv(root / "results.csv", budgets)
     write_text_atomic(root / "results.md", "\n".join(lines))

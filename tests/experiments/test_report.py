@@ -41,7 +41,7 @@ def test_tables_csv_and_plots_from_the_result_files(tmp_path):
     (tmp_path / "base").mkdir()
     (tmp_path / "base/result.json").write_text(json.dumps(base))
 
-    report = write_report(tmp_path, "test", ["assistant", "answer_only"], "assistant").read_text()
+    report = write_report(tmp_path, "test", ["assistant", "answer_only"], ["assistant"]).read_text()
 
     assert "## Budget steps: 4" in report and "## Budget tokens: 900" in report
     assert "| assistant | 0 1 2 | 4 | 1,001 | 1.0 |" in report
