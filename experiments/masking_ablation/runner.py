@@ -119,7 +119,7 @@ def run_config(study: Study, strategy: str, seed: int, budget: Budget, paths: di
         "data": {"seed": seed, "train_path": str(paths["train"]), "val_path": str(paths["curve"]), "cache_dir": str(study.root / "cache")},
         "trainer": {
             "max_steps": steps,
-            "val_check_interval": max(1, steps // 4),
+            "val_check_interval": max(1, steps // 3),
             "default_root_dir": str(run),
             "logger": logger,
             "callbacks": callbacks,
@@ -160,9 +160,9 @@ def fit(run: Path, config: dict[str, Any]) -> float:
     return time.perf_counter() - started
 
 
-def evaluate(study: Study, model: str, paths: dict[str, Path], max_seq_length: int) -> dict[str, Any]:
-    """Held-out losses per source (and on the validation split, `curve`), reasoning accuracy and (with a
-    judge) the MT-bench rating of a model."""
+def evaluate(study: Study, model: str, paths: dict[str, Path], max_seq_length: int, curve: bool) -> dict[str, Any]:
+    """Held-out losses per source (with `curve`, also on the validation split), reasoning accuracy and
+    (with a judge) the MT-bench rating of a model."""
     from experiments.masking_ablation.heldout import SOURCE_METRICS, mtbench_rating, reasoning_accuracy, score_source
     from sftlab.inference.loading import load_for_inference
 
@@ -170,7 +170,8 @@ def evaluate(study: Study, model: str, paths: dict[str, Path], max_seq_length: i
     loaded = load_for_inference(model, template=template)
     cache = study.root / "cache"
     heldout = {name: score_source(loaded, paths[f"heldout/{name}"], SOURCE_METRICS[name], max_seq_length, cache) for name in SOURCES}
-    heldout["curve"] = score_source(loaded, paths["curve"], ("assistant",), max_seq_length, cache)
+    if curve:
+        heldout["curve"] = score_source(loaded, paths["curve"], ("assistant",), max_seq_length, cache)
     metrics = {"heldout": heldout, "reasoning": reasoning_accuracy(loaded, paths["heldout/reasoning"], study.max_new_tokens)}
     if study.judge is not None:
         metrics["mtbench"] = mtbench_rating(loaded, study.judge, study.mtbench_limit, max_new_tokens=256)
@@ -186,8 +187,9 @@ def run_one(study: Study, strategy: str, seed: int, budget: Budget, paths: dict[
     config = run_config(study, strategy, seed, budget, paths)
     wall = fit(run, config)
     result = {"strategy": strategy, "seed": seed, "budget": budget.name, "wall_s": round(wall, 1), **training_record(run / "tb")}
-    result |= evaluate(study, str(run / "hf"), paths, config["data"]["max_seq_length"])
-    if not result["curve"] or result["curve"][-1][0] != result["steps"]:  # a token budget ended between validations
+    ended_between_validations = not result["curve"] or result["curve"][-1][0] != result["steps"]  # a token budget's end
+    result |= evaluate(study, str(run / "hf"), paths, config["data"]["max_seq_length"], curve=ended_between_validations)
+    if ended_between_validations:
         result["curve"].append([result["steps"], result["trainable_tokens"], result["heldout"]["curve"]["assistant"]["loss"]])
     write_text_atomic(done, json.dumps(result, indent=1) + "\n")
     shutil.rmtree(run / "hf")  # the adapter is not needed again, and a study has many of them
@@ -204,7 +206,7 @@ def base_result(study: Study, paths: dict[str, Path]) -> dict[str, Any]:
     if source is None:  # the smoke model is random: there is no untrained model to load
         return {}
     max_seq_length = config["data"]["max_seq_length"]
-    result = {"strategy": "base (untrained)", "steps": 0, "trainable_tokens": 0, **evaluate(study, source, paths, max_seq_length)}
+    result = {"strategy": "base (untrained)", "steps": 0, "trainable_tokens": 0, **evaluate(study, source, paths, max_seq_length, curve=True)}
     result["curve"] = [[0, 0, result["heldout"]["curve"]["assistant"]["loss"]]]
     write_text_atomic(done, json.dumps(result, indent=1) + "\n")
     return result

@@ -25,9 +25,11 @@ def test_smoke_ablation_with_seeds_and_both_budgets(shared, tmp_path, capsys):
     runs = {(r["budget"], r["strategy"], r["seed"]): r for r in results}
     assert len(runs) == 8
     for result in results:
-        # The scoring after training equals the module's own last validation (same labels, same loss).
-        assert result["heldout"]["curve"]["assistant"]["loss"] == pytest.approx(result["curve"][-1][2], abs=2e-4)
+        # The curve ends at the run's end: a run stopped by its token budget between validations is scored
+        # on the validation split afterwards.
         assert result["curve"][-1][:2] == [result["steps"], result["trainable_tokens"]]
+        if "curve" in result["heldout"]:
+            assert result["heldout"]["curve"]["assistant"]["loss"] == result["curve"][-1][2]
         if result["budget"] == "steps-3":
             assert result["steps"] == 3
         else:  # the budget is reached, and not by more than one step's tokens
