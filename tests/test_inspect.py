@@ -1,8 +1,13 @@
-"""`sftlab inspect` on reasoning and tool data: parts, weights and the turn statistics it prints."""
+"""`sftlab inspect` on reasoning and tool data: parts, weights and the turn statistics it prints, with
+Qwen3's template and SmolLM2's tokenizer (shipped; it has Qwen3's `<|im_start|>`/`<|im_end|>` as
+special tokens) in the default tier, and with Qwen3's own tokenizer in the `shared` tier."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import pytest
 
 from sftlab.data.datamodule import SFTDataModule
 from sftlab.inspect import run_inspect
@@ -25,20 +30,20 @@ RECORDS = [
 ]
 
 
-def _module(shared, tmp_path, masking: str) -> SFTDataModule:
+def _module(testdata: Path, tokenizer: Path, tmp_path: Path, masking: str) -> SFTDataModule:
     path = tmp_path / "data.jsonl"
     path.write_text("".join(json.dumps(record) + "\n" for record in RECORDS))
     return SFTDataModule(
         train_path=str(path),
-        tokenizer=str(shared / "tokenizers/qwen3"),
-        template=str(shared / "chat_templates/qwen3.jinja"),
+        tokenizer=str(tokenizer),
+        template=str(testdata / "chat_templates/qwen3.jinja"),
         masking=masking,
         cache_dir=str(tmp_path / "cache"),
     )
 
 
-def test_inspect_prints_parts_weights_and_turn_statistics(shared, tmp_path, capsys):
-    run_inspect(_module(shared, tmp_path, "answer_only"), limit=2)
+def _check_text_report(module: SFTDataModule, capsys) -> None:
+    run_inspect(module, limit=2)
     out = capsys.readouterr().out
     assert "example 0:" in out and "example 1:" in out and "The tool said 21." in out
     for line in ("assistant:reasoning", "assistant:tool_calls", "end-of-turn marker trained", "not selected by the strategy"):
@@ -47,11 +52,29 @@ def test_inspect_prints_parts_weights_and_turn_statistics(shared, tmp_path, caps
     assert "legend:" in out
 
 
-def test_inspect_json_gives_weights_and_the_kind_of_every_token(shared, tmp_path, capsys):
-    run_inspect(_module(shared, tmp_path, "reasoning_and_answer"), limit=2, as_json=True)
+def test_inspect_prints_parts_weights_and_turn_statistics(testdata, tmp_path, capsys):
+    _check_text_report(_module(testdata, testdata / "tokenizers/smollm2-135m-instruct", tmp_path, "answer_only"), capsys)
+
+
+@pytest.mark.shared
+def test_inspect_prints_parts_weights_and_turn_statistics_with_qwen3s_tokenizer(testdata, shared, tmp_path, capsys):
+    _check_text_report(_module(testdata, shared / "tokenizers/qwen3", tmp_path, "answer_only"), capsys)
+
+
+def _check_json(module: SFTDataModule, capsys) -> None:
+    run_inspect(module, limit=2, as_json=True)
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [len(row["kinds"]) for row in rows] == [len(row["input_ids"]) for row in rows] == [len(row["weights"]) for row in rows]
     first = rows[0]
     weights = {kind: {w for w, k in zip(first["weights"], first["kinds"]) if k == kind} for kind in set(first["kinds"])}
     assert weights["assistant:reasoning"] == {2.0} and weights["assistant:tool_calls"] == {0.0}  # the record weighs 2
     assert weights["tool"] == {0.0} and weights["user"] == {0.0}
+
+
+def test_inspect_json_gives_weights_and_the_kind_of_every_token(testdata, tmp_path, capsys):
+    _check_json(_module(testdata, testdata / "tokenizers/smollm2-135m-instruct", tmp_path, "reasoning_and_answer"), capsys)
+
+
+@pytest.mark.shared
+def test_inspect_json_with_qwen3s_tokenizer(testdata, shared, tmp_path, capsys):
+    _check_json(_module(testdata, shared / "tokenizers/qwen3", tmp_path, "reasoning_and_answer"), capsys)

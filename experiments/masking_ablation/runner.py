@@ -206,7 +206,12 @@ def base_result(study: Study, paths: dict[str, Path]) -> dict[str, Any]:
     if source is None:  # the smoke model is random: there is no untrained model to load
         return {}
     max_seq_length = config["data"]["max_seq_length"]
-    result = {"strategy": "base (untrained)", "steps": 0, "trainable_tokens": 0, **evaluate(study, source, paths, max_seq_length, curve=True)}
+    result = {
+        "strategy": "base (untrained)",
+        "steps": 0,
+        "trainable_tokens": 0,
+        **evaluate(study, source, paths, max_seq_length, curve=True),
+    }
     result["curve"] = [[0, 0, result["heldout"]["curve"]["assistant"]["loss"]]]
     write_text_atomic(done, json.dumps(result, indent=1) + "\n")
     return result

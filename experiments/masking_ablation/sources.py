@@ -1,7 +1,7 @@
 """The ablation's data: four sources mixed into one training set, each with its own held-out split.
 
-- `oasst`: oasst_en100's top threads (multi-turn chat, no system prompt), `../shared/data`;
-- `fastchat`: FastChat's ShareGPT sample (system prompts, two assistant turns on average), `../shared/data`;
+- `oasst`: oasst_en100's top threads (multi-turn chat, no system prompt), `../shared/data` (else `tests/data/files/data`);
+- `fastchat`: FastChat's ShareGPT sample (system prompts, two assistant turns on average), `../shared/data` (else `tests/data/files/data`);
 - `reasoning`: sftlab's own word problems with step-by-step `reasoning_content` (`reasoning_data.py`);
 - `tools`: 120 Glaive tool-calling conversations (`data/glaive_toolcall_sample.json`, Apache-2.0).
 
@@ -24,6 +24,9 @@ from sftlab.artifacts import write_text_atomic
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1].parent / "shared"
+# The chats: ../shared's files where present (the committed results used them), else the samples that ship
+# with the tests (the same oasst file; 60 of FastChat's records).
+DATA_ROOT = SHARED if (SHARED / "data").is_dir() else HERE.parents[1] / "tests/data/files"
 SOURCES = ("oasst", "fastchat", "reasoning", "tools")
 
 
@@ -61,7 +64,7 @@ def sharegpt_to_messages(record: dict[str, Any]) -> dict[str, Any]:
     return {"messages": messages, "tools": record.get("tools", "")}
 
 
-def load_source(name: str, count: int, shared: Path = SHARED) -> list[dict[str, Any]]:
+def load_source(name: str, count: int, shared: Path = DATA_ROOT) -> list[dict[str, Any]]:
     """The records of a source in its file's order (`count` generated ones for `reasoning`)."""
     if name == "reasoning":
         return problems(count)
@@ -78,7 +81,7 @@ def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
     write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
-def prepare_data(setting: str, folder: Path, shared: Path = SHARED) -> dict[str, Path]:
+def prepare_data(setting: str, folder: Path, shared: Path = DATA_ROOT) -> dict[str, Path]:
     """Write (once) and return the paths: `train`, `curve` and `heldout/<source>` per source."""
     sizes = SIZES[setting]
     paths = {"train": folder / "train.jsonl", "curve": folder / "curve.jsonl"}

@@ -1,12 +1,15 @@
-"""Parts of assistant messages (reasoning, answer, tool calls, end-of-turn) on real chat templates
-(../shared) and on the two written for these tests (tests/data/chat_templates): each part's characters
-are exactly what the template wrote for it, written out by hand below, and the trained tokens of each
-part strategy decode to exactly the selected parts."""
+"""Parts of assistant messages (reasoning, answer, tool calls, end-of-turn) on the real chat templates
+(tests/data/files/chat_templates) and on the two written for these tests (tests/data/chat_templates):
+each part's characters are exactly what the template wrote for it, written out by hand below, and the
+trained tokens of each part strategy decode to exactly the selected parts. The default tier renders
+every template with SmolLM2's tokenizer (shipped; its ChatML markers are special tokens, as in Qwen3's);
+the `shared` tier renders the templates whose own tokenizer is in ../shared (Qwen3's, Phi-3's) with it."""
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,7 @@ from sftlab.data.masking import make_strategy
 from sftlab.data.records import Conversation, Message, ToolCall
 from sftlab.data.templates import ChatTemplate
 from sftlab.data.tokenize import IGNORE_INDEX, token_labels
-from tests.data.test_templates import END_OF_TURN, MATCHED, NEEDS_BOS, trained_runs
+from tests.data.test_templates import END_OF_TURN, MATCHED, trained_runs
 
 OWN_TEMPLATES = Path(__file__).parent / "chat_templates"
 THINK = "<think>\n{}\n</think>\n\n"
@@ -97,19 +100,48 @@ TOOL_PARTS = {
     ],
 }
 TOOL_RESULT_TEXT = {"tool-results-in-model-turn": 'response:get_weather{value:<|"|>{"temperature": 21}<|"|>}<tool_response|>'}
+# An answer before the tool calls of the same message: the text that opens the calls (Qwen's
+# `\n<tool_call>\n{"name": "`) is the calls', not the answer's (see spans.py). Gemma-4 writes that answer
+# after the tool results, which stay in no part.
+SAID_THEN_CALLED = Conversation(
+    (*TOOLS_CONVERSATION.messages[:2], replace(TOOLS_CONVERSATION.messages[2], content="Let me check."), *TOOLS_CONVERSATION.messages[3:]),
+    "test",
+    TOOLS,
+)
+SAID_THEN_CALLED_PARTS = {
+    "qwen2.5-instruct": [
+        {"answer": "Let me check.", "tool_calls": "\n" + QWEN_CALL, "end_of_turn": EOT},
+        TOOL_PARTS["qwen2.5-instruct"][1],
+    ],
+    "qwen3": [{"answer": "Let me check.", "tool_calls": "\n" + QWEN_CALL, "end_of_turn": EOT}, TOOL_PARTS["qwen3"][1]],
+    "tool-results-in-model-turn": [
+        {
+            "tool_calls": '<|tool_call>call:get_weather{city:<|"|>Paris<|"|>}<tool_call|><|tool_response>',
+            "answer": "Let me check.",
+            "end_of_turn": "<turn|>",
+        },
+        TOOL_PARTS["tool-results-in-model-turn"][1],
+    ],
+}
 
 
-def _templates(shared) -> dict[str, str]:
-    found = {path.stem: path.read_text() for path in sorted(shared.glob("chat_templates/*.jinja"))}
+SMOLLM2 = "smollm2-135m-instruct"
+# Template/tokenizer pairs where a trained token straddles a part's edge, because the tokenizer does not
+# know the template's markers (`><` in `<|eot_id|><|start_header_id|>`, `]<` in `[/INST]<think>`): that
+# token is trained. Everywhere else the trained tokens decode to exactly the selected parts.
+STRADDLING = {(name, SMOLLM2) for name in ("deepseek-r1-distill", "llama-3-instruct", "mistral-instruct-v0.1", "channels")}
+STRATEGIES = ["assistant", "reasoning_and_answer", "answer_only"]
+TOOL_STRATEGIES = ["assistant", "tool_calls_only", "answer_only"]
+
+
+def _templates(testdata) -> dict[str, str]:
+    found = {path.stem: path.read_text() for path in sorted(testdata.glob("chat_templates/*.jinja"))}
     return found | {path.stem: path.read_text() for path in sorted(OWN_TEMPLATES.glob("*.jinja"))}
 
 
-def _tokenizer_for(name: str, tokenizers: dict) -> tuple[str, object]:
-    """A tokenizer that knows the template's special tokens where there is one, else SmolLM2's."""
-    chosen = next((tok for template, tok in MATCHED if template == name), "smollm2-135m-instruct")
-    if name in NEEDS_BOS and tokenizers[chosen].bos_token is None:
-        chosen = "phi-3-mini-4k-instruct"
-    return chosen, tokenizers[chosen]
+def _own_tokenizers(tokenizers: dict) -> list[tuple[str, str]]:
+    """(template, tokenizer) for the templates whose own tokenizer is in ../shared."""
+    return sorted((template, name) for template, name in MATCHED if name in tokenizers)
 
 
 def _check_parts(name: str, tokenizer, rendered, expected: list[dict]) -> None:
@@ -119,26 +151,36 @@ def _check_parts(name: str, tokenizer, rendered, expected: list[dict]) -> None:
         assert [(part, rendered.text[a:b]) for part, (a, b) in turn.parts] == want, (name, rendered.text)
 
 
-@pytest.mark.parametrize("strategy", ["assistant", "reasoning_and_answer", "answer_only"])
-def test_reasoning_parts_are_exact_on_every_template(shared, tokenizers, strategy):
-    for name, template in _templates(shared).items():
-        tokenizer_name, tokenizer = _tokenizer_for(name, tokenizers)
-        renderer = ChatTemplate(tokenizer, template, name=name)
-        rendered = renderer.render(REASONING)
-        _check_parts(name, tokenizer, rendered, REASONING_PARTS.get(name, EMBEDDED))
-        assert [turn.missing for turn in rendered.turns] == list(NOT_RENDERED.get(name, [(), ()])), name
-        _check_trained_tokens(name, tokenizer_name, tokenizer, rendered, make_strategy(strategy))
+def _check_reasoning_parts(name: str, template: str, tokenizer_name: str, tokenizer, strategy: str) -> None:
+    rendered = ChatTemplate(tokenizer, template, name=name).render(REASONING)
+    _check_parts(name, tokenizer, rendered, REASONING_PARTS.get(name, EMBEDDED))
+    assert [turn.missing for turn in rendered.turns] == list(NOT_RENDERED.get(name, [(), ()])), name
+    _check_trained_tokens(name, tokenizer_name, tokenizer, rendered, make_strategy(strategy))
 
 
-@pytest.mark.parametrize("strategy", ["assistant", "tool_calls_only", "answer_only"])
-@pytest.mark.parametrize("name", sorted(TOOL_PARTS))
-def test_tool_call_parts_are_exact_and_tool_results_never_trained(shared, tokenizers, name, strategy):
-    tokenizer_name, tokenizer = (
-        ("qwen3", tokenizers["qwen3"]) if name.startswith("qwen") else ("smollm2-135m-instruct", tokenizers["smollm2-135m-instruct"])
-    )
-    renderer = ChatTemplate(tokenizer, _templates(shared)[name], name=name)
-    rendered = renderer.render(TOOLS_CONVERSATION)
-    _check_parts(name, tokenizer, rendered, TOOL_PARTS[name])
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_reasoning_parts_are_exact_on_every_template(testdata, smollm2_tokenizer, strategy):
+    templates = _templates(testdata)
+    assert len(templates) == 13  # the 11 real templates and the 2 written for these tests
+    for name, template in templates.items():
+        _check_reasoning_parts(name, template, SMOLLM2, smollm2_tokenizer, strategy)
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_reasoning_parts_are_exact_with_each_templates_own_tokenizer(testdata, tokenizers, strategy):
+    pairs = _own_tokenizers(tokenizers)
+    assert len(pairs) == 3  # Phi-3's template with Phi-3's tokenizer, Qwen2.5's and Qwen3's with Qwen3's
+    for name, tokenizer_name in pairs:
+        template = (testdata / f"chat_templates/{name}.jinja").read_text()
+        _check_reasoning_parts(name, template, tokenizer_name, tokenizers[tokenizer_name], strategy)
+
+
+def _check_tool_parts(
+    name: str, template: str, tokenizer_name: str, tokenizer, strategy: str, conversation=TOOLS_CONVERSATION, expected=TOOL_PARTS
+) -> None:
+    rendered = ChatTemplate(tokenizer, template, name=name).render(conversation)
+    _check_parts(name, tokenizer, rendered, expected[name])
     chosen = make_strategy(strategy)
     _check_trained_tokens(name, tokenizer_name, tokenizer, rendered, chosen)
     runs, _ = trained_runs(tokenizer, rendered.text, chosen.trained_spans(rendered))
@@ -146,9 +188,37 @@ def test_tool_call_parts_are_exact_and_tool_results_never_trained(shared, tokeni
     assert result in rendered.text and not any(TOOL_RESULT in run for run in runs)
 
 
+@pytest.mark.parametrize("strategy", TOOL_STRATEGIES)
+@pytest.mark.parametrize("name", sorted(TOOL_PARTS))
+def test_tool_call_parts_are_exact_and_tool_results_never_trained(testdata, smollm2_tokenizer, name, strategy):
+    _check_tool_parts(name, _templates(testdata)[name], SMOLLM2, smollm2_tokenizer, strategy)
+
+
+GEMMA_ANSWER_AFTER_RESULTS = pytest.mark.xfail(
+    strict=True,
+    reason="bug in sftlab.data: the template writes the answer after the tool results, and assemble_parts gives the "
+    "text between two parts (the tool results) to the earlier part (the tool calls), so the tool results are trained",
+)
+
+
+@pytest.mark.parametrize("strategy", TOOL_STRATEGIES)
+@pytest.mark.parametrize(
+    "name", ["qwen2.5-instruct", "qwen3", pytest.param("tool-results-in-model-turn", marks=GEMMA_ANSWER_AFTER_RESULTS)]
+)
+def test_an_answer_before_tool_calls_is_its_own_part_and_tool_results_are_never_trained(testdata, smollm2_tokenizer, name, strategy):
+    _check_tool_parts(name, _templates(testdata)[name], SMOLLM2, smollm2_tokenizer, strategy, SAID_THEN_CALLED, SAID_THEN_CALLED_PARTS)
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("strategy", TOOL_STRATEGIES)
+@pytest.mark.parametrize("name", sorted(name for name in TOOL_PARTS if name.startswith("qwen")))
+def test_tool_call_parts_are_exact_with_qwen3s_tokenizer(testdata, tokenizers, name, strategy):
+    _check_tool_parts(name, _templates(testdata)[name], "qwen3", tokenizers["qwen3"], strategy)
+
+
 def _check_trained_tokens(name: str, tokenizer_name: str, tokenizer, rendered, strategy) -> None:
     """The trained tokens of each turn decode to its selected parts (end-of-turn after a selected part);
-    where the tokenizer does not know the template's markers, a token may straddle a part's edge."""
+    where the tokenizer does not know the template's markers (STRADDLING), a token may straddle a part's edge."""
     selected = [
         "".join(rendered.text[a:b] for a, b in strategy.trained_spans(_one_turn(rendered, turn))) for turn in range(len(rendered.turns))
     ]
@@ -158,21 +228,20 @@ def _check_trained_tokens(name: str, tokenizer_name: str, tokenizer, rendered, s
         inside = [i for i, (start, end) in enumerate(encoded["offset_mapping"]) if start < b and a < end]
         labels = token_labels(encoded["input_ids"], encoded["offset_mapping"], strategy.trained_spans(rendered))
         got = tokenizer.decode([encoded["input_ids"][i] for i in inside if labels[i] != IGNORE_INDEX])
-        if (name, tokenizer_name) in MATCHED:
+        if (name, tokenizer_name) not in STRADDLING:
             assert got.strip() == want.strip(), (name, got, want)
-        else:  # markers the tokenizer does not know: a token may straddle a part's edge, and is trained
+        else:  # a token may straddle a part's edge, and is trained
             assert want.strip() in got and len(got.strip()) <= len(want.strip()) + 3, (name, got, want)
 
 
 def _one_turn(rendered, index: int):
     """`rendered` with only turn `index` (the strategy's choice for that turn in isolation)."""
-    from dataclasses import replace
-
     return replace(rendered, turns=rendered.turns[index : index + 1])
 
 
-def test_deepseek_r1_dropping_reasoning_is_reported(shared, tokenizers, caplog):
-    renderer = ChatTemplate(tokenizers["qwen3"], (shared / "chat_templates/deepseek-r1-distill.jinja").read_text(), name="deepseek-r1")
+def test_deepseek_r1_dropping_reasoning_is_reported(testdata, smollm2_tokenizer, caplog):
+    # No tokenizer here is DeepSeek's own; what is dropped and reported is the template's doing.
+    renderer = ChatTemplate(smollm2_tokenizer, (testdata / "chat_templates/deepseek-r1-distill.jinja").read_text(), name="deepseek-r1")
     with caplog.at_level(logging.WARNING):
         rendered = renderer.render(REASONING)
     assert "Add two and two" not in rendered.text
@@ -242,26 +311,29 @@ def test_tool_call_ids_and_tool_names_reach_the_template(smollm2_tokenizer):
     assert rendered.text == direct
 
 
-@pytest.mark.parametrize("field", ["reasoning_content", "thinking"])
-def test_reasoning_fields_are_rendered_as_the_template_renders_them(shared, tokenizers, field):
-    record = {"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4", field: "Add two and two."}]}
+def _check_reasoning_field(template: Path, tokenizer, field: str) -> None:
     from sftlab.data.readers import messages_record
 
-    for template, tokenizer in (
-        (shared / "chat_templates/qwen3.jinja", tokenizers["qwen3"]),
-        (OWN_TEMPLATES / "channels.jinja", tokenizers["qwen3"]),
-    ):
-        rendered = ChatTemplate(tokenizer, template.read_text()).render(messages_record(record, "test").validate())
-        assert "Add two and two." in rendered.text
-        assert rendered.text == tokenizer.apply_chat_template(record["messages"], chat_template=template.read_text(), tokenize=False)
+    record = {"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4", field: "Add two and two."}]}
+    rendered = ChatTemplate(tokenizer, template.read_text()).render(messages_record(record, "test").validate())
+    assert "Add two and two." in rendered.text
+    assert rendered.text == tokenizer.apply_chat_template(record["messages"], chat_template=template.read_text(), tokenize=False)
 
 
-def test_qwen3_trains_its_think_block_on_every_turn_and_prompts_before_it(shared, tokenizers):
-    """The rule: train what the model must write. Qwen3's generation prompt ends at
-    `<|im_start|>assistant\\n`, so the model writes `<think>` itself, on a final answer as after a tool call;
-    and the inference prompt must not close the think block (that switches thinking off)."""
-    tokenizer = tokenizers["qwen3"]
-    renderer = ChatTemplate(tokenizer, (shared / "chat_templates/qwen3.jinja").read_text())
+@pytest.mark.parametrize("field", ["reasoning_content", "thinking"])
+def test_reasoning_fields_are_rendered_as_the_template_renders_them(testdata, smollm2_tokenizer, field):
+    for template in (testdata / "chat_templates/qwen3.jinja", OWN_TEMPLATES / "channels.jinja"):
+        _check_reasoning_field(template, smollm2_tokenizer, field)
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("field", ["reasoning_content", "thinking"])
+def test_reasoning_fields_are_rendered_as_qwen3_renders_them_with_its_tokenizer(testdata, tokenizers, field):
+    _check_reasoning_field(testdata / "chat_templates/qwen3.jinja", tokenizers["qwen3"], field)
+
+
+def _check_qwen3_think_block(testdata, tokenizer) -> None:
+    renderer = ChatTemplate(tokenizer, (testdata / "chat_templates/qwen3.jinja").read_text())
     conversation = Conversation(
         (
             Message("user", "Weather in Paris?"),
@@ -281,3 +353,18 @@ def test_qwen3_trains_its_think_block_on_every_turn_and_prompts_before_it(shared
     prompt = renderer.prompt_text(Conversation(conversation.messages[:3], "test", TOOLS))
     assert prompt.endswith("</tool_response><|im_end|>\n<|im_start|>assistant\n")
     assert rendered.text.startswith(prompt)
+
+
+def test_qwen3_trains_its_think_block_on_every_turn_and_prompts_before_it(testdata, smollm2_tokenizer):
+    """The rule: train what the model must write. Qwen3's generation prompt ends at
+    `<|im_start|>assistant\\n`, so the model writes `<think>` itself, on a final answer as after a tool call;
+    and the inference prompt must not close the think block (that switches thinking off). SmolLM2's
+    tokenizer has the same `<|im_start|>`/`<|im_end|>` special tokens; `<think>` is plain text in it,
+    and the newline before it its own token, so the trained runs start at `<think>` all the same."""
+    _check_qwen3_think_block(testdata, smollm2_tokenizer)
+
+
+@pytest.mark.shared
+def test_qwen3_trains_its_think_block_with_its_own_tokenizer(testdata, tokenizers):
+    """As above, with Qwen3's tokenizer, where `<think>` is one token of its own."""
+    _check_qwen3_think_block(testdata, tokenizers["qwen3"])

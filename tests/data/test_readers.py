@@ -1,4 +1,4 @@
-"""Readers on the real shared data, format detection, and bad input with clear errors."""
+"""Readers on samples of real data sets (tests/data/files), format detection, and bad input with clear errors."""
 
 from __future__ import annotations
 
@@ -22,58 +22,58 @@ def _conversations(path: Path, fmt: str = "auto") -> list[Conversation]:
 @pytest.mark.parametrize(
     ("relative", "fmt", "count"),
     [
-        ("data/alpaca_en_demo.json", "alpaca", 999),
-        ("data/fastchat_sharegpt/dummy_conversation_with_system.json", "sharegpt", 500),
-        ("data/glaive_toolcall_en_demo.json", "sharegpt", 300),
-        ("data/fastchat_sharegpt/dummy_conversation_with_system.messages.jsonl", "messages", 500),
+        ("data/alpaca_en_demo.json", "alpaca", 325),
+        ("data/fastchat_sharegpt/dummy_conversation_with_system.json", "sharegpt", 60),
+        ("data/glaive_toolcall_en_demo.json", "sharegpt", 20),
+        ("data/fastchat_sharegpt/dummy_conversation_with_system.messages.jsonl", "messages", 60),
         ("data/oasst_en100/en_100_top_thread.messages.jsonl", "messages", 100),
         ("data/c4_demo.jsonl", "text", None),
         ("data/wiki_demo.txt", "text", None),
     ],
 )
-def test_format_is_detected_and_every_record_is_read(shared, relative, fmt, count):
-    _files, detected = readers.resolve(str(shared / relative), "auto")
+def test_format_is_detected_and_every_record_is_read(testdata, relative, fmt, count):
+    _files, detected = readers.resolve(str(testdata / relative), "auto")
     assert detected == fmt
     if count is not None:
-        assert len(_conversations(shared / relative)) == count
+        assert len(_conversations(testdata / relative)) == count
 
 
-def test_alpaca_record_becomes_user_and_assistant(shared):
-    first = _conversations(shared / "data/alpaca_en_demo.json")[0]
+def test_alpaca_record_becomes_user_and_assistant(testdata):
+    first = _conversations(testdata / "data/alpaca_en_demo.json")[0]
     assert [m.role for m in first.messages] == ["user", "assistant"]
     assert first.messages[0].content == "Describe a process of making crepes."
     assert first.messages[1].content.startswith("Making crepes is an easy")
     assert first.source.endswith("alpaca_en_demo.json record 0")
 
 
-def test_sharegpt_system_prompt_and_roles(shared):
-    first = _conversations(shared / "data/fastchat_sharegpt/dummy_conversation_with_system.json")[0]
+def test_sharegpt_system_prompt_and_roles(testdata):
+    first = _conversations(testdata / "data/fastchat_sharegpt/dummy_conversation_with_system.json")[0]
     assert [m.role for m in first.messages] == ["system", "user", "assistant", "user", "assistant"]
     assert first.messages[0].content.startswith("A chat between a curious user")
 
 
-def test_sharegpt_and_messages_forms_of_the_same_data_agree(shared):
-    sharegpt = _conversations(shared / "data/fastchat_sharegpt/dummy_conversation_with_system.json")
-    messages = _conversations(shared / "data/fastchat_sharegpt/dummy_conversation_with_system.messages.jsonl")
+def test_sharegpt_and_messages_forms_of_the_same_data_agree(testdata):
+    sharegpt = _conversations(testdata / "data/fastchat_sharegpt/dummy_conversation_with_system.json")
+    messages = _conversations(testdata / "data/fastchat_sharegpt/dummy_conversation_with_system.messages.jsonl")
     assert [c.messages for c in sharegpt] == [c.messages for c in messages]
 
 
-def test_glaive_function_calls_become_tool_calls_and_tools(shared):
-    conversations = _conversations(shared / "data/glaive_toolcall_en_demo.json")
+def test_glaive_function_calls_become_tool_calls_and_tools(testdata):
+    conversations = _conversations(testdata / "data/glaive_toolcall_en_demo.json")
     first = conversations[0]
     assert [m.role for m in first.messages][:6] == ["user", "assistant", "user", "assistant", "tool", "assistant"]
     call = first.messages[3].tool_calls[0]
     assert call.name == "search_recipes" and json.loads(call.arguments) == {"ingredients": ["chicken", "bell peppers", "rice"]}
     assert first.tools[0]["type"] == "function" and first.tools[0]["function"]["name"] == "search_recipes"
-    assert sum(len(m.tool_calls) for c in conversations for m in c.messages) == 211
+    assert sum(len(m.tool_calls) for c in conversations for m in c.messages) == 12
 
 
-def test_text_corpora_load_with_datasets(shared, tmp_path):
-    c4 = readers.load_text([shared / "data/c4_demo.jsonl"], cache_dir=str(tmp_path))
-    wiki = readers.load_text([shared / "data/wiki_demo.txt"], cache_dir=str(tmp_path))
-    assert len(c4) == 300 and c4[0]["text"].startswith("Don’t think you need")
-    assert len(wiki) == 30 and wiki[0]["text"].startswith("Anarchism is a political philosophy")
-    streamed = readers.load_text([shared / "data/c4_demo.jsonl"], streaming=True, cache_dir=str(tmp_path))
+def test_text_corpora_load_with_datasets(testdata, tmp_path):
+    c4 = readers.load_text([testdata / "data/c4_demo.jsonl"], cache_dir=str(tmp_path))
+    wiki = readers.load_text([testdata / "data/wiki_demo.txt"], cache_dir=str(tmp_path))
+    assert len(c4) == 30 and c4[0]["text"].startswith("Don’t think you need")
+    assert len(wiki) == 4 and wiki[0]["text"].startswith("Anarchism is a political philosophy")
+    streamed = readers.load_text([testdata / "data/c4_demo.jsonl"], streaming=True, cache_dir=str(tmp_path))
     assert next(iter(streamed))["text"] == c4[0]["text"]
 
 
@@ -230,3 +230,15 @@ def test_a_leading_think_block_is_the_reasoning():
     assert (apart.reasoning, apart.content) == ("Add them.", "4")
     kept = Message("assistant", "I <think> so.")
     assert reasoning_apart(kept) is kept and reasoning_apart(Message("user", "<think>x</think>y")).reasoning == ""
+
+
+def test_records_cached_by_other_sftlab_code_are_never_reused(tmp_path, monkeypatch):
+    """Upgrading sftlab once reused a records cache made before a column existed ('weight'): the
+    cache key of the records now includes the data code's hash."""
+    data = tmp_path / "chat.jsonl"
+    data.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}) + "\n")
+    cache = str(tmp_path / "cache")
+    first = readers.load_conversations([data], "messages", cache)
+    assert readers.load_conversations([data], "messages", cache).cache_files == first.cache_files  # same code: reused
+    monkeypatch.setattr(readers, "code_fingerprint", lambda: "other sftlab code")
+    assert readers.load_conversations([data], "messages", cache).cache_files != first.cache_files

@@ -1,5 +1,6 @@
-"""Labels on every real chat template in ../shared with the real tokenizers: for each assistant
-message, the trained tokens are exactly its content plus the template's end-of-turn marker."""
+"""Labels on every real chat template (tests/data/files/chat_templates) with the real tokenizers: for
+each assistant message, the trained tokens are exactly its content plus the template's end-of-turn
+marker. SmolLM2's tokenizer ships with the tests; Qwen3's and Phi-3's come from ../shared (`shared`)."""
 
 from __future__ import annotations
 
@@ -64,8 +65,8 @@ def trained_runs(tokenizer, rendered_text: str, labels_spans) -> tuple[list[str]
     return runs, labels
 
 
-def _templates(shared):
-    return sorted(shared.glob("chat_templates/*.jinja"))
+def _templates(testdata):
+    return sorted(testdata.glob("chat_templates/*.jinja"))
 
 
 def _expected(template_name: str, tokenizer, message: Message, last: bool) -> str:
@@ -110,12 +111,24 @@ def _check_all_turns(template_file, tokenizer_name, tokenizer, conversation: Con
                 assert text in run and len(run.strip()) <= len(text) + 2, (run, text)
 
 
-@pytest.mark.parametrize("tokenizer_name", ["smollm2-135m-instruct", "qwen3", "phi-3-mini-4k-instruct"])
-@pytest.mark.parametrize("strategy", ["assistant", "last_assistant", "expand"])
-def test_every_template_trains_exactly_content_and_end_of_turn(shared, tokenizers, tokenizer_name, strategy):
-    tokenizer = tokenizers[tokenizer_name]
+STRATEGIES = ["assistant", "last_assistant", "expand"]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_template_trains_exactly_content_and_end_of_turn(testdata, smollm2_tokenizer, strategy):
+    _check_every_template(testdata, "smollm2-135m-instruct", smollm2_tokenizer, strategy)
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("tokenizer_name", ["qwen3", "phi-3-mini-4k-instruct"])
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_template_with_the_qwen3_and_phi3_tokenizers(testdata, tokenizers, tokenizer_name, strategy):
+    _check_every_template(testdata, tokenizer_name, tokenizers[tokenizer_name], strategy)
+
+
+def _check_every_template(testdata, tokenizer_name: str, tokenizer, strategy: str) -> None:
     checked = 0
-    for template_file in _templates(shared):
+    for template_file in _templates(testdata):
         if tokenizer.bos_token is None and template_file.stem in NEEDS_BOS:
             continue
         for conversation in (MULTI_TURN, WITH_SYSTEM):
@@ -124,17 +137,17 @@ def test_every_template_trains_exactly_content_and_end_of_turn(shared, tokenizer
     assert checked >= 9
 
 
-def test_system_prompt_is_folded_where_the_template_has_none(shared, smollm2_tokenizer):
-    gemma = ChatTemplate(smollm2_tokenizer, (shared / "chat_templates/gemma-it.jinja").read_text())
+def test_system_prompt_is_folded_where_the_template_has_none(testdata, smollm2_tokenizer):
+    gemma = ChatTemplate(smollm2_tokenizer, (testdata / "chat_templates/gemma-it.jinja").read_text())
     assert not gemma.has_system_role
     text = gemma.render(WITH_SYSTEM).text
     assert "<start_of_turn>user\nYou answer in one short sentence.\n\nRepeat exactly" in text
-    strict = ChatTemplate(smollm2_tokenizer, (shared / "chat_templates/gemma-it.jinja").read_text(), fold_system_prompt=False)
+    strict = ChatTemplate(smollm2_tokenizer, (testdata / "chat_templates/gemma-it.jinja").read_text(), fold_system_prompt=False)
     with pytest.raises(TemplateError, match="no system role"):
         strict.render(WITH_SYSTEM)
 
 
-def test_injected_default_system_prompt_is_not_trained(shared, smollm2_tokenizer):
+def test_injected_default_system_prompt_is_not_trained(smollm2_tokenizer):
     renderer = ChatTemplate(smollm2_tokenizer)  # SmolLM2's own template adds "You are a helpful AI assistant named SmolLM"
     rendered = renderer.render(MULTI_TURN)
     assert "named SmolLM" in rendered.text
@@ -165,10 +178,11 @@ TOOL_CONVERSATION = Conversation(
 )
 
 
+@pytest.mark.shared
 @pytest.mark.parametrize("template", sorted(TOOL_TEMPLATES))
-def test_tool_calls_are_trained_and_tool_results_are_not(shared, tokenizers, template):
+def test_tool_calls_are_trained_and_tool_results_are_not(testdata, tokenizers, template):
     tokenizer = tokenizers["qwen3"]
-    renderer = ChatTemplate(tokenizer, (shared / f"chat_templates/{template}.jinja").read_text(), name=template)
+    renderer = ChatTemplate(tokenizer, (testdata / f"chat_templates/{template}.jinja").read_text(), name=template)
     rendered = renderer.render(TOOL_CONVERSATION)
     assert "# Tools" in rendered.text and '{"temperature": 21}' in rendered.text
     runs, _ = trained_runs(tokenizer, rendered.text, rendered.assistant_spans)
@@ -179,9 +193,10 @@ def test_tool_calls_are_trained_and_tool_results_are_not(shared, tokenizers, tem
     assert answer.endswith("It is 21 degrees in Paris.<|im_end|>")
 
 
-def test_qwen3_drops_old_reasoning_and_trains_the_last_one(shared, tokenizers):
+@pytest.mark.shared
+def test_qwen3_drops_old_reasoning_and_trains_the_last_one(testdata, tokenizers):
     tokenizer = tokenizers["qwen3"]
-    renderer = ChatTemplate(tokenizer, (shared / "chat_templates/qwen3.jinja").read_text())
+    renderer = ChatTemplate(tokenizer, (testdata / "chat_templates/qwen3.jinja").read_text())
     conversation = _conversation(
         ("user", "1+1?"),
         ("assistant", "<think>\nadd them\n</think>\n\n2"),
@@ -195,20 +210,21 @@ def test_qwen3_drops_old_reasoning_and_trains_the_last_one(shared, tokenizers):
     assert "add again" in runs[1] and runs[1].strip().endswith("4<|im_end|>")
 
 
-def test_template_that_cannot_render_tool_calls_is_an_error(shared, smollm2_tokenizer):
-    renderer = ChatTemplate(smollm2_tokenizer, (shared / "chat_templates/chatml-plain.jinja").read_text())
+def test_template_that_cannot_render_tool_calls_is_an_error(testdata, smollm2_tokenizer):
+    renderer = ChatTemplate(smollm2_tokenizer, (testdata / "chat_templates/chatml-plain.jinja").read_text())
     with pytest.raises(DataError, match=r"messages\[2\].*did not render"):
         renderer.render(TOOL_CONVERSATION)
 
 
-def test_template_tokenizer_mismatch_is_named(shared, tokenizers):
-    renderer = ChatTemplate(tokenizers["qwen3"], (shared / "chat_templates/llama-3-instruct.jinja").read_text(), name="llama-3")
+@pytest.mark.shared
+def test_template_tokenizer_mismatch_is_named(testdata, tokenizers):
+    renderer = ChatTemplate(tokenizers["qwen3"], (testdata / "chat_templates/llama-3-instruct.jinja").read_text(), name="llama-3")
     with pytest.raises(TemplateError, match="bos_token.*template/tokenizer mismatch"):
         renderer.render(MULTI_TURN)
 
 
-def test_template_raising_names_the_record(shared, smollm2_tokenizer):
-    renderer = ChatTemplate(smollm2_tokenizer, (shared / "chat_templates/mistral-instruct-v0.1.jinja").read_text())
+def test_template_raising_names_the_record(testdata, smollm2_tokenizer):
+    renderer = ChatTemplate(smollm2_tokenizer, (testdata / "chat_templates/mistral-instruct-v0.1.jinja").read_text())
     bad = Conversation((Message("user", "a"), Message("user", "b"), Message("assistant", "c")), "f.json record 7")
     with pytest.raises(TemplateError, match="f.json record 7.*alternate"):
         renderer.render(bad)
@@ -236,9 +252,10 @@ def test_alpaca_strings_are_the_stanford_recipe():
     assert ALPACA_PROMPT_INPUT.endswith("### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:")
 
 
-def test_no_double_bos(shared, tokenizers):
+@pytest.mark.shared
+def test_no_double_bos(testdata, tokenizers):
     tokenizer = tokenizers["phi-3-mini-4k-instruct"]  # has a BOS token <s>
-    renderer = ChatTemplate(tokenizer, (shared / "chat_templates/llama-2-chat.jinja").read_text())
+    renderer = ChatTemplate(tokenizer, (testdata / "chat_templates/llama-2-chat.jinja").read_text())
     text = renderer.render(MULTI_TURN).text
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     assert ids[0] == tokenizer.bos_token_id and ids[1] != tokenizer.bos_token_id

@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from sftlab.evaluation.mtbench import load_questions
 from tests.test_cli import sftlab
 
 
-def test_packaged_questions_are_the_80_two_turn_questions(shared):
+def test_packaged_questions_are_the_80_two_turn_questions(testdata):
     questions = load_questions()
     assert len(questions) == 80 and all(len(q.turns) == 2 for q in questions)
-    assert [q.turns for q in questions] == [q.turns for q in load_questions(shared / "data/mt_bench/question.jsonl")]
+    assert [q.turns for q in questions] == [q.turns for q in load_questions(testdata / "data/mt_bench/question.jsonl")]
 
 
+@pytest.mark.slow
 def test_mtbench_answers_both_turns_and_summarises_the_judge(smollm2_gguf, openai_stub, tmp_path):
     first_questions = [q.turns[0] for q in load_questions()[:3]]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from sftlab.model.loading import load_causal_lm
-from tests.model.test_export import TINY_SMOLLM2_VOCAB
 from tests.test_cli import REPO, sftlab
+from tests.training.test_export import TINY_SMOLLM2_VOCAB
 
 
 def _ppl(model, tmp_path, *masking):

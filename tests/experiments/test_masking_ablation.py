@@ -13,7 +13,7 @@ from experiments.masking_ablation.__main__ import main
 pytestmark = pytest.mark.slow  # eight fits of a tiny model: a few minutes on two busy cores
 
 
-def test_smoke_ablation_with_seeds_and_both_budgets(shared, tmp_path, capsys):
+def test_smoke_ablation_with_seeds_and_both_budgets(tmp_path, capsys):
     common = ["--setting", "smoke", "--root", str(tmp_path), "--seeds", "0", "1", "--strategies", "assistant", "answer_only"]
     main([*common, "--budget", "steps:3"])
     main([*common, "--budget", "tokens:700"])

@@ -12,6 +12,7 @@ import pytest
 from tests.test_cli import REPO, sftlab
 
 
+@pytest.mark.slow
 def test_generate_writes_answers_for_a_dataset_with_references(smollm2_gguf, tmp_path):
     output = tmp_path / "answers.jsonl"
     result = sftlab(
@@ -59,13 +60,14 @@ def test_generate_with_a_missing_model_is_one_line(tmp_path):
     assert result.returncode == 2 and result.stderr.splitlines()[-1] == f"sftlab: error: model: no such file or folder: {tmp_path / 'nope'}"
 
 
+@pytest.mark.slow
 def test_chat_in_a_terminal_keeps_history_and_resets(smollm2_gguf):
     chat = pexpect.spawn(
         sys.executable,
         ["-m", "sftlab.cli", "chat", "--model", str(smollm2_gguf), "--max_new_tokens", "24"],
         cwd=str(REPO),
         encoding="utf-8",
-        timeout=120,
+        timeout=None,  # each expect waits as long as the model takes: no wall-clock limit
         env=dict(os.environ),
     )
     try:

@@ -11,7 +11,7 @@ from sftlab.inference.generate import Generator, Sampling
 from sftlab.inference.loading import LoadedModel, load_for_inference
 from sftlab.inference.prompts import user_prompt
 from sftlab.model.loading import load_causal_lm
-from tests.model.test_export import TINY_SMOLLM2_VOCAB
+from tests.training.test_export import TINY_SMOLLM2_VOCAB
 
 QUESTIONS = [
     "What is the capital of France?",
@@ -56,6 +56,7 @@ def test_batched_greedy_equals_one_by_one_on_a_tiny_model(smollm2_tokenizer):
     assert all(a.answer_tokens == 12 and a.finish_reason == "length" for a in answers)  # random weights never stop
 
 
+@pytest.mark.slow
 def test_real_smollm2_batched_equals_one_by_one_and_stops_at_end_of_turn(smollm2_gguf):
     loaded = load_for_inference(str(smollm2_gguf))
     answers = _batched_equals_single(loaded, max_new_tokens=48)

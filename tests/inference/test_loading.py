@@ -12,8 +12,8 @@ from sftlab.errors import SftlabError
 from sftlab.inference.loading import load_for_inference
 from sftlab.model.loading import load_causal_lm
 from sftlab.model.module import CausalLMModule
-from tests.model.test_export import TINY_SMOLLM2_VOCAB
 from tests.test_cli import sftlab
+from tests.training.test_export import TINY_SMOLLM2_VOCAB
 
 
 def _logits(model, ids):

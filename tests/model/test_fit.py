@@ -11,7 +11,7 @@ from sftlab.model.module import CausalLMModule
 from tests.test_cli import sftlab
 
 
-def test_tiny_fit_learns_logs_and_exports(shared, tmp_path):
+def test_tiny_fit_learns_logs_and_exports(testdata, tmp_path):
     result = sftlab(
         "fit",
         "--config",
@@ -19,7 +19,7 @@ def test_tiny_fit_learns_logs_and_exports(shared, tmp_path):
         "--trainer.default_root_dir",
         str(tmp_path),
         "--data.tokenizer",
-        str(shared / "tokenizers/smollm2-135m-instruct"),
+        str(testdata / "tokenizers/smollm2-135m-instruct"),
         "--data.cache_dir",
         str(tmp_path / "cache"),
         "--trainer.enable_progress_bar",

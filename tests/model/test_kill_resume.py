@@ -18,14 +18,15 @@ import pytest
 import torch
 import yaml
 
+from sftlab.artifacts import read_checkpoint
 from tests.test_cli import REPO
 
 
-def _config(tmp_path: Path, shared: Path) -> Path:
+def _config(tmp_path: Path, testdata: Path) -> Path:
     """tiny.yaml with a checkpoint after every step, all kept, and 12 steps over 6 epochs."""
     config = yaml.safe_load((REPO / "configs/tiny.yaml").read_text())
     config["data"].update(
-        tokenizer=str(shared / "tokenizers/smollm2-135m-instruct"), group_by_length=True, batch_size=2, cache_dir=str(tmp_path / "cache")
+        tokenizer=str(testdata / "tokenizers/smollm2-135m-instruct"), group_by_length=True, batch_size=2, cache_dir=str(tmp_path / "cache")
     )
     config["trainer"].update(enable_progress_bar=False)
     for callback in config["trainer"]["callbacks"]:
@@ -50,12 +51,24 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def straight(shared, tmp_path_factory):
+def straight(testdata, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("straight")
-    config = _config(tmp_path, shared)
-    result = subprocess.run(_command(config, tmp_path / "run"), cwd=REPO, capture_output=True, text=True, timeout=600)
+    config = _config(tmp_path, testdata)
+    result = subprocess.run(_command(config, tmp_path / "run"), cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     return config, tmp_path / "run/checkpoints"
+
+
+def _temporary_folder(tmp_path: Path) -> Path:
+    """A $TMPDIR on another filesystem than the run when the machine has one (/dev/shm): a checkpoint
+    staged there is moved by copying, which a kill leaves half done."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK) and shm.stat().st_dev != tmp_path.stat().st_dev:
+        folder = shm / f"sftlab-test-{os.getpid()}-{tmp_path.name}"
+    else:
+        folder = tmp_path / "tmpdir"
+    folder.mkdir()
+    return folder
 
 
 def test_killed_at_random_steps_then_resumed_ends_with_the_same_weights(straight, tmp_path):
@@ -63,17 +76,24 @@ def test_killed_at_random_steps_then_resumed_ends_with_the_same_weights(straight
     root = tmp_path / "killed"
     rng = random.Random(7)
     kill_after = sorted(rng.sample(range(2, 11), 3))
+    temporary = _temporary_folder(tmp_path)
+    env = {**os.environ, "TMPDIR": str(temporary)}
     for step in kill_after:
         process = subprocess.Popen(
-            _command(config, root, "--ckpt_path", "last"), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            _command(config, root, "--ckpt_path", "last"), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
         )
-        deadline = time.time() + 300
-        while _newest_step(root / "checkpoints") < step and process.poll() is None and time.time() < deadline:
+        while _newest_step(root / "checkpoints") < step and process.poll() is None:
             time.sleep(0.02)
         process.send_signal(signal.SIGKILL)
         process.wait()
-    result = subprocess.run(_command(config, root, "--ckpt_path", "last"), cwd=REPO, capture_output=True, text=True, timeout=600)
+        for checkpoint in (root / "checkpoints").glob("*.ckpt"):  # every checkpoint file is whole
+            read_checkpoint(checkpoint)
+    result = subprocess.run(_command(config, root, "--ckpt_path", "last"), cwd=REPO, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
+    leftovers = [p.name for p in temporary.iterdir() if p.stat().st_size > 1_000_000]
+    shutil.rmtree(temporary)
+    assert not leftovers  # no checkpoint-sized temporary left in $TMPDIR by the kills
+    assert not list((root / "checkpoints").glob(".*"))  # temporaries beside the checkpoints are cleaned up
     resumed, reference = _weights(root / "checkpoints/last.ckpt"), _weights(expected / "last.ckpt")
     assert all(torch.equal(resumed[name], tensor) for name, tensor in reference.items())
 
@@ -92,7 +112,6 @@ def test_a_corrupt_last_checkpoint_falls_back_to_the_previous_one(straight, tmp_
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=600,
         env=dict(os.environ),
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -51,9 +51,9 @@ def test_missing_and_broken_sources_are_clear_errors(tmp_path):
 
 
 @pytest.mark.slow
-def test_real_smollm2_gguf_is_converted_once_and_answers(shared, tmp_path, monkeypatch, smollm2_tokenizer):
+def test_real_smollm2_gguf_is_converted_once_and_answers(smollm2_gguf, tmp_path, monkeypatch, smollm2_tokenizer):
     monkeypatch.setenv("SFTLAB_CACHE", str(tmp_path))
-    gguf = shared / "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+    gguf = smollm2_gguf
     model = load_causal_lm(str(gguf))
     assert sum(p.numel() for p in model.parameters()) > 130_000_000
     folder = gguf_as_folder(gguf)

@@ -147,7 +147,6 @@ def test_two_process_ddp_gives_the_same_gradients_and_loss_as_one_process(tmp_pa
         cwd=root,
         capture_output=True,
         text=True,
-        timeout=300,
         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(root / "src")])},
     )
     assert result.returncode == 0, result.stderr[-3000:]

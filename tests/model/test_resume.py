@@ -10,14 +10,14 @@ import torch
 from tests.conftest import fit_tiny_lora
 
 
-def test_resume_from_last_mid_epoch_gives_identical_weights(shared, tiny_lora_run, tmp_path):
+def test_resume_from_last_mid_epoch_gives_identical_weights(tiny_lora_run, tmp_path):
     straight = tiny_lora_run / "checkpoints"
     assert sorted(path.name for path in straight.glob("*.ckpt")) == ["last.ckpt", "step-00000004.ckpt", "step-00000008.ckpt"]
 
     # A run stopped after step 4: its newest checkpoint is what `last` points to.
     (tmp_path / "resumed/checkpoints").mkdir(parents=True)
     shutil.copy(straight / "step-00000004.ckpt", tmp_path / "resumed/checkpoints/last.ckpt")
-    fit_tiny_lora(shared, tmp_path / "resumed", "--ckpt_path", "last")
+    fit_tiny_lora(tmp_path / "resumed", "--ckpt_path", "last")
 
     expected = torch.load(straight / "last.ckpt", weights_only=False)
     resumed = torch.load(tmp_path / "resumed/checkpoints/last.ckpt", weights_only=False)

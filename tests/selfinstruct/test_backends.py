@@ -6,12 +6,12 @@ from __future__ import annotations
 from tests.test_cli import sftlab
 
 
-def test_context_length_errors_shorten_the_prompt_down_to_one_example(shared, openai_stub, tmp_path):
+def test_context_length_errors_shorten_the_prompt_down_to_one_example(testdata, openai_stub, tmp_path):
     stub = openai_stub(lambda body, number: (400, "This model's maximum context length is 16 tokens. Please reduce your prompt."))
     result = sftlab(
         "self-instruct",
         "--seed_tasks",
-        str(shared / "data/seed_tasks.jsonl"),
+        str(testdata / "data/seed_tasks.jsonl"),
         "--output",
         str(tmp_path / "regen.json"),
         "--request_batch_size",

@@ -14,11 +14,11 @@ from tests.test_cli import sftlab
 SEPARATORS = "\u2028\u2029\u0085"
 
 
-def run(shared, stub, output, count: int):
+def run(testdata, stub, output, count: int):
     return sftlab(
         "self-instruct",
         "--seed_tasks",
-        str(shared / "data/seed_tasks.jsonl"),
+        str(testdata / "data/seed_tasks.jsonl"),
         "--output",
         str(output),
         "--num_instructions",
@@ -36,7 +36,7 @@ def run(shared, stub, output, count: int):
     )
 
 
-def test_tasks_with_unicode_line_separators_are_kept_and_read_back(shared, openai_stub, tmp_path):
+def test_tasks_with_unicode_line_separators_are_kept_and_read_back(testdata, openai_stub, tmp_path):
     outputs = [f"First line{separator}second line." for separator in SEPARATORS]
     instructions = [
         "Rewrite this sentence as a question.",
@@ -47,19 +47,19 @@ def test_tasks_with_unicode_line_separators_are_kept_and_read_back(shared, opena
     text = "\n###\n".join(tasks)
     stub = openai_stub(lambda body, number: (200, text[len("4. Instruction:") :]))
     output = tmp_path / "regen.json"
-    first = run(shared, stub, output, 3)
+    first = run(testdata, stub, output, 3)
     assert first.returncode == 0, first.stderr[-2000:]
     assert [record["output"] for record in json.loads(output.read_text())] == outputs
     assert len((tmp_path / "regen.accepted.jsonl").read_bytes().split(b"\n")) == 4  # 3 lines, separators inside them
-    again = run(shared, stub, output, 3)  # the log is read back: nothing to add
+    again = run(testdata, stub, output, 3)  # the log is read back: nothing to add
     assert again.returncode == 0 and "kept 3 instructions (0 new, 3 from the earlier run)" in again.stderr, again.stderr[-2000:]
 
 
-def test_each_kept_task_records_its_true_nearest_instruction(shared, openai_stub, tmp_path):
+def test_each_kept_task_records_its_true_nearest_instruction(testdata, openai_stub, tmp_path):
     stub = openai_stub(endless_tasks)
-    result = run(shared, stub, tmp_path / "regen.json", 30)
+    result = run(testdata, stub, tmp_path / "regen.json", 30)
     assert result.returncode == 0, result.stderr[-2000:]
-    earlier = [json.loads(line)["instruction"] for line in (shared / "data/seed_tasks.jsonl").read_text().split("\n") if line]
+    earlier = [json.loads(line)["instruction"] for line in (testdata / "data/seed_tasks.jsonl").read_text().split("\n") if line]
     nonzero = 0
     for line in (tmp_path / "regen.accepted.jsonl").read_text().split("\n")[:-1]:
         record = json.loads(line)

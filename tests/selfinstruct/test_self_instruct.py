@@ -54,7 +54,7 @@ SECOND = "\n###\n".join(
 )  # over the target
 
 
-def test_exact_records_and_counted_rejects_with_retries_and_shortening(shared, openai_stub, tmp_path):
+def test_exact_records_and_counted_rejects_with_retries_and_shortening(testdata, openai_stub, tmp_path):
     def reply(body, number):
         if number == 1:
             return 429, "slow down"
@@ -73,7 +73,7 @@ def test_exact_records_and_counted_rejects_with_retries_and_shortening(shared, o
     result = sftlab(
         "self-instruct",
         "--seed_tasks",
-        str(shared / "data/seed_tasks.jsonl"),
+        str(testdata / "data/seed_tasks.jsonl"),
         "--output",
         str(output),
         "--num_instructions",
@@ -128,7 +128,7 @@ def test_exact_records_and_counted_rejects_with_retries_and_shortening(shared, o
         "--data.val_path",
         "null",
         "--data.tokenizer",
-        str(shared / "tokenizers/smollm2-135m-instruct"),
+        str(testdata / "tokenizers/smollm2-135m-instruct"),
         "--trainer.max_steps",
         "2",
         "--trainer.default_root_dir",
@@ -239,7 +239,7 @@ def endless_tasks(body, number):
     return 200, text[len(f"{first}. Instruction:") :]
 
 
-def test_kill_and_resume_loses_nothing_and_keeps_nothing_twice(shared, openai_stub, tmp_path):
+def test_kill_and_resume_loses_nothing_and_keeps_nothing_twice(testdata, openai_stub, tmp_path):
     stub = openai_stub(endless_tasks)
     output = tmp_path / "regen.json"
     command = [
@@ -248,7 +248,7 @@ def test_kill_and_resume_loses_nothing_and_keeps_nothing_twice(shared, openai_st
         "sftlab.cli",
         "self-instruct",
         "--seed_tasks",
-        str(shared / "data/seed_tasks.jsonl"),
+        str(testdata / "data/seed_tasks.jsonl"),
         "--output",
         str(output),
         "--num_instructions",
@@ -266,8 +266,7 @@ def test_kill_and_resume_loses_nothing_and_keeps_nothing_twice(shared, openai_st
     ]
     log = tmp_path / "regen.accepted.jsonl"
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
-    deadline = time.time() + 120
-    while time.time() < deadline and (not log.exists() or log.read_text().count("\n") < 25):
+    while process.poll() is None and (not log.exists() or log.read_text().count("\n") < 25):
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -276,7 +275,7 @@ def test_kill_and_resume_loses_nothing_and_keeps_nothing_twice(shared, openai_st
     assert 25 <= len(before) < 80
     with log.open("a") as file:
         file.write('{"instruction": "half a rec')  # what a kill in the middle of a write leaves
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=dict(os.environ))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "removing an incomplete last line" in result.stderr
     final = [record["instruction"] for record in json.loads(output.read_text())]
@@ -286,7 +285,7 @@ def test_kill_and_resume_loses_nothing_and_keeps_nothing_twice(shared, openai_st
 
 
 @pytest.mark.slow
-def test_local_backend_parses_tasks_from_smollm2(shared, smollm2_gguf, tmp_path):
+def test_local_backend_parses_tasks_from_smollm2(testdata, smollm2_gguf, tmp_path):
     import torch
 
     from sftlab.selfinstruct.backends import Decoding, LocalBackend
@@ -295,7 +294,7 @@ def test_local_backend_parses_tasks_from_smollm2(shared, smollm2_gguf, tmp_path)
 
     torch.manual_seed(0)
     backend = LocalBackend(str(smollm2_gguf), batch_size=8)
-    seeds = load_seed_tasks(shared / "data/seed_tasks.jsonl")
+    seeds = load_seed_tasks(testdata / "data/seed_tasks.jsonl")
     rng = random.Random(0)
     prompts = [sample_prompt(DEFAULT_PROMPT.replace("{num_tasks}", "20"), seeds, 3, rng) for _ in range(8)]
     completions = backend.complete(prompts, Decoding(temperature=0.7, max_tokens=384))

@@ -9,21 +9,21 @@ from rouge_score import rouge_scorer
 from sftlab.selfinstruct.similarity import NoveltyFilter, rouge_l_score, rouge_tokens
 
 
-def _instructions(shared, count):
-    seeds = [json.loads(line)["instruction"] for line in (shared / "data/seed_tasks.jsonl").read_text().splitlines()]
-    alpaca = [r["instruction"] for r in json.loads((shared / "data/alpaca_en_demo.json").read_text())]
+def _instructions(testdata, count):
+    seeds = [json.loads(line)["instruction"] for line in (testdata / "data/seed_tasks.jsonl").read_text().splitlines()]
+    alpaca = [r["instruction"] for r in json.loads((testdata / "data/alpaca_en_demo.json").read_text())]
     return (seeds + alpaca)[:count]
 
 
-def test_scores_are_rouge_score_bit_for_bit(shared):
-    texts = _instructions(shared, 400)
+def test_scores_are_rouge_score_bit_for_bit(testdata):
+    texts = _instructions(testdata, 400)
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
     for a, b in zip(texts, texts[1:] + texts[:1]):
         assert rouge_l_score(rouge_tokens(a), rouge_tokens(b)) == scorer.score(a, b)["rougeL"].fmeasure
 
 
-def test_kept_set_equals_the_naive_method(shared):
-    texts = _instructions(shared, 500)
+def test_kept_set_equals_the_naive_method(testdata):
+    texts = _instructions(testdata, 500)
     texts += [texts[10] + " Please.", "Give three tips for staying healthy today.", texts[200].upper()]  # near duplicates
     novelty, kept = NoveltyFilter(0.7), []
     for text in texts:
@@ -41,8 +41,8 @@ def test_kept_set_equals_the_naive_method(shared):
     assert not verdict.novel and verdict.most_similar == texts[10] and verdict.max_similarity > 0.7
 
 
-def test_the_nearest_instruction_is_exact_not_only_the_unpruned(shared):
-    texts = _instructions(shared, 300)
+def test_the_nearest_instruction_is_exact_not_only_the_unpruned(testdata):
+    texts = _instructions(testdata, 300)
     texts += [texts[10] + " Please.", "Give three tips for staying healthy today."]
     novelty, kept, middling = NoveltyFilter(0.7), [], 0
     for text in texts:

@@ -34,14 +34,6 @@ from sftlab.errors import SftlabError
 log = logging.getLogger(__name__)
 
 
-def _code_fingerprint() -> str:
-    """A hash of the data package's source, so a code change never reuses a stale cache."""
-    digest = hashlib.sha256()
-    for source in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(source.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 class SFTDataModule(LightningDataModule):
     def __init__(
         self,
@@ -67,6 +59,7 @@ class SFTDataModule(LightningDataModule):
         seed: int = 42,
         cache_dir: str | None = None,
         bad_records: Literal["error", "skip"] = "error",
+        accept_changed_data: bool = False,
     ) -> None:
         """
         Args:
@@ -98,12 +91,20 @@ class SFTDataModule(LightningDataModule):
             cache_dir: Where `datasets` caches data (default: its own cache).
             bad_records: `error` (default): a bad record stops with a message naming it; `skip`: it is
                 left out, logged, and counted in the data report (reason "bad record (skipped)").
+            accept_changed_data: Resume from a checkpoint although the training data (files, their sizes,
+                the data settings or the number of rows) changed since it was written; by default that
+                is an error, since the saved position in the epoch would point elsewhere.
         """
         super().__init__()
+        for name, value, least in (("batch_size", batch_size, 1), ("max_seq_length", max_seq_length, 2), ("pad_to_multiple_of", pad_to_multiple_of, 1),
+                                   ("num_workers", num_workers, 0), ("num_proc", num_proc or 1, 1)):  # fmt: skip
+            if value < least:
+                raise SftlabError(f"data.{name} must be at least {least}, got {value}")
         self.save_hyperparameters()
         self.strategies = {"train": make_strategy(masking), "val": make_strategy(val_masking or masking)}
         self.datasets: dict[str, datasets.Dataset | datasets.IterableDataset] = {}
         self.reports: dict[str, DataReport] = {}
+        self.fingerprints: dict[str, dict[str, object]] = {}
 
     @cached_property
     def tokenizer(self) -> PreTrainedTokenizerBase:
@@ -154,7 +155,24 @@ class SFTDataModule(LightningDataModule):
                 desc=f"packing {split}",
             )
             report.rows = len(dataset)
+        rows = len(dataset) if isinstance(dataset, datasets.Dataset) else None
+        identity = (readers.file_names_and_sizes(files), fmt, self.hparams.template, repr(self.strategies[split]), len(self.tokenizer))
+        settings = (self.hparams.max_seq_length, self.hparams.packing, self.hparams.text_field)
+        self.fingerprints[split] = {"data": hashlib.sha256(repr((identity, settings)).encode()).hexdigest()[:16], "rows": rows}
         return dataset, report
+
+    def state_dict(self) -> dict[str, object]:
+        """Saved in checkpoints: what the training data was, so a resume can tell it changed."""
+        return {"train": self.fingerprints.get("train")}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        saved, now = state.get("train"), self.fingerprints.get("train")
+        if saved and now and saved != now and not self.hparams.accept_changed_data:
+            raise SftlabError(
+                f"ckpt_path: the training data changed since the checkpoint was written ({now['rows']} rows now, "
+                f"{saved['rows']} then; or other files, sizes or data settings): resume with the same data, or set "
+                "data.accept_changed_data true to go on from the saved position with the new data"
+            )
 
     def examples(self, split: str) -> tuple[datasets.Dataset | datasets.IterableDataset, DataReport | None]:
         """Tokenized examples of a split before SFT packing (pretraining: its blocks)."""
@@ -174,7 +192,7 @@ class SFTDataModule(LightningDataModule):
         """The tokenized dataset's cache key: the input files, the tokenizer, sftlab's data code and `parts`."""
         digest = hashlib.sha256()
         for part in (
-            _code_fingerprint(),
+            readers.code_fingerprint(),
             self.tokenizer.backend_tokenizer.to_str(),
             str(self.tokenizer.special_tokens_map),
             *parts,

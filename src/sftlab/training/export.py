@@ -42,7 +42,9 @@ def export_checkpoint(checkpoint: Path, output: Path, merge_lora: bool = False) 
 
 
 class HFExport(Callback):
-    """At the end of `fit`, export to `<log dir>/hf` (or `dirpath`)."""
+    """At the end of `fit`, export to `<log dir>/hf` (or `dirpath`). `on_fit_end`, not `on_train_end`: a run
+    relaunched with `--ckpt_path last` after a kill during the export has no training left to do, and
+    Lightning then skips the train hooks, but the export is still owed."""
 
     def __init__(self, dirpath: str | None = None) -> None:
         """
@@ -61,7 +63,7 @@ class HFExport(Callback):
                 "remove HFExport from trainer.callbacks"
             )
 
-    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # Every rank takes part: under a sharded strategy this gathers the full weights.
         state = trainer.strategy.lightning_module_state_dict()
         if not trainer.is_global_zero:

@@ -67,5 +67,5 @@ class SampleAnswers(Callback):
         if self.every_validation and not trainer.sanity_checking and trainer.state.fn == "fit":
             self._log(trainer, pl_module, show=False)
 
-    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._log(trainer, pl_module, show=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import torch
 from peft import PeftModel
@@ -84,8 +85,40 @@ def test_export_of_a_missing_or_foreign_checkpoint_is_a_clear_error(tmp_path):
 
 
 def test_export_with_a_chat_template_leaves_the_callers_tokenizer_alone(smollm2_tokenizer, tmp_path):
-    """The export used to set the template on the tokenizer it was given (a shared one, in tests)."""
+    """The export used to set the template on the tokenizer it was given (a testdata one, in tests)."""
     before = smollm2_tokenizer.chat_template
     target = export_hf(load_causal_lm(config=TINY), smollm2_tokenizer, tmp_path / "hf", chat_template="{{ messages }}")
     assert smollm2_tokenizer.chat_template == before
     assert AutoTokenizer.from_pretrained(target).chat_template == "{{ messages }}"
+
+
+def test_export_never_replaces_a_folder_sftlab_did_not_export(tiny_lora_run, tmp_path):
+    from tests.test_cli import sftlab
+
+    checkpoint = tiny_lora_run / "checkpoints/last.ckpt"
+    before = sorted(p.name for p in checkpoint.parent.iterdir())
+    result = sftlab("export", str(checkpoint), "--output", str(checkpoint.parent))
+    assert result.returncode == 2 and "a folder sftlab did not export" in result.stderr and "Traceback" not in result.stderr
+    assert sorted(p.name for p in checkpoint.parent.iterdir()) == before
+    mydata = tmp_path / "mydata"
+    mydata.mkdir()
+    (mydata / "precious.txt").write_text("mine")
+    result = sftlab("export", str(checkpoint), "--output", str(mydata))
+    assert result.returncode == 2 and (mydata / "precious.txt").read_text() == "mine"
+
+
+def test_an_export_killed_at_the_end_of_fit_is_done_by_the_relaunch(testdata, tmp_path):
+    """A kill during the end-of-fit export left a staging folder and no export; the relaunch with
+    `--ckpt_path last` has no step left to train, and used to exit 0 without exporting."""
+    from tests.test_cli import sftlab
+
+    common = ["fit", "--config", "configs/tiny.yaml", "--trainer.max_steps", "2", "--trainer.default_root_dir", str(tmp_path / "run")]
+    common += ["--data.tokenizer", str(testdata / "tokenizers/smollm2-135m-instruct"), "--data.cache_dir", str(tmp_path / "cache")]
+    assert sftlab(*common).returncode == 0
+    logs = tmp_path / "run/lightning_logs"
+    export = logs / "version_0/hf"
+    shutil.rmtree(export)
+    (logs / "version_0/.hf.tmp-999999-0").mkdir()  # the killed export's staging folder (pid 999999: gone)
+    result = sftlab(*common, "--ckpt_path", "last")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (logs / "version_1/hf/sftlab.json").is_file() and "exported to" in result.stderr
