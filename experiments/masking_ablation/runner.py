@@ -1,41 +1,79 @@
-"""The masking-strategy ablation: one `sftlab fit` per strategy from one base config, evaluated on the
-same held-out conversations, summarised in results.md / results.csv / validation_loss.png.
+"""The masking ablation: one `sftlab fit` per strategy, seed and budget from one base config, each trained
+model scored on the same held-out data; summarised by report.py.
 
-Fairness: every run has the same base model and initialisation, seed, optimizer, learning-rate
-schedule and number of optimizer steps (packed rows of the same size, so the same tokens per step);
-validation uses one masking (`val_masking: assistant`) for all runs, so the curves are comparable.
-What differs is only which tokens are labels (and, for `expand`, how many examples a conversation
-becomes, hence also the data order).
+Fairness: every run of a seed has the same base model, LoRA initialisation, data order, dropout draws,
+optimizer and schedule (`seed_everything` and `data.seed` are the seed; strategies that keep the same
+examples pack them into the very same rows). What differs is which tokens are labels and how much each
+counts. A budget is equal in optimizer steps (`steps:N`) or in trainable tokens (`tokens:N`: the fit
+stops at N labels with `sftlab.training.budget.TokenBudget`, and its schedule is planned to end about
+there). Validation during training uses one masking for all runs (`val_masking: assistant`), so curves
+are comparable.
 
-Resumable: a run whose `result.json` exists is not repeated; `--fresh` starts over.
+Resumable: a run whose `result.json` exists is not repeated (a half-done run starts over); `--fresh`
+deletes everything first. Layout: `<root>/data/`, `<root>/base/result.json` (the untrained model),
+`<root>/<budget>/<strategy>/seed<k>/{config.yaml, result.json, tb/, hf/}`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import random
+import math
+import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from experiments.masking_ablation.sources import SOURCES, prepare_data
 from sftlab.artifacts import write_text_atomic
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-SHARED = REPO.parent / "shared"
-STRATEGIES = ("none", "assistant", "last_assistant", "expand")
-EVAL_MASKINGS = {"assistant": "all assistant turns", "last_assistant": "last turns only", "prompt": "prompt tokens"}
-PROMPTS = [
-    "What is the capital of France?",
-    "Give me three tips for a good night's sleep.",
-    "Explain in one sentence what a neural network is.",
-]
+STRATEGIES = tuple(sorted(path.stem for path in (HERE / "configs/strategies").glob("*.yaml")))
+HEADROOM = 1.1  # token budgets: the schedule is planned 10% longer than the expected steps, so N is reached
+
+
+@dataclass(frozen=True)
+class Budget:
+    kind: str  # "steps" or "tokens"
+    amount: int
+
+    @classmethod
+    def parse(cls, text: str) -> Budget:
+        kind, _, amount = text.partition(":")
+        if kind not in ("steps", "tokens") or not amount.isdigit() or int(amount) <= 0:
+            raise ValueError(f"--budget: expected steps:N or tokens:N with N > 0, got {text!r}")
+        return cls(kind, int(amount))
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}-{self.amount}"
+
+
+@dataclass(frozen=True)
+class Study:
+    """What every run of one invocation shares."""
+
+    setting: str  # smoke | real: configs/<setting>.yaml and the data sizes
+    root: Path
+    model: str | None = None  # model.causal_lm.source (real setting)
+    judge: Any = None  # a sftlab.evaluation.judge.Judge for the MT-bench column
+    mtbench_limit: int = 10
+    max_new_tokens: int = 80  # for the reasoning answers
+
+    def base_config(self) -> dict[str, Any]:
+        config = yaml.safe_load((HERE / f"configs/{self.setting}.yaml").read_text())
+        data = config["data"]
+        data["template"] = str(REPO / data["template"])
+        if data.get("tokenizer"):
+            data["tokenizer"] = str((REPO / data["tokenizer"]).resolve())
+        if self.model:
+            config = deep_merge(config, {"model": {"causal_lm": {"source": self.model}}})
+        return config
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -45,50 +83,49 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def prepare_data(setting: str, root: Path, shared: Path = SHARED) -> tuple[Path, Path]:
-    """Train and held-out JSONL (messages format), split once with a fixed seed."""
-    train, heldout = root / "data/train.jsonl", root / "data/heldout.jsonl"
-    if train.is_file() and heldout.is_file():
-        return train, heldout
-    fastchat = (shared / "data/fastchat_sharegpt/dummy_conversation_with_system.messages.jsonl").read_text().splitlines()
-    if setting == "smoke":
-        sources = [fastchat[:60]]
-        per_source_heldout = 12
-    else:
-        oasst = (shared / "data/oasst_en100/en_100_top_thread.messages.jsonl").read_text().splitlines()
-        sources = [oasst, fastchat]
-        per_source_heldout = 15
-    train_rows, heldout_rows = [], []
-    rng = random.Random(0)
-    for rows in sources:
-        rows = list(rows)
-        rng.shuffle(rows)
-        heldout_rows += rows[:per_source_heldout]
-        train_rows += rows[per_source_heldout:]
-    rng.shuffle(train_rows)
-    write_text_atomic(train, "\n".join(train_rows) + "\n")
-    write_text_atomic(heldout, "\n".join(heldout_rows) + "\n")
-    return train, heldout
+def strategy_config(study: Study, strategy: str) -> dict[str, Any]:
+    return deep_merge(study.base_config(), yaml.safe_load((HERE / f"configs/strategies/{strategy}.yaml").read_text()))
 
 
-def run_config(setting: str, strategy: str, root: Path, train: Path, heldout: Path) -> dict[str, Any]:
-    base = yaml.safe_load((HERE / f"configs/{setting}.yaml").read_text())
-    config = deep_merge(base, yaml.safe_load((HERE / f"configs/{strategy}.yaml").read_text()))
-    run = root / strategy
-    return deep_merge(
-        config,
-        {
-            "data": {"train_path": str(train), "val_path": str(heldout), "cache_dir": str(root / "cache")},
-            "trainer": {
-                "default_root_dir": str(run),
-                "logger": {
-                    "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-                    "init_args": {"save_dir": str(root / "tensorboard"), "name": strategy, "version": ""},
-                },
-                "callbacks": [{"class_path": "sftlab.training.export.HFExport", "init_args": {"dirpath": str(run / "hf")}}],
-            },
+def trainable_tokens_per_step(config: dict[str, Any], train: Path, cache: Path) -> float:
+    """The mean trainable tokens of an optimizer step under `config`'s data settings (from the data report)."""
+    from jsonargparse import ArgumentParser
+
+    from sftlab.data.datamodule import SFTDataModule
+
+    parser = ArgumentParser()
+    parser.add_class_arguments(SFTDataModule, "data")
+    settings = {**config["data"], "train_path": str(train), "val_path": None, "cache_dir": str(cache)}
+    settings["tokenizer"] = settings.get("tokenizer") or config["model"]["causal_lm"]["source"]
+    data = parser.instantiate(parser.parse_object({"data": settings})).data
+    _, report = data.build("train")
+    rows_per_step = data.hparams.batch_size * config["trainer"].get("accumulate_grad_batches", 1)
+    return report.trainable_tokens / (report.rows or report.kept) * rows_per_step
+
+
+def run_config(study: Study, strategy: str, seed: int, budget: Budget, paths: dict[str, Path]) -> dict[str, Any]:
+    """The whole `sftlab fit` config of one run."""
+    config = strategy_config(study, strategy)
+    run = study.root / budget.name / strategy / f"seed{seed}"
+    callbacks: list[dict[str, Any]] = [{"class_path": "sftlab.training.export.HFExport", "init_args": {"dirpath": str(run / "hf")}}]
+    steps = budget.amount
+    if budget.kind == "tokens":
+        per_step = trainable_tokens_per_step(config, paths["train"], study.root / "cache")
+        steps = math.ceil(HEADROOM * budget.amount / per_step)
+        callbacks.append({"class_path": "sftlab.training.budget.TokenBudget", "init_args": {"max_trainable_tokens": budget.amount}})
+    logger = {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": {"save_dir": str(run), "name": "tb", "version": ""}}
+    run_settings = {
+        "seed_everything": seed,
+        "data": {"seed": seed, "train_path": str(paths["train"]), "val_path": str(paths["curve"]), "cache_dir": str(study.root / "cache")},
+        "trainer": {
+            "max_steps": steps,
+            "val_check_interval": max(1, steps // 3),
+            "default_root_dir": str(run),
+            "logger": logger,
+            "callbacks": callbacks,
         },
-    )
+    }
+    return deep_merge(config, run_settings)
 
 
 def scalars(log_dir: Path, tag: str) -> list[tuple[int, float]]:
@@ -99,160 +136,90 @@ def scalars(log_dir: Path, tag: str) -> list[tuple[int, float]]:
     return [(event.step, event.value) for event in events.Scalars(tag)] if tag in events.Tags()["scalars"] else []
 
 
-def evaluate(model: str, heldout: Path, max_seq_length: int, cache: Path) -> dict[str, Any]:
-    from sftlab.evaluation.perplexity import evaluate_strategy
-    from sftlab.inference.generate import Generator, Sampling
-    from sftlab.inference.loading import load_for_inference
-    from sftlab.inference.prompts import user_prompt
+def training_record(log_dir: Path) -> dict[str, Any]:
+    """Steps, trainable tokens and the validation curve `[optimizer steps, trainable tokens so far, loss]`
+    of a finished fit (a validation logged at step s follows optimizer step s + 1)."""
+    per_step = scalars(log_dir, "train/trainable_tokens")
+    so_far = {step: sum(value for logged, value in per_step if logged <= step) for step, _ in per_step}
+    curve = [[step + 1, int(so_far.get(step, 0)), round(loss, 5)] for step, loss in scalars(log_dir, "val/loss")]
+    return {"steps": len(per_step), "trainable_tokens": int(sum(value for _, value in per_step)), "curve": curve}
 
-    loaded = load_for_inference(model)
-    metrics = {}
-    for masking in EVAL_MASKINGS:
-        result = evaluate_strategy(loaded, str(heldout), masking, max_seq_length, batch_size=4, cache_dir=str(cache))
-        metrics[f"heldout_{masking}_loss"] = result["loss"]
-        metrics[f"heldout_{masking}_ppl"] = result["perplexity"]
-        metrics[f"heldout_{masking}_tokens"] = result["tokens"]
-    answers = Generator(loaded, Sampling(max_new_tokens=48), batch_size=len(PROMPTS)).answer(
-        [user_prompt(prompt, None, "ablation").conversation for prompt in PROMPTS]
-    )
-    metrics["answers"] = {prompt: answer.answer for prompt, answer in zip(PROMPTS, answers)}
+
+def fit(run: Path, config: dict[str, Any]) -> float:
+    """Run `sftlab fit` on `config` in a fresh folder; its wall time in seconds."""
+    shutil.rmtree(run, ignore_errors=True)  # a run without result.json is a half-done one: start it over
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    command = [sys.executable, "-m", "sftlab.cli", "fit", "--config", str(run / "config.yaml")]
+    print(f"[{run.relative_to(run.parents[2])}] {' '.join(command)}", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    finished = subprocess.run(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if finished.returncode != 0:
+        raise RuntimeError(f"{run}: sftlab fit failed:\n{finished.stderr[-3000:]}")
+    (run / "fit.log").write_text(finished.stderr)
+    return time.perf_counter() - started
+
+
+def evaluate(study: Study, model: str, paths: dict[str, Path], max_seq_length: int, curve: bool) -> dict[str, Any]:
+    """Held-out losses per source (with `curve`, also on the validation split), reasoning accuracy and
+    (with a judge) the MT-bench rating of a model."""
+    from experiments.masking_ablation.heldout import SOURCE_METRICS, mtbench_rating, reasoning_accuracy, score_source
+    from sftlab.inference.loading import load_for_inference
+
+    template = study.base_config()["data"]["template"]
+    loaded = load_for_inference(model, template=template)
+    cache = study.root / "cache"
+    heldout = {name: score_source(loaded, paths[f"heldout/{name}"], SOURCE_METRICS[name], max_seq_length, cache) for name in SOURCES}
+    if curve:
+        heldout["curve"] = score_source(loaded, paths["curve"], ("assistant",), max_seq_length, cache)
+    metrics = {"heldout": heldout, "reasoning": reasoning_accuracy(loaded, paths["heldout/reasoning"], study.max_new_tokens)}
+    if study.judge is not None:
+        metrics["mtbench"] = mtbench_rating(loaded, study.judge, study.mtbench_limit, max_new_tokens=256)
     return metrics
 
 
-def run_strategy(setting: str, strategy: str, root: Path, train: Path, heldout: Path, model: str | None) -> dict[str, Any]:
-    run = root / strategy
+def run_one(study: Study, strategy: str, seed: int, budget: Budget, paths: dict[str, Path]) -> dict[str, Any]:
+    run = study.root / budget.name / strategy / f"seed{seed}"
     done = run / "result.json"
     if done.is_file():
-        print(f"[{strategy}] done before: {done}", file=sys.stderr)
+        print(f"[{budget.name}/{strategy}/seed{seed}] done before", file=sys.stderr)
         return json.loads(done.read_text())
-    config = run_config(setting, strategy, root, train, heldout)
-    run.mkdir(parents=True, exist_ok=True)
-    (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    command = [sys.executable, "-m", "sftlab.cli", "fit", "--config", str(run / "config.yaml")]
-    if model:
-        command += ["--model.causal_lm.source", model]
-    print(f"[{strategy}] {' '.join(command)}", file=sys.stderr, flush=True)
-    started = time.perf_counter()
-    finished = subprocess.run(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wall = time.perf_counter() - started
-    if finished.returncode != 0:
-        raise RuntimeError(f"[{strategy}] fit failed:\n{finished.stderr[-3000:]}")
-    log_dir = root / "tensorboard" / strategy
-    trainable = scalars(log_dir, "train/trainable_tokens")
-    speeds = [value for _, value in scalars(log_dir, "throughput/tokens_per_s")]
-    validation = scalars(log_dir, "val/loss")
-    result = {
-        "strategy": strategy,
-        "setting": setting,
-        "steps": len(trainable),
-        "trainable_tokens": int(sum(v for _, v in trainable)),
-        "wall_s": round(wall, 1),
-        "tokens_per_s": round(sum(speeds) / max(len(speeds), 1), 1),
-        "final_val_loss": round(validation[-1][1], 4) if validation else None,
-        "val_curve": validation,
-        **evaluate(str(run / "hf"), heldout, config["data"]["max_seq_length"], root / "cache"),
-    }
+    config = run_config(study, strategy, seed, budget, paths)
+    wall = fit(run, config)
+    result = {"strategy": strategy, "seed": seed, "budget": budget.name, "wall_s": round(wall, 1), **training_record(run / "tb")}
+    ended_between_validations = not result["curve"] or result["curve"][-1][0] != result["steps"]  # a token budget's end
+    result |= evaluate(study, str(run / "hf"), paths, config["data"]["max_seq_length"], curve=ended_between_validations)
+    if ended_between_validations:
+        result["curve"].append([result["steps"], result["trainable_tokens"], result["heldout"]["curve"]["assistant"]["loss"]])
     write_text_atomic(done, json.dumps(result, indent=1) + "\n")
+    shutil.rmtree(run / "hf")  # the adapter is not needed again, and a study has many of them
     return result
 
 
-COLUMNS = [
-    "strategy",
-    "steps",
-    "trainable_tokens",
-    "wall_s",
-    "tokens_per_s",
-    "final_val_loss",
-    *(f"heldout_{m}_{k}" for m in EVAL_MASKINGS for k in ("loss", "ppl")),
-]
-
-
-def write_summary(root: Path, results: list[dict[str, Any]], setting: str) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(results)
-    write_text_atomic(root / "results.csv", buffer.getvalue())
-    header = [
-        "strategy",
-        "steps",
-        "trainable tokens",
-        "wall s",
-        "tokens/s",
-        "val loss (assistant)",
-        *(f"held-out {label} loss / ppl" for label in EVAL_MASKINGS.values()),
-    ]
-    lines = [f"# Masking ablation ({setting})", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in results:
-        cells = [
-            r["strategy"],
-            str(r["steps"]),
-            f"{r['trainable_tokens']:,}",
-            str(r["wall_s"]),
-            str(r["tokens_per_s"]),
-            str(r["final_val_loss"]),
-            *(f"{r[f'heldout_{m}_loss']:.3f} / {r[f'heldout_{m}_ppl']:.1f}" for m in EVAL_MASKINGS),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Greedy answers:", ""]
-    for prompt in PROMPTS:
-        lines.append(f"**{prompt}**")
-        lines += [f"- `{r['strategy']}`: {r['answers'][prompt]!r}" for r in results]
-        lines.append("")
-    write_text_atomic(root / "results.md", "\n".join(lines) + "\n")
-    plot(root / "validation_loss.png", results)
-
-
-def plot(path: Path, results: list[dict[str, Any]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    for result in results:
-        if not result["val_curve"]:  # the untrained model: a reference line
-            axes.axhline(result["final_val_loss"], linestyle="--", color="gray", label=result["strategy"])
-            continue
-        steps, values = zip(*result["val_curve"])
-        axes.plot(steps, values, marker="o", label=result["strategy"])
-    axes.set_xlabel("optimizer step")
-    axes.set_ylabel("validation loss (all assistant turns)")
-    axes.set_title("Masking strategies: held-out loss during training")
-    axes.legend()
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-
-
-def base_result(setting: str, model: str, root: Path, heldout: Path) -> dict[str, Any]:
-    """The untrained base model on the same held-out tokens: the reference every run moves from."""
-    done = root / "base/result.json"
+def base_result(study: Study, paths: dict[str, Path]) -> dict[str, Any]:
+    """The untrained model on the same held-out data (and the curves' starting point): the reference."""
+    done = study.root / "base/result.json"
     if done.is_file():
         return json.loads(done.read_text())
-    max_seq_length = yaml.safe_load((HERE / f"configs/{setting}.yaml").read_text())["data"]["max_seq_length"]
-    metrics = evaluate(model, heldout, max_seq_length, root / "cache")
+    config = study.base_config()
+    source = study.model or config["model"]["causal_lm"].get("source")
+    if source is None:  # the smoke model is random: there is no untrained model to load
+        return {}
+    max_seq_length = config["data"]["max_seq_length"]
     result = {
         "strategy": "base (untrained)",
-        "setting": setting,
         "steps": 0,
         "trainable_tokens": 0,
-        "wall_s": 0.0,
-        "tokens_per_s": 0.0,
-        "final_val_loss": metrics["heldout_assistant_loss"],
-        "val_curve": [],
-        **metrics,
+        **evaluate(study, source, paths, max_seq_length, curve=True),
     }
+    result["curve"] = [[0, 0, result["heldout"]["curve"]["assistant"]["loss"]]]
     write_text_atomic(done, json.dumps(result, indent=1) + "\n")
     return result
 
 
-def run_ablation(setting: str, root: Path, strategies: tuple[str, ...] = STRATEGIES, model: str | None = None) -> list[dict[str, Any]]:
-    """Run (or reuse) each strategy; with a `model` source (real setting), the untrained model is the first row."""
-    train, heldout = prepare_data(setting, root)
-    results = [run_strategy(setting, strategy, root, train, heldout, model) for strategy in strategies]
-    if model:
-        results.insert(0, base_result(setting, model, root, heldout))
-    write_summary(root, results, setting)
-    return results
+def run_ablation(study: Study, strategies: tuple[str, ...], seeds: tuple[int, ...], budget: Budget) -> list[dict[str, Any]]:
+    """Run (or reuse) every strategy x seed under `budget`, seed by seed (so an interrupted study has
+    whole seeds); the results of this budget's runs."""
+    paths = prepare_data(study.setting, study.root / "data")
+    base_result(study, paths)
+    return [run_one(study, strategy, seed, budget, paths) for seed in seeds for strategy in strategies]

@@ -1,0 +1,47 @@
+"""Validation curves with seed bands: loss on the validation split (all assistant tokens, the same for
+every run) against optimizer steps and against trainable tokens; per strategy the mean over seeds, the
+range of the seeds shaded, and the untrained model as the common starting point."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Any
+
+
+def mean_curve(seeds: dict[int, dict[str, Any]]) -> tuple[list[float], list[float], list[float], list[float], list[float]]:
+    """Steps, trainable tokens, mean, min and max loss at each validation point all seeds have."""
+    curves = [result["curve"] for result in seeds.values()]
+    points = min(len(curve) for curve in curves)
+    columns = [[curve[i] for curve in curves] for i in range(points)]
+    steps = [statistics.fmean(p[0] for p in column) for column in columns]
+    tokens = [statistics.fmean(p[1] for p in column) for column in columns]
+    losses = [[p[2] for p in column] for column in columns]
+    return steps, tokens, [statistics.fmean(v) for v in losses], [min(v) for v in losses], [max(v) for v in losses]
+
+
+def plot_curves(path: Path, groups: dict[str, dict[int, dict[str, Any]]], base: dict[str, Any] | None, budget: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    start = base["curve"][0] if base else None
+    for name, seeds in groups.items():
+        steps, tokens, mean, low, high = mean_curve(seeds)
+        if start:
+            steps, tokens, mean, low, high = [0, *steps], [0, *tokens], [start[2], *mean], [start[2], *low], [start[2], *high]
+        for axis, x in zip(axes, (steps, tokens)):
+            (line,) = axis.plot(x, mean, marker="o", markersize=3, label=f"{name} ({len(seeds)} seeds)")
+            axis.fill_between(x, low, high, color=line.get_color(), alpha=0.15, linewidth=0)
+    axes[0].set_xlabel("optimizer steps")
+    axes[1].set_xlabel("trainable tokens")
+    axes[0].set_ylabel("validation loss (all assistant tokens)")
+    for axis in axes:
+        axis.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    figure.suptitle(f"Validation loss, budget {budget}: mean over seeds, range shaded")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

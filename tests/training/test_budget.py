@@ -1,0 +1,70 @@
+"""`TokenBudget`: a fit stops after the first optimizer step at which the trainable tokens, summed over
+the accumulation window and the ranks, reach the budget."""
+
+from __future__ import annotations
+
+from itertools import accumulate
+from pathlib import Path
+
+import pytest
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from sftlab.errors import SftlabError
+from sftlab.training.budget import TokenBudget
+from tests.test_cli import sftlab
+
+BUDGET = 2500  # tiny.yaml trains roughly 1,000 labels per optimizer step: the budget ends the run at step 3 or so
+
+
+def fit_with_budget(shared: Path, root: Path, *extra: str) -> EventAccumulator:
+    overlay = root / "budget.yaml"
+    root.mkdir(parents=True)
+    callbacks = [{"class_path": "sftlab.training.budget.TokenBudget", "init_args": {"max_trainable_tokens": BUDGET}}]
+    overlay.write_text(yaml.safe_dump({"trainer": {"max_steps": 12, "callbacks": callbacks}}))
+    result = sftlab(
+        "fit",
+        "--config",
+        "configs/tiny.yaml",
+        "--config",
+        str(overlay),
+        "--data.val_path",
+        "null",
+        "--data.tokenizer",
+        str(shared / "tokenizers/smollm2-135m-instruct"),
+        "--data.cache_dir",
+        str(root / "cache"),
+        "--trainer.default_root_dir",
+        str(root),
+        "--trainer.enable_progress_bar",
+        "false",
+        *extra,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    events = EventAccumulator(str(root / "lightning_logs/version_0"))
+    events.Reload()
+    return events
+
+
+def assert_stopped_at_the_budget(events: EventAccumulator) -> None:
+    per_step = [event.value for event in events.Scalars("train/trainable_tokens")]  # the module's world-summed count
+    totals = list(accumulate(per_step))
+    stop = next(step for step, total in enumerate(totals, 1) if total >= BUDGET)
+    assert 1 < stop < 12  # the budget, not max_steps, ended the run
+    assert len(per_step) == stop
+    assert [event.value for event in events.Scalars("train/cumulative_trainable_tokens")] == totals
+
+
+def test_a_fit_stops_at_the_optimizer_step_that_reaches_the_budget_counting_every_micro_batch(shared, tmp_path):
+    # tiny.yaml accumulates 2 micro-batches per step: the count is per optimizer step, not per batch.
+    assert_stopped_at_the_budget(fit_with_budget(shared, tmp_path / "run"))
+
+
+def test_two_process_ddp_counts_the_tokens_of_every_rank(shared, tmp_path):
+    events = fit_with_budget(shared, tmp_path / "run", "--trainer.devices", "2", "--trainer.strategy", "ddp")
+    assert_stopped_at_the_budget(events)
+
+
+def test_a_budget_must_be_positive():
+    with pytest.raises(SftlabError, match="max_trainable_tokens must be > 0"):
+        TokenBudget(0)
