@@ -12,21 +12,21 @@ from experiments.masking_ablation.sources import SOURCES, prepare_data
 from sftlab.evaluation.perplexity import evaluate_strategy
 from sftlab.inference.loading import load_for_inference
 from sftlab.model.loading import load_causal_lm
-from tests.model.test_export import TINY_SMOLLM2_VOCAB
+from tests.training.test_export import TINY_SMOLLM2_VOCAB
 
 TEMPLATE = str(REPO / "experiments/masking_ablation/data/smollm2_tools.jinja")
 
 
 @pytest.fixture(scope="module")
-def tiny_model(shared, smollm2_tokenizer, tmp_path_factory):
+def tiny_model(testdata, smollm2_tokenizer, tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny")
     load_causal_lm(config=TINY_SMOLLM2_VOCAB).save_pretrained(folder)
     smollm2_tokenizer.save_pretrained(folder)
     return load_for_inference(str(folder), template=TEMPLATE)
 
 
-def test_one_forward_pass_gives_each_maskings_validation_loss(shared, tiny_model, tmp_path):
-    paths = prepare_data("smoke", tmp_path / "data", shared)
+def test_one_forward_pass_gives_each_maskings_validation_loss(testdata, tiny_model, tmp_path):
+    paths = prepare_data("smoke", tmp_path / "data", testdata)
     everything = tmp_path / "heldout.jsonl"  # every source's held-out records: every masking has tokens there
     everything.write_text("".join(paths[f"heldout/{source}"].read_text() for source in SOURCES))
     scores = score_source(tiny_model, everything, tuple(EVAL_MASKINGS), 512, tmp_path / "cache")

@@ -9,9 +9,9 @@ from experiments.masking_ablation.runner import Budget, Study, run_config
 from experiments.masking_ablation.sources import prepare_data
 
 
-def test_a_token_budget_plans_the_schedule_to_end_near_it(shared, tmp_path):
+def test_a_token_budget_plans_the_schedule_to_end_near_it(testdata, tmp_path):
     study = Study("smoke", tmp_path)
-    paths = prepare_data("smoke", tmp_path / "data", shared)
+    paths = prepare_data("smoke", tmp_path / "data", testdata)
     by_steps = run_config(study, "assistant", 3, Budget.parse("steps:5"), paths)
     assert by_steps["seed_everything"] == by_steps["data"]["seed"] == 3
     assert by_steps["trainer"]["max_steps"] == 5 and len(by_steps["trainer"]["callbacks"]) == 1

@@ -22,9 +22,9 @@ def records(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_splits_are_disjoint_sized_and_the_same_every_time(shared, tmp_path):
-    paths = prepare_data("smoke", tmp_path / "a", shared)
-    again = prepare_data("smoke", tmp_path / "b", shared)
+def test_splits_are_disjoint_sized_and_the_same_every_time(testdata, tmp_path):
+    paths = prepare_data("smoke", tmp_path / "a", testdata)
+    again = prepare_data("smoke", tmp_path / "b", testdata)
     assert all(paths[key].read_text() == again[key].read_text() for key in paths)
     train = {json.dumps(r, sort_keys=True) for r in records(paths["train"])}
     sizes = SIZES["smoke"]
@@ -49,9 +49,9 @@ def test_reasoning_problems_are_distinct_deterministic_and_right():
         assert answer_key(answer) in last_line, (reasoning, answer)
 
 
-def test_the_tool_template_renders_chats_as_smollm2s_own_and_reasoning_as_a_think_block(shared, smollm2_tokenizer):
+def test_the_tool_template_renders_chats_as_smollm2s_own_and_reasoning_as_a_think_block(testdata, smollm2_tokenizer):
     ours, theirs = make_renderer(TEMPLATE, smollm2_tokenizer), make_renderer("chat", smollm2_tokenizer)
-    for row in load_source("oasst", 0, shared)[:5] + load_source("fastchat", 0, shared)[:5]:
+    for row in load_source("oasst", 0, testdata)[:5] + load_source("fastchat", 0, testdata)[:5]:
         conversation = Conversation.from_row(_row(row))
         assert ours.render(conversation).text == theirs.render(conversation).text
     rendered = ours.render(Conversation.from_row(_row(problems(1)[0])))

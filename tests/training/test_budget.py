@@ -17,7 +17,7 @@ from tests.test_cli import sftlab
 BUDGET = 2500  # tiny.yaml trains roughly 1,000 labels per optimizer step: the budget ends the run at step 3 or so
 
 
-def fit_with_budget(shared: Path, root: Path, *extra: str) -> EventAccumulator:
+def fit_with_budget(testdata: Path, root: Path, *extra: str) -> EventAccumulator:
     overlay = root / "budget.yaml"
     root.mkdir(parents=True)
     callbacks = [{"class_path": "sftlab.training.budget.TokenBudget", "init_args": {"max_trainable_tokens": BUDGET}}]
@@ -31,7 +31,7 @@ def fit_with_budget(shared: Path, root: Path, *extra: str) -> EventAccumulator:
         "--data.val_path",
         "null",
         "--data.tokenizer",
-        str(shared / "tokenizers/smollm2-135m-instruct"),
+        str(testdata / "tokenizers/smollm2-135m-instruct"),
         "--data.cache_dir",
         str(root / "cache"),
         "--trainer.default_root_dir",
@@ -55,13 +55,13 @@ def assert_stopped_at_the_budget(events: EventAccumulator) -> None:
     assert [event.value for event in events.Scalars("train/cumulative_trainable_tokens")] == totals
 
 
-def test_a_fit_stops_at_the_optimizer_step_that_reaches_the_budget_counting_every_micro_batch(shared, tmp_path):
+def test_a_fit_stops_at_the_optimizer_step_that_reaches_the_budget_counting_every_micro_batch(testdata, tmp_path):
     # tiny.yaml accumulates 2 micro-batches per step: the count is per optimizer step, not per batch.
-    assert_stopped_at_the_budget(fit_with_budget(shared, tmp_path / "run"))
+    assert_stopped_at_the_budget(fit_with_budget(testdata, tmp_path / "run"))
 
 
-def test_two_process_ddp_counts_the_tokens_of_every_rank(shared, tmp_path):
-    events = fit_with_budget(shared, tmp_path / "run", "--trainer.devices", "2", "--trainer.strategy", "ddp")
+def test_two_process_ddp_counts_the_tokens_of_every_rank(testdata, tmp_path):
+    events = fit_with_budget(testdata, tmp_path / "run", "--trainer.devices", "2", "--trainer.strategy", "ddp")
     assert_stopped_at_the_budget(events)
 
 

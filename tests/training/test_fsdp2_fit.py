@@ -16,8 +16,8 @@ from transformers import AutoModelForCausalLM
 from sftlab.inference.loading import load_for_inference
 from sftlab.model.loading import load_causal_lm
 from sftlab.model.restore import is_sharded_checkpoint, restore_checkpoint
-from tests.model.test_export import TINY_SMOLLM2_VOCAB
 from tests.test_cli import sftlab
+from tests.training.test_export import TINY_SMOLLM2_VOCAB
 
 TINY_CONFIG = json.dumps(TINY_SMOLLM2_VOCAB)
 IDS = torch.tensor([[1, 530, 2211, 30, 17, 9, 4, 2]])
