@@ -16,7 +16,7 @@ import yaml
 from sftlab.selfinstruct.backends import Decoding
 from sftlab.selfinstruct.cli import INTERRUPTED, root_dataclass, self_instruct_parser
 from sftlab.selfinstruct.pipeline import Settings
-from tests.selfinstruct.test_self_instruct import endless_tasks
+from tests.selfinstruct.test_self_instruct import holding_after
 from tests.test_cli import REPO
 
 # Every option the README documents, with a value other than its default.
@@ -74,17 +74,18 @@ def test_documented_flags_and_a_config_file_build_the_same_run(tmp_path):
 
 
 def test_ctrl_c_stops_with_one_line_and_the_same_command_continues(testdata, openai_stub, tmp_path):
-    stub = openai_stub(endless_tasks)
+    reply, release = holding_after(3)  # 15 tasks, then the run waits until it has been interrupted
+    stub = openai_stub(reply)
     output = tmp_path / "regen.json"
     command = [sys.executable, "-m", "sftlab.cli", "self-instruct", "--seed_tasks", str(testdata / "data/seed_tasks.jsonl")]
     command += ["--output", str(output), "--num_instructions", "40", "--request_batch_size", "2", "--workers", "2"]
     command += ["--openai.base_url", stub.url, "--openai.model", "stub", "--openai.api", "completions"]
     log = tmp_path / "regen.accepted.jsonl"
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
-    deadline = time.time() + 120
-    while time.time() < deadline and (not log.exists() or log.read_text().count("\n") < 10):
+    while process.poll() is None and (not log.exists() or log.read_text().count("\n") < 10):
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
+    release.set()  # requests still in flight return, so the run's threads can end
     stderr = process.communicate()[1]
     assert process.returncode == 130 and "Traceback" not in stderr, stderr[-3000:]
     assert stderr.splitlines()[-1] == INTERRUPTED

@@ -11,7 +11,9 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -239,8 +241,22 @@ def endless_tasks(body, number):
     return 200, text[len(f"{first}. Instruction:") :]
 
 
+def holding_after(requests: int) -> tuple[Callable[[dict, int], tuple], threading.Event]:
+    """`endless_tasks` for the first `requests` requests; later ones wait for the event. A test that stops a
+    run after some tasks then stops it mid-run however slow the machine (the run cannot finish first)."""
+    release = threading.Event()
+
+    def reply(body: dict, number: int) -> tuple:
+        if number > requests:
+            release.wait()
+        return endless_tasks(body, number)
+
+    return reply, release
+
+
 def test_kill_and_resume_loses_nothing_and_keeps_nothing_twice(testdata, openai_stub, tmp_path):
-    stub = openai_stub(endless_tasks)
+    reply, release = holding_after(6)  # 30 tasks, then the run waits until it has been killed
+    stub = openai_stub(reply)
     output = tmp_path / "regen.json"
     command = [
         sys.executable,
@@ -270,6 +286,7 @@ def test_kill_and_resume_loses_nothing_and_keeps_nothing_twice(testdata, openai_
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
+    release.set()
     assert not output.exists()  # killed before the end: no final file, only the log
     before = [json.loads(line)["instruction"] for line in log.read_text().splitlines()]
     assert 25 <= len(before) < 80
