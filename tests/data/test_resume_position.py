@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
@@ -28,6 +29,7 @@ def _config(tmp_path: Path, testdata: Path) -> Path:
     return path
 
 
+@pytest.mark.slow  # a subprocess fit (or several): the slow tier keeps `make test` under 10 minutes
 def test_a_run_by_epochs_resumed_mid_epoch_ends_with_the_same_weights(testdata, tmp_path):
     config = _config(tmp_path, testdata)
     straight = sftlab("fit", "--config", str(config), "--trainer.default_root_dir", str(tmp_path / "straight"))

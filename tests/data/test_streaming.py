@@ -214,7 +214,7 @@ def _in_order_without_gaps(batches: dict) -> None:
 @pytest.mark.parametrize(
     ("devices", "workers"),
     [
-        (1, 0),
+        pytest.param(1, 0, marks=pytest.mark.slow),
         pytest.param(1, 2, marks=pytest.mark.slow),
         pytest.param(2, 0, marks=pytest.mark.slow),
         pytest.param(2, 2, marks=pytest.mark.slow),
