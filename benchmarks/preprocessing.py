@@ -33,10 +33,10 @@ import report
 
 from sftlab.artifacts import load_tokenizer
 from sftlab.data.datamodule import SFTDataModule
-from sftlab.data.masking import make_strategy
-from sftlab.data.readers import alpaca_record, sharegpt_record
-from sftlab.data.templates import ALPACA_PROMPT_INPUT, ALPACA_PROMPT_NO_INPUT, make_renderer
-from sftlab.data.tokenize import IGNORE_INDEX, tokenize_conversations
+from sftlab.data.formats.readers import alpaca_record, sharegpt_record
+from sftlab.data.labels.masking import make_strategy
+from sftlab.data.labels.tokenize import IGNORE_INDEX, tokenize_conversations
+from sftlab.data.rendering.templates import ALPACA_PROMPT_INPUT, ALPACA_PROMPT_NO_INPUT, make_renderer
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "tests/data/files"  # what ships with the repository: no ../shared needed

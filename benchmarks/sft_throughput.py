@@ -205,7 +205,7 @@ def run_trl(args: argparse.Namespace, recorder: StepRecorder, packing: bool = Fa
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from sftlab.data.templates import ALPACA_PROMPT_INPUT, ALPACA_PROMPT_NO_INPUT
+    from sftlab.data.rendering.templates import ALPACA_PROMPT_INPUT, ALPACA_PROMPT_NO_INPUT
 
     records = json.loads(Path(args.data).read_text())
     dataset = datasets.Dataset.from_list(

@@ -77,10 +77,34 @@ def test_packages_import_in_one_direction_only():
     assert not any("cli" in targets for source, targets in graph.items() if source != "cli"), "nothing imports the CLI"
 
 
+# The data package in the order data flows through it; a stage imports only the stages before it.
+DATA_STAGES = ("formats", "rendering", "labels", "sources")
+
+
+def data_stage(path: Path) -> str:
+    """The stage folder of `data/` a file is in (`datamodule` for the files that wire them together)."""
+    parts = path.relative_to(SOURCE / "data").parts
+    return parts[0] if len(parts) > 1 else "datamodule"
+
+
+def test_data_stages_import_only_earlier_stages():
+    wrong = []
+    for path in (SOURCE / "data").rglob("*.py"):
+        stage = data_stage(path)
+        allowed = DATA_STAGES[: DATA_STAGES.index(stage) + 1] if stage in DATA_STAGES else DATA_STAGES
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sftlab.data."):
+                target = node.module.split(".")[2]
+                if target not in allowed:
+                    wrong.append(f"{path.relative_to(SOURCE)} imports {node.module}")
+    assert {data_stage(path) for path in (SOURCE / "data").rglob("*.py")} == {*DATA_STAGES, "datamodule"}
+    assert not wrong, wrong
+
+
 def test_the_checks_catch_a_cycle_and_a_wrong_arrow():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
-    probe = SOURCE / "data" / "records.py"
+    probe = SOURCE / "data" / "formats" / "records.py"
     assert "errors" in imported_units(probe)
 
 

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 
 from experiments.masking_ablation.reasoning_data import answer_key
 from sftlab.data.datamodule import SFTDataModule
-from sftlab.data.masking import MaskingStrategy, TrainParts
-from sftlab.data.tokenize import IGNORE_INDEX
+from sftlab.data.labels.masking import MaskingStrategy, TrainParts
+from sftlab.data.labels.tokenize import IGNORE_INDEX
 from sftlab.inference.generate import Generator, Sampling
 from sftlab.inference.loading import LoadedModel
 from sftlab.inference.prompts import read_dataset_prompts

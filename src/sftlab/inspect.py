@@ -19,9 +19,9 @@ import datasets
 from rich.console import Console
 from rich.text import Text
 
-from sftlab.data.anatomy import AnatomyStats, ExampleAnatomy, examples_anatomy
 from sftlab.data.datamodule import SFTDataModule
-from sftlab.data.tokenize import IGNORE_INDEX
+from sftlab.data.labels.anatomy import AnatomyStats, ExampleAnatomy, examples_anatomy
+from sftlab.data.labels.tokenize import IGNORE_INDEX
 from sftlab.errors import SftlabError
 
 TRAINED_STYLE = "bold black on green"

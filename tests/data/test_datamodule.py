@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-import sftlab.data.build as build_module
-from sftlab.data.collate import Collator
+import sftlab.data.sources.build as build_module
 from sftlab.data.datamodule import SFTDataModule
-from sftlab.data.tokenize import DROP_NO_TRAINABLE, IGNORE_INDEX
+from sftlab.data.labels.collate import Collator
+from sftlab.data.labels.tokenize import DROP_NO_TRAINABLE, IGNORE_INDEX
 
 
 def _module(testdata, datasets_cache, **overrides) -> SFTDataModule:

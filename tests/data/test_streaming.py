@@ -141,7 +141,7 @@ def test_each_rank_streams_its_own_shards(testdata, tmp_path, monkeypatch):
     corpus = write_corpus(tmp_path / "corpus")
     seen = []
     for rank in range(2):
-        monkeypatch.setattr("sftlab.data.loaders.world", lambda rank=rank: (2, rank))
+        monkeypatch.setattr("sftlab.data.sources.loaders.world", lambda rank=rank: (2, rank))
         data = _datamodule(testdata, corpus, sources=sources(corpus)[:1], packing=False)
         seen.append({i for ids, _ in _train(data) for row in ids for i in row})
     assert not seen[0] & seen[1] and seen[0] | seen[1] == set(range(320))

@@ -10,10 +10,10 @@ import re
 from experiments.masking_ablation.reasoning_data import answer_key, problems
 from experiments.masking_ablation.runner import REPO
 from experiments.masking_ablation.sources import SIZES, SOURCES, load_source, prepare_data
-from sftlab.data.masking import make_strategy
-from sftlab.data.records import Conversation
-from sftlab.data.templates import make_renderer
-from sftlab.data.tokenize import IGNORE_INDEX, tokenize_conversations
+from sftlab.data.formats.records import Conversation
+from sftlab.data.labels.masking import make_strategy
+from sftlab.data.labels.tokenize import IGNORE_INDEX, tokenize_conversations
+from sftlab.data.rendering.templates import make_renderer
 
 TEMPLATE = str(REPO / "experiments/masking_ablation/data/smollm2_tools.jinja")
 
@@ -74,6 +74,6 @@ def test_tool_calls_are_trained_and_tool_results_never(smollm2_tokenizer):
 
 
 def _row(record: dict) -> dict:
-    from sftlab.data.readers import read_record
+    from sftlab.data.formats.readers import read_record
 
     return read_record(record, "test record", "messages").to_row()

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from sftlab.data.records import Conversation, Message
-from sftlab.data.templates import make_renderer
+from sftlab.data.formats.records import Conversation, Message
+from sftlab.data.rendering.templates import make_renderer
 from sftlab.inference.generate import Generator, Sampling
 from sftlab.inference.loading import LoadedModel, load_for_inference
 from sftlab.inference.prompts import user_prompt

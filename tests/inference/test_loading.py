@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from sftlab.data.templates import AlpacaTemplate, ChatTemplate
+from sftlab.data.rendering.templates import AlpacaTemplate, ChatTemplate
 from sftlab.errors import SftlabError
 from sftlab.inference.loading import load_for_inference
 from sftlab.model.loading import load_causal_lm

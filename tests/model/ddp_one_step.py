@@ -11,7 +11,7 @@ import lightning
 import torch
 from torch.utils.data import DataLoader
 
-from sftlab.data.collate import Collator
+from sftlab.data.labels.collate import Collator
 from tests.model.test_module import GradientRecorder, _examples, tiny_module
 
 

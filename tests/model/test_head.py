@@ -6,8 +6,8 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, LlamaForCausalLM
 
-from sftlab.data.collate import Collator
-from sftlab.data.packing import pack_examples
+from sftlab.data.labels.collate import Collator
+from sftlab.data.labels.packing import pack_examples
 from sftlab.model.adapters import LoraSettings
 from sftlab.model.head import labelled_head, model_inputs
 from sftlab.model.loss import label_positions

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from sftlab.data.collate import Collator
-from sftlab.data.tokenize import IGNORE_INDEX
+from sftlab.data.labels.collate import Collator
+from sftlab.data.labels.tokenize import IGNORE_INDEX
 from sftlab.model.causal_lm import HFCausalLM
 from sftlab.model.loss import label_positions, token_sums
 from sftlab.model.module import CausalLMModule

@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from sftlab.data.collate import Collator
-from sftlab.data.packing import pack_examples
-from sftlab.data.tokenize import IGNORE_INDEX
+from sftlab.data.labels.collate import Collator
+from sftlab.data.labels.packing import pack_examples
+from sftlab.data.labels.tokenize import IGNORE_INDEX
 from sftlab.model.loss import TokenLoss, label_positions
 from tests.model.test_module import GradientRecorder, tiny_module
 from tests.test_cli import REPO

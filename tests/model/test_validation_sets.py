@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from sftlab.data.collate import Collator
+from sftlab.data.labels.collate import Collator
 from tests.model.test_module import _examples, summed_token_loss, tiny_module
 
 

@@ -21,9 +21,9 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_
 from torch.utils.data import DataLoader
 
 import sftlab.training.strategies  # noqa: F401  (registers the strategy name fsdp2)
-from sftlab.data.collate import Collator
-from sftlab.data.packing import pack_examples
-from sftlab.data.tokenize import IGNORE_INDEX
+from sftlab.data.labels.collate import Collator
+from sftlab.data.labels.packing import pack_examples
+from sftlab.data.labels.tokenize import IGNORE_INDEX
 from sftlab.model.adapters import LoraSettings
 from sftlab.model.module import CausalLMModule
 from sftlab.training.guard import NonFiniteGuard

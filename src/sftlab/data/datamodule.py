@@ -18,19 +18,19 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from sftlab.artifacts import load_tokenizer
-from sftlab.data import readers
-from sftlab.data.build import Rows, Shape, row_lengths, source_rows
-from sftlab.data.collate import Collator
-from sftlab.data.identity import check_same_data, data_identity
-from sftlab.data.loaders import ResumableDataLoader, StreamLoader, every_rank, own_shards, resume
-from sftlab.data.masking import MaskingName, MaskingStrategy, make_strategy
-from sftlab.data.mixture import Mixture, combine
-from sftlab.data.readers import Format
-from sftlab.data.report import DataReport
-from sftlab.data.sampler import EpochSampler
-from sftlab.data.sources import Source, SourceSpec, StoppingStrategy, split_sources
-from sftlab.data.tally import Tally, TallyingCollator
-from sftlab.data.templates import Renderer, make_renderer
+from sftlab.data.formats import readers
+from sftlab.data.formats.readers import Format
+from sftlab.data.labels.collate import Collator
+from sftlab.data.labels.masking import MaskingName, MaskingStrategy, make_strategy
+from sftlab.data.labels.tally import Tally, TallyingCollator
+from sftlab.data.rendering.templates import Renderer, make_renderer
+from sftlab.data.sources.build import Rows, Shape, row_lengths, source_rows
+from sftlab.data.sources.identity import check_same_data, data_identity
+from sftlab.data.sources.loaders import ResumableDataLoader, StreamLoader, every_rank, own_shards, resume
+from sftlab.data.sources.mixture import Mixture, combine
+from sftlab.data.sources.report import DataReport
+from sftlab.data.sources.sampler import EpochSampler
+from sftlab.data.sources.specs import Source, SourceSpec, StoppingStrategy, split_sources
 from sftlab.errors import SftlabError
 
 log = logging.getLogger(__name__)

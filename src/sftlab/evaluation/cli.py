@@ -12,7 +12,7 @@ from rich.table import Table
 from tqdm import tqdm
 
 from sftlab.artifacts import write_jsonl_atomic, write_text_atomic
-from sftlab.data.masking import STRATEGIES
+from sftlab.data.labels.masking import STRATEGIES
 from sftlab.errors import SftlabError
 from sftlab.evaluation.judge import Judge
 from sftlab.inference.cli import add_loading_arguments, add_model_arguments, load_generator, load_model

@@ -15,8 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sftlab.data.files import read_json_records
-from sftlab.data.records import Conversation, Message
+from sftlab.data.formats.files import read_json_records
+from sftlab.data.formats.records import Conversation, Message
 from sftlab.endpoints import in_parallel
 from sftlab.errors import DataError, SftlabError
 from sftlab.evaluation.judge import Judge, judge_prompt

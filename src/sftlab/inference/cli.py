@@ -119,7 +119,7 @@ def chat_parser() -> ArgumentParser:
 def chat_command(argv: list[str]) -> None:
     from transformers import TextStreamer
 
-    from sftlab.data.records import Conversation, Message
+    from sftlab.data.formats.records import Conversation, Message
 
     config = chat_parser().parse_args(argv)
     generator = load_generator(config)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from transformers.generation.streamers import BaseStreamer
 
-from sftlab.data.records import Conversation
+from sftlab.data.formats.records import Conversation
 from sftlab.inference.loading import LoadedModel
 
 

@@ -17,7 +17,7 @@ from peft import PeftModel
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from sftlab.artifacts import load_tokenizer, read_training_info
-from sftlab.data.templates import Renderer, make_renderer
+from sftlab.data.rendering.templates import Renderer, make_renderer
 from sftlab.errors import SftlabError
 from sftlab.model.loading import load_causal_lm
 from sftlab.model.restore import restore_checkpoint

@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sftlab.data import readers
-from sftlab.data.files import read_json_records, read_text
-from sftlab.data.records import Conversation, Message
+from sftlab.data.formats import readers
+from sftlab.data.formats.files import read_json_records, read_text
+from sftlab.data.formats.records import Conversation, Message
 from sftlab.errors import DataError, SftlabError
 
 

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributed.tensor import DTensor
 
-from sftlab.data.tokenize import IGNORE_INDEX
+from sftlab.data.labels.tokenize import IGNORE_INDEX
 
 Normalisation = Literal["token", "sequence", "turn"]
 

@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from sftlab.data.files import read_json_records, read_text
+from sftlab.data.formats.files import read_json_records, read_text
 from sftlab.errors import DataError, SftlabError
 
 DEFAULT_PROMPT = """\

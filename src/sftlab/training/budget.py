@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from lightning import Callback, LightningModule, Trainer
 
-from sftlab.data.tokenize import IGNORE_INDEX
+from sftlab.data.labels.tokenize import IGNORE_INDEX
 from sftlab.errors import SftlabError
 
 

@@ -35,6 +35,30 @@ MOVED_CLASSES = {
 }
 
 
+# The data package grouped by stage (issue 24): a class path into an old module names its new home.
+MOVED_DATA_MODULES = {
+    **{f"sftlab.data.{old}.": f"sftlab.data.formats.{old}." for old in ("files", "records", "readers")},
+    **{f"sftlab.data.{old}.": f"sftlab.data.rendering.{old}." for old in ("templates", "chat_template", "template_probes", "spans")},
+    **{f"sftlab.data.{old}.": f"sftlab.data.labels.{old}." for old in ("masking", "tokenize", "packing", "collate", "tally", "anatomy")},
+    **{f"sftlab.data.{old}.": f"sftlab.data.sources.{old}." for old in ("build", "mixture", "loaders", "sampler", "identity", "report")},
+}
+# sources.py became the package sources/; its names went to sources/specs.py.
+MOVED_SOURCE_NAMES = ("Source", "SourceSpec", "StoppingStrategy", "split_sources")
+
+
+def moved_class(text: str) -> str | None:
+    """The new class path of a class path that moved, else None."""
+    if text in MOVED_CLASSES:
+        return MOVED_CLASSES[text]
+    for old, new in MOVED_DATA_MODULES.items():
+        rest = text.removeprefix(old)
+        if rest != text and rest.isidentifier():
+            return new + rest
+    if text.removeprefix("sftlab.data.sources.") in MOVED_SOURCE_NAMES:
+        return text.replace("sftlab.data.sources.", "sftlab.data.sources.specs.")
+    return None
+
+
 def _moved(key: str) -> str:
     return f"model.{key} moved to {MOVED_MODEL_KEYS[key]}"
 
@@ -66,8 +90,8 @@ def check_config_file(path: Path) -> None:
             if key in MOVED_MODEL_KEYS:
                 raise SftlabError(f"{path}: {_moved(key)}")
     for text in _strings(config):
-        if text in MOVED_CLASSES:
-            raise SftlabError(f"{path}: {text} moved to {MOVED_CLASSES[text]}")
+        if new := moved_class(text):
+            raise SftlabError(f"{path}: {text} moved to {new}")
 
 
 def check_moved_keys(argv: list[str]) -> None:
@@ -81,5 +105,5 @@ def check_moved_keys(argv: list[str]) -> None:
         if flag == "--config":
             path = argument.split("=", 1)[1] if "=" in argument else (argv[index + 1] if index + 1 < len(argv) else "")
             check_config_file(Path(path))
-        elif argument in MOVED_CLASSES:
-            raise SftlabError(f"{argument} moved to {MOVED_CLASSES[argument]}")
+        elif new := moved_class(argument.split("=", 1)[-1]):
+            raise SftlabError(f"{argument} moved to {new}")

@@ -18,7 +18,7 @@ from lightning import Callback, LightningModule, Trainer
 from lightning.fabric.utilities.throughput import get_available_flops
 from transformers import PreTrainedModel
 
-from sftlab.data.tokenize import IGNORE_INDEX
+from sftlab.data.labels.tokenize import IGNORE_INDEX
 
 
 def training_flops_per_token(model: torch.nn.Module, sequence_length: float) -> float:

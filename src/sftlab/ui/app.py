@@ -14,7 +14,7 @@ from typing import Any
 
 from transformers import TextIteratorStreamer
 
-from sftlab.data.records import Conversation, Message
+from sftlab.data.formats.records import Conversation, Message
 from sftlab.inference.generate import Answer, Generator, Sampling
 from sftlab.inference.loading import LoadedModel
 

@@ -1,0 +1,343 @@
+"""Any Hugging Face chat template, with the character spans of every part of every assistant message.
+
+How parts are found without per-template code (see shared/design/MASKING.md): render the conversation
+once; then, per assistant message, render it again with one part replaced by a marker character that
+occurs nowhere else (the content by one marker, the reasoning by another, each tool call's name by its
+own). The real render and a marker render agree before and after the replaced part, so their common
+prefix and suffix bound exactly what the template wrote for it, wherever it sits and however the template
+rewrites other turns; a marker that does not come back means the template does not render that part.
+Tool calls are traced by substituting the real names back (which must give the real render again) and
+run to the text the template closes a call with. Nothing else is moved or removed, so text the template
+writes for *other* messages inside a model turn stays theirs: where a part of a message follows its calls
+(Gemma-4 writes the tool results, then the answer), the results are found the same way, each rendered as a
+marker, and no part takes them.
+
+What the model must write is trained: the message from the end of its header (what the generation prompt
+writes) through its end-of-turn marker (`<|im_end|>`, `<|eot_id|>`, ...), found once by probing the
+template; the text between the parts is assigned as spans.py says.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import re
+from functools import cached_property
+from typing import Any
+
+from transformers import PreTrainedTokenizerBase
+
+from sftlab.data.formats.records import Conversation, Message, reasoning_apart
+from sftlab.data.rendering.spans import Part, Rendered, Span, Turn, assemble_parts, changed_span, first_part_start, substituted
+from sftlab.data.rendering.template_probes import ANSWER, CALL, REASONING, TemplateShape, probe_shape, reasoning_message
+from sftlab.errors import DataError, TemplateError
+
+log = logging.getLogger(__name__)
+
+LITERAL = 0xE080  # the k-th distinct special-token text found in the data is hidden as chr(LITERAL + k)
+RESERVED = re.compile("[\ue000-\ue0ff]")  # marker characters: private use, never in real text
+
+
+class ChatTemplate:
+    """Any Hugging Face chat template (the tokenizer's own or a `.jinja` file's text).
+
+    `fold_system_prompt`: None folds the system prompt into the first user turn only where the
+    template has no system role (Gemma, Mistral); True always folds; False never does (and a
+    template without a system role then gives a clear error)."""
+
+    def __init__(
+        self, tokenizer: PreTrainedTokenizerBase, template: str | None = None, fold_system_prompt: bool | None = None, name: str = ""
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.template = template or tokenizer.chat_template
+        if not self.template:
+            raise TemplateError(
+                f"tokenizer {tokenizer.name_or_path!r} has no chat template: set data.template to a .jinja file or 'alpaca'"
+            )
+        self.name = name or "the tokenizer's chat template"
+        self._fold_setting = fold_system_prompt
+        self._warned_reasoning = False
+
+    def _apply(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, source: str, prompt: bool = False) -> str:
+        try:
+            return self.tokenizer.apply_chat_template(
+                messages, tools=tools or None, chat_template=self.template, tokenize=False, add_generation_prompt=prompt
+            )
+        except Exception as err:  # jinja2 errors and the template's own raise_exception
+            hint = ""
+            if "_token' is undefined" in str(err):
+                hint = (
+                    f" (tokenizer {self.tokenizer.name_or_path!r} lacks a special token this template prints: template/tokenizer mismatch)"
+                )
+            raise TemplateError(f"{source}: {self.name} failed to render: {type(err).__name__}: {err}{hint}") from None
+
+    @cached_property
+    def shape(self) -> TemplateShape:
+        return probe_shape(lambda messages, prompt: self._apply(messages, None, "probe", prompt))
+
+    @cached_property
+    def has_system_role(self) -> bool:
+        probe = [{"role": "system", "content": "S" + ANSWER}, {"role": "user", "content": "U"}, {"role": "assistant", "content": "A"}]
+        try:
+            return ANSWER in self._apply(probe, None, "probe")
+        except TemplateError:
+            return False
+
+    @cached_property
+    def fold_system_prompt(self) -> bool:
+        if self._fold_setting is False and not self.has_system_role:
+            raise TemplateError(
+                f"{self.name} has no system role and data.fold_system_prompt is false: "
+                "allow folding the system prompt into the first user turn, or drop system prompts"
+            )
+        return self._fold_setting if self._fold_setting is not None else not self.has_system_role
+
+    def _final_tail(self) -> tuple[str, list[int]]:
+        """The text after a final assistant message, and the token ends within it."""
+        turn = [{"role": "user", "content": "U"}, {"role": "assistant", "content": ANSWER}]
+        final = self._apply(turn, None, "end-of-turn probe").split(ANSWER)[1]
+        return final, [end for _, end in self.tokenizer(final, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]]
+
+    @cached_property
+    def end_of_turn(self) -> str:
+        """What the template writes right after an assistant message and before the next message:
+        the common start of the text after a middle and after a final assistant message, cut back to a
+        token boundary and without trailing whitespace (`<|im_end|>`, `<|eot_id|>`, ` </s>`, `<|end|>`):
+        `<|end|>` + `<|user|>` vs `<|end|>` + `<|endoftext|>` must give `<|end|>`, not `<|end|>\n<|`."""
+        final, token_ends = self._final_tail()
+        turn = [{"role": "user", "content": "U"}, {"role": "assistant", "content": ANSWER}]
+        middle = self._apply(turn + [{"role": "user", "content": "V"}, {"role": "assistant", "content": "B"}], None, "end-of-turn probe")
+        common = len(os.path.commonprefix([final, middle.split(ANSWER)[1]]))
+        # A whole marker only: what follows it in the final tail is whitespace or nothing (gpt-oss's
+        # `<|return|>` and `<|end|>` share `<|`, which is no marker).
+        closed = [final[:end].rstrip() for end in sorted(token_ends, reverse=True) if end <= common]
+        eot = next((text for text in closed if not final[len(text) :][:1].strip()), "")
+        if not eot and not self.final_end_of_turn:
+            log.warning("%s writes no end-of-turn marker after assistant messages: only their content is trained", self.name)
+        return eot
+
+    @cached_property
+    def final_end_of_turn(self) -> str:
+        """Where no marker ends every assistant message (gpt-oss ends the last one with `<|return|>`,
+        earlier ones with `<|end|>`, which a model never writes): what ends the final one."""
+        return self._final_tail()[0].rstrip()
+
+    @cached_property
+    def call_closer(self) -> str:
+        """What closes the tool calls of a message (`}}\\n</tool_call>`), end-of-turn marker excluded."""
+        closer = self.shape.call_closer
+        if self.end_of_turn and self.end_of_turn in closer:
+            closer = closer[: closer.index(self.end_of_turn)]
+        return closer.rstrip()
+
+    def _end_of_turn_at(self, text: str, end: int) -> Span | None:
+        if self.end_of_turn and text.startswith(self.end_of_turn, end):
+            return end, end + len(self.end_of_turn)
+        final = self.final_end_of_turn
+        if not self.end_of_turn and final and text.startswith(final, end) and not text[end + len(final) :].strip():
+            return end, end + len(final)
+        return None
+
+    def _folded(self, conversation: Conversation) -> tuple[list[Message], int]:
+        """The messages as the template gets them (reasoning apart from the content), and how many were
+        folded away at the front."""
+        messages = [reasoning_apart(message) for message in conversation.messages]
+        if messages[0].role == "system" and self.fold_system_prompt:
+            system, first = messages[0], messages[1]
+            return [dataclasses.replace(first, content=f"{system.content}\n\n{first.content}"), *messages[2:]], 1
+        return messages, 0
+
+    def _chat(self, message: Message, content: str | None = None, reasoning: str | None = None, names: list[str] | None = None) -> dict:
+        """The dict `apply_chat_template` renders; `content`, `reasoning` and the call `names` replace
+        the message's own (marker renders)."""
+        content = message.chat_content() if content is None else content
+        reasoning = message.reasoning if reasoning is None else reasoning
+        chat = reasoning_message(self.shape.reasoning_field, reasoning, content) if reasoning else {"content": content}
+        chat["role"] = message.role
+        if message.tool_calls:
+            chat["tool_calls"] = [
+                {"type": "function", "function": {"name": names[j] if names else call.name, "arguments": json.loads(call.arguments)}}
+                | ({"id": call.id} if call.id else {})
+                for j, call in enumerate(message.tool_calls)
+            ]
+        chat.update({key: value for key, value in (("tool_call_id", message.tool_call_id), ("name", message.name)) if value})
+        return chat
+
+    def render(self, conversation: Conversation) -> Rendered:
+        messages, folded = self._folded(conversation)
+        chats = [self._chat(message) for message in messages]
+        tools = list(conversation.tools)
+        text = self._apply(chats, tools, conversation.source)
+        if reserved := RESERVED.search(text):
+            raise DataError(conversation.source, f"the text contains the reserved character U+{ord(reserved.group()):04X}")
+        turns: list[Turn] = []
+        for index, message in enumerate(messages):
+            if message.role == "assistant":
+                floor = turns[-1].span[1] if turns else 0
+                turns.append(self._turn(text, messages, chats, index, tools, conversation.source, floor, folded))
+        return Rendered(text, tuple(turns), self._literal_spans(messages, tools, text, conversation.source))
+
+    def _turn(
+        self, text: str, messages: list[Message], chats: list[dict], index: int, tools: list, source: str, floor: int, folded: int
+    ) -> Turn:
+        message, where = messages[index], f"field 'messages[{index + folded}]'"
+
+        def variant(**replaced: Any) -> str:
+            return self._apply([*chats[:index], self._chat(message, **replaced), *chats[index + 1 :]], tools, source)
+
+        cores: dict[Part, Span] = {}
+        missing: list[Part] = []
+        if message.chat_content().strip():
+            self._record(cores, missing, "answer", changed_span(text, variant(content=ANSWER), ANSWER))
+        if message.reasoning:
+            self._record(cores, missing, "reasoning", changed_span(text, variant(reasoning=REASONING), REASONING))
+        if message.tool_calls:
+            names = [chr(ord(CALL) + j) for j in range(len(message.tool_calls))]
+            self._record(cores, missing, "tool_calls", self._calls_core(text, variant(names=names), message, names))
+        if not cores or "tool_calls" in missing:
+            what = "the tool calls of this assistant message" if "tool_calls" in missing else "this assistant message"
+            raise DataError(source, f"{where}: {self.name} did not render {what} (does the template support tool calls?)")
+        if "reasoning" in missing:
+            self._warn_missing_reasoning(where)
+        results = self._result_cores(text, messages, chats, index, tools, source, cores)
+        parts = self._parts(text, cores, results, floor)
+        end_of_turn = self._end_of_turn_at(text, parts[-1][1][1])
+        return Turn(index + folded, tuple(parts) + ((("end_of_turn", end_of_turn),) if end_of_turn else ()), tuple(missing))
+
+    def _result_cores(
+        self, text: str, messages: list[Message], chats: list[dict], index: int, tools: list, source: str, cores: dict[Part, Span]
+    ) -> list[Span]:
+        """Where the template writes the content of the tool messages that answer this message's calls
+        (those right after it), each found by rendering it as a marker; only where a part of this message
+        follows its calls, the one place such text can lie between two parts (Gemma-4's model turn goes
+        on after the results)."""
+        calls = cores.get("tool_calls")
+        if calls is None or not any(start >= calls[1] for start, _ in cores.values()):
+            return []
+        spans = []
+        for later in range(index + 1, len(messages)):
+            if messages[later].role != "tool":
+                break
+            marked = [*chats[:later], self._chat(messages[later], content=ANSWER), *chats[later + 1 :]]
+            span = changed_span(text, self._apply(marked, tools, source), ANSWER)  # an empty result still marks its place
+            spans += [span] if span is not None else []
+        return spans
+
+    def _parts(self, text: str, cores: dict[Part, Span], results: list[Span], floor: int) -> list[tuple[Part, Span]]:
+        """The parts from their cores, as spans.py says: a run of parts with no tool result between them is
+        assembled as one message's parts, and each run begins as a message's first part does, after the
+        previous message (`floor`) or after the results before it; text between two runs is no part."""
+        runs: list[tuple[int, dict[Part, Span]]] = []
+        previous_end = floor
+        for name, core in sorted(cores.items(), key=lambda item: item[1]):
+            after = max((end for start, end in results if previous_end <= start and end <= core[0]), default=None)
+            if not runs or after is not None:
+                runs.append((floor if after is None else after, {}))
+            runs[-1][1][name] = core
+            previous_end = core[1]
+        parts: list[tuple[Part, Span]] = []
+        for run_floor, run in runs:
+            first = min(run, key=lambda part: run[part])
+            start = first_part_start(text, run[first][0], self.shape.openers.get(first, ""), self.shape.header, run_floor)
+            parts += assemble_parts(text, run, start, self.shape.call_opener)
+        return parts
+
+    @staticmethod
+    def _record(cores: dict[Part, Span], missing: list[Part], part: Part, span: Span | None) -> None:
+        if span is not None and span[1] > span[0]:
+            cores[part] = span
+        else:
+            missing.append(part)
+
+    def _calls_core(self, text: str, variant: str, message: Message, names: list[str]) -> Span | None:
+        """From the first call's name to the end of the text that closes the last call, in `text`; the
+        names must come back in place of their markers (None when the template renders no call)."""
+        restored, found = substituted(variant, {marker: call.name for marker, call in zip(names, message.tool_calls)})
+        if restored != text or not found:
+            return None
+        first = next(position for marker, position in found if marker == names[0])
+        last = next(position for marker, position in found if marker == names[-1]) + len(message.tool_calls[-1].name)
+        closed = text.find(self.call_closer, last) if self.call_closer else -1
+        return first, closed + len(self.call_closer) if closed >= 0 else last
+
+    def _warn_missing_reasoning(self, where: str) -> None:
+        if not self._warned_reasoning:
+            self._warned_reasoning = True
+            log.warning(
+                "%s does not render the reasoning of some assistant messages (first: %s): that reasoning is not trained. "
+                "Qwen3 drops the reasoning of turns before the last user turn (data.masking: expand trains each turn's), "
+                "DeepSeek-R1 drops all of it; `sftlab inspect` counts them",
+                self.name,
+                where,
+            )
+
+    def prompt_text(self, conversation: Conversation) -> str:
+        """The text before what the model writes: the answer slot is rendered as a final assistant
+        message, so the prompt is byte for byte what preceded trained text in training, and it ends at
+        the header (Qwen3: `<|im_start|>assistant\\n`; the model writes its `<think>` block itself)."""
+        answer_slot = Conversation((*conversation.messages, Message("assistant", ANSWER)), conversation.source, conversation.tools)
+        messages, _ = self._folded(answer_slot)
+        text = self._apply([self._chat(m) for m in messages], list(conversation.tools), conversation.source)
+        core = text.index(ANSWER)
+        return text[: first_part_start(text, core, self.shape.openers.get("answer", ""), self.shape.header, 0)]
+
+    @property
+    def stop_text(self) -> str:
+        return self.end_of_turn or self.final_end_of_turn or self.tokenizer.eos_token
+
+    @cached_property
+    def _special_tokens(self) -> re.Pattern | None:
+        tokens = sorted({token.content for token in self.tokenizer.added_tokens_decoder.values() if token.special}, key=len, reverse=True)
+        return re.compile("|".join(map(re.escape, tokens))) if tokens else None
+
+    def _literal_spans(self, messages: list[Message], tools: list, text: str, source: str) -> tuple[Span, ...]:
+        """Where the data's own text holds a special token's text: found by rendering once more with each
+        such text hidden behind a marker, and substituting it back (which must give `text` again)."""
+        pattern = self._special_tokens
+        if pattern is None or not any(pattern.search(piece) for message in messages for piece in _data_text(message)):
+            return ()
+        markers: dict[str, str] = {}
+
+        def hide(piece: str) -> str:
+            return pattern.sub(lambda found: markers.setdefault(found.group(), chr(LITERAL + len(markers))), piece)
+
+        hidden = [_replace_data_text(message, hide) for message in messages]
+        restored, found = substituted(self._apply([self._chat(m) for m in hidden], tools, source), {m: s for s, m in markers.items()})
+        if restored != text:
+            raise DataError(
+                source, f"{self.name} renders the special-token text in this record ({', '.join(markers)}) in a way it cannot trace"
+            )
+        return tuple((position, position + len(next(s for s, m in markers.items() if m == marker))) for marker, position in found)
+
+    def content_spans(self, conversation: Conversation) -> dict[int, Span]:
+        """Where the content of each non-assistant message sits (by its index in the record), for the
+        statistics of `sftlab inspect`; a system prompt folded into the first user turn counts as user."""
+        messages, folded = self._folded(conversation)
+        chats = [self._chat(message) for message in messages]
+        text = self._apply(chats, list(conversation.tools), conversation.source)
+        spans = {}
+        for index, message in enumerate(messages):
+            if message.role != "assistant" and message.chat_content():
+                marked = [*chats[:index], self._chat(message, content=ANSWER), *chats[index + 1 :]]
+                span = changed_span(text, self._apply(marked, list(conversation.tools), conversation.source), ANSWER)
+                if span is not None:
+                    spans[index + folded] = span
+        return spans
+
+
+def _data_text(message: Message) -> list[str]:
+    return [
+        message.content,
+        message.input,
+        message.reasoning,
+        *(piece for call in message.tool_calls for piece in (call.name, call.arguments)),
+    ]
+
+
+def _replace_data_text(message: Message, change: Any) -> Message:
+    calls = tuple(dataclasses.replace(call, name=change(call.name), arguments=change(call.arguments)) for call in message.tool_calls)
+    return dataclasses.replace(
+        message, content=change(message.content), input=change(message.input), reasoning=change(message.reasoning), tool_calls=calls
+    )

@@ -1,0 +1,36 @@
+"""What a run's training data is, kept in its checkpoints: the saved position in an epoch means
+something only on the same data, so a resume on other data is caught (unless the user accepts it)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import datasets
+
+from sftlab.data.formats import readers
+from sftlab.data.labels.masking import make_strategy
+from sftlab.data.sources.build import Rows
+from sftlab.data.sources.specs import Source
+from sftlab.errors import SftlabError
+
+
+def data_identity(sources: list[Source], files: list[list[Path]], built: list[Rows], settings: tuple) -> dict[str, object]:
+    """A hash of the sources (files and their sizes, formats, templates, maskings, weights) and the data
+    settings, and the number of rows (none for streams: not known before reading them)."""
+    identity = [
+        (repr(source), readers.file_names_and_sizes(source_files), repr(make_strategy(source.masking)))
+        for source, source_files in zip(sources, files, strict=True)
+    ]
+    rows = [len(rows.data) if isinstance(rows.data, datasets.Dataset) else None for rows in built]
+    digest = hashlib.sha256(repr((identity, settings)).encode()).hexdigest()[:16]
+    return {"data": digest, "rows": None if None in rows else sum(rows)}
+
+
+def check_same_data(saved: dict[str, object] | None, now: dict[str, object] | None, accept_changed: bool) -> None:
+    if saved and now and saved != now and not accept_changed:
+        raise SftlabError(
+            f"ckpt_path: the training data changed since the checkpoint was written ({now['rows']} rows now, "
+            f"{saved['rows']} then; or other files, sizes or data settings): resume with the same data, or set "
+            "data.accept_changed_data true to go on from the saved position with the new data"
+        )
