@@ -40,12 +40,15 @@ SOURCE_METRICS = {
 }
 
 
-def labelled(loaded: LoadedModel, path: Path, masking: str | MaskingStrategy, max_seq_length: int, cache_dir: Path) -> dict[str, Any]:
-    """`{record: (input_ids, labels)}` of a held-out file under one masking (records it trains nothing of are absent)."""
+def labelled(
+    tokenizer: str, template: str, path: Path, masking: str | MaskingStrategy, max_seq_length: int, cache_dir: Path
+) -> dict[str, Any]:
+    """`{record: (input_ids, labels)}` of a held-out file under one masking (records it trains nothing of are
+    absent), with a tokenizer (folder or GGUF) and template as `data.tokenizer` and `data.template` take them."""
     data = SFTDataModule(
         val_path=str(path),
-        tokenizer=loaded.tokenizer_path,
-        template=loaded.template,
+        tokenizer=tokenizer,
+        template=template,
         val_masking=masking,
         max_seq_length=max_seq_length,
         cache_dir=str(cache_dir),
@@ -64,7 +67,10 @@ def token_losses(model: torch.nn.Module, input_ids: list[int]) -> torch.Tensor:
 
 def score_source(loaded: LoadedModel, path: Path, metrics: tuple[str, ...], max_seq_length: int, cache_dir: Path) -> dict[str, dict]:
     """`{metric: {"loss", "tokens"}}` over all held-out records of one file (metrics with no token absent)."""
-    by_metric = {metric: labelled(loaded, path, EVAL_MASKINGS[metric], max_seq_length, cache_dir) for metric in metrics}
+    by_metric = {
+        metric: labelled(loaded.tokenizer_path, loaded.template, path, EVAL_MASKINGS[metric], max_seq_length, cache_dir)
+        for metric in metrics
+    }
     inputs: dict[str, list[int]] = {}
     for examples in by_metric.values():
         for record, (ids, _) in examples.items():

@@ -4,10 +4,11 @@ model scored on the same held-out data; summarised by report.py.
 Fairness: every run of a seed has the same base model, LoRA initialisation, data order, dropout draws,
 optimizer and schedule (`seed_everything` and `data.seed` are the seed; strategies that keep the same
 examples pack them into the very same rows). What differs is which tokens are labels and how much each
-counts. A budget is equal in optimizer steps (`steps:N`) or in trainable tokens (`tokens:N`: the fit
+counts. A budget is equal in optimizer steps (`steps:N`), in trainable tokens (`tokens:N`: the fit
 stops at N labels with `sftlab.training.budget.TokenBudget`, and its schedule is planned to end about
-there). Validation during training uses one masking for all runs (`val_masking: assistant`), so curves
-are comparable.
+there) or in passes over the training data (`epochs:N`, validated after every epoch: the budget for
+studies of repeated data). Validation during training uses one masking for all runs (`val_masking:
+assistant`), so curves are comparable.
 
 Resumable: a run whose `result.json` exists is not repeated (a half-done run starts over); `--fresh`
 deletes everything first. Layout: `<root>/data/`, `<root>/base/result.json` (the untrained model),
@@ -39,19 +40,26 @@ HEADROOM = 1.1  # token budgets: the schedule is planned 10% longer than the exp
 
 @dataclass(frozen=True)
 class Budget:
-    kind: str  # "steps" or "tokens"
+    kind: str  # "steps", "tokens" or "epochs"
     amount: int
 
     @classmethod
     def parse(cls, text: str) -> Budget:
         kind, _, amount = text.partition(":")
-        if kind not in ("steps", "tokens") or not amount.isdigit() or int(amount) <= 0:
-            raise ValueError(f"--budget: expected steps:N or tokens:N with N > 0, got {text!r}")
+        if kind not in ("steps", "tokens", "epochs") or not amount.isdigit() or int(amount) <= 0:
+            raise ValueError(f"--budget: expected steps:N, tokens:N or epochs:N with N > 0, got {text!r}")
         return cls(kind, int(amount))
 
     @property
     def name(self) -> str:
         return f"{self.kind}-{self.amount}"
+
+    def trainer_settings(self, steps: int | None = None) -> dict[str, Any]:
+        """The run length: `steps` optimizer steps (steps and tokens budgets), or the epochs with a
+        validation after each."""
+        if self.kind == "epochs":
+            return {"max_epochs": self.amount, "max_steps": -1, "check_val_every_n_epoch": 1, "val_check_interval": 1.0}
+        return {"max_steps": steps or self.amount, "val_check_interval": max(1, (steps or self.amount) // 3)}
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,8 @@ class Study:
     def base_config(self) -> dict[str, Any]:
         config = yaml.safe_load((HERE / f"configs/{self.setting}.yaml").read_text())
         data = config["data"]
-        data["template"] = str(REPO / data["template"])
+        if data["template"].endswith(".jinja"):
+            data["template"] = str(REPO / data["template"])
         if data.get("tokenizer"):
             data["tokenizer"] = str((REPO / data["tokenizer"]).resolve())
         if self.model:
@@ -108,7 +117,7 @@ def run_config(study: Study, strategy: str, seed: int, budget: Budget, paths: di
     config = strategy_config(study, strategy)
     run = study.root / budget.name / strategy / f"seed{seed}"
     callbacks: list[dict[str, Any]] = [{"class_path": "sftlab.training.export.HFExport", "init_args": {"dirpath": str(run / "hf")}}]
-    steps = budget.amount
+    steps = None
     if budget.kind == "tokens":
         per_step = trainable_tokens_per_step(config, paths["train"], study.root / "cache")
         steps = math.ceil(HEADROOM * budget.amount / per_step)
@@ -118,8 +127,7 @@ def run_config(study: Study, strategy: str, seed: int, budget: Budget, paths: di
         "seed_everything": seed,
         "data": {"seed": seed, "train_path": str(paths["train"]), "val_path": str(paths["curve"]), "cache_dir": str(study.root / "cache")},
         "trainer": {
-            "max_steps": steps,
-            "val_check_interval": max(1, steps // 3),
+            **budget.trainer_settings(steps),
             "default_root_dir": str(run),
             "logger": logger,
             "callbacks": callbacks,

@@ -177,6 +177,33 @@ def test_weights_reach_the_batches_only_where_they_differ_from_the_labels(testda
     assert "weights" in later.datasets["train"].column_names
 
 
+def test_prompt_loss_weight_0_batches_are_the_assistant_runs_and_1_trains_the_tokens_of_none(testdata, datasets_cache):
+    def batches(**settings) -> list[dict]:
+        return list(_module(testdata, datasets_cache, packing=True, **settings).train_dataloader())
+
+    assistant, none = batches(), batches(masking="none")
+    for got, want in zip(batches(prompt_loss_weight=0.0), assistant, strict=True):
+        assert got.keys() == want.keys() and all(got[key].equal(want[key]) for key in got)
+    for got, want in zip(batches(prompt_loss_weight=1.0), none, strict=True):
+        assert got["labels"].equal(want["labels"]) and got["weights"].equal(want["weights"])
+        assert (got["prompt_mask"] & (got["labels"] == IGNORE_INDEX)).sum() == 0
+    tenth = batches(prompt_loss_weight=0.1)
+    for got, base in zip(tenth, assistant, strict=True):
+        prompt = got["prompt_mask"]
+        assert (got["weights"][prompt] == pytest.approx(0.1)) and got["weights"][~prompt].equal(base["weights"][~prompt])
+
+
+def test_a_sources_prompt_loss_weight_reaches_its_rows_only(testdata, datasets_cache, tmp_path):
+    chats = str(testdata / "data/fastchat_sharegpt/dummy_conversation_with_system.json")
+    sources = [{"path": chats, "name": "weighted", "prompt_loss_weight": 0.5}, {"path": chats, "name": "plain"}]
+    module = _module(testdata, datasets_cache, train_path=None, sources=sources, packing=True)
+    by_source = {0: [], 1: []}
+    for row in module.datasets["train"]:
+        by_source[row["source_index"]].append(row)
+    assert all(any(row["prompt_mask"]) for row in by_source[0]) and not any(any(row["prompt_mask"]) for row in by_source[1])
+    assert {w for row in by_source[0] for w, p in zip(row["weights"], row["prompt_mask"]) if p} == {0.5}
+
+
 def test_blank_lines_of_a_text_corpus_are_no_documents(testdata, datasets_cache, tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("First document.\n   \n\nSecond document.\n")

@@ -46,6 +46,7 @@ class SFTDataModule(LightningDataModule):
         template: str = "chat",
         masking: MaskingName | MaskingStrategy = "assistant",
         val_masking: MaskingName | MaskingStrategy | None = None,
+        prompt_loss_weight: float = 0.0,
         max_seq_length: int = 2048,
         packing: bool = False,
         batch_size: int = 8,
@@ -77,6 +78,7 @@ class SFTDataModule(LightningDataModule):
                 tool_calls_only | later_turns, or a MaskingStrategy class_path.
             val_masking: The strategy for the validation split (default: `masking`); one fixed
                 strategy makes validation losses of runs trained with different strategies comparable.
+            prompt_loss_weight: The loss weight of every token the masking does not train (0: none; README).
             max_seq_length: Tokens per example (SFT) or per block (pretraining); longer examples are
                 truncated, and dropped when no trainable token remains.
             packing: SFT: pack several examples per row, with position ids restarting per example.
@@ -96,7 +98,7 @@ class SFTDataModule(LightningDataModule):
             cache_dir: Where `datasets` caches data (default: its own cache).
             bad_records: `error` (default): a bad record stops with a message naming it; `skip`: it is
                 left out, logged, and counted in the data report (reason "bad record (skipped)").
-            sources: A mixture: `{path, weight, format, template, masking, text_field, name, val_path}`
+            sources: A mixture: `{path, weight, format, template, masking, prompt_loss_weight, ...}`
                 per source (keys left out take the `data.*` value), instead of train_path / val_path.
             stopping_strategy: When a mixture's epoch ends: `first_exhausted` (when the first source
                 has given all of its rows) or `all_exhausted` (the last; others repeat).
@@ -109,8 +111,8 @@ class SFTDataModule(LightningDataModule):
             if value < least:
                 raise SftlabError(f"data.{name} must be at least {least}, got {value}")
         self.save_hyperparameters()
-        self.strategies = {"train": make_strategy(masking), "val": make_strategy(val_masking or masking)}
-        defaults = {"format": format, "template": template, "masking": masking, "text_field": text_field}
+        self.strategies = {s: make_strategy(m, prompt_loss_weight) for s, m in (("train", masking), ("val", val_masking or masking))}
+        defaults = dict(format=format, template=template, masking=masking, text_field=text_field, prompt_loss_weight=prompt_loss_weight)
         self.sources = split_sources(sources, train_path, val_path, defaults, val_masking)
         self.tally = Tally({source.name: source.weight for source in self.sources["train"]})
         self.datasets: dict[str, Any] = {}  # train: rows; val: rows of each source by name
@@ -169,7 +171,7 @@ class SFTDataModule(LightningDataModule):
         files, fmt = self.files(source)
         renderer = None if fmt == "text" else self.renderer_for(source.template)
         desc = split if len(self.sources[split]) == 1 else f"{split}/{source.name}"
-        return source_rows(files, fmt, self.shape, source.text_field, renderer, make_strategy(source.masking), pack, desc)
+        return source_rows(files, fmt, self.shape, source.text_field, renderer, source.strategy, pack, desc)
 
     def renderer_for(self, template: str) -> Renderer:
         return (

@@ -75,10 +75,15 @@ class LabelledHead:
     def token_sums(
         self, inputs: dict[str, torch.Tensor], positions: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Summed (weighted) loss and right predictions at `positions`: a plain linear head goes through
-        the fused chunked loss (linear_cross_entropy.py); any other head (e.g. one with a LoRA adapter)
-        through its own forward and the plain loss."""
-        hidden = self.hidden(inputs, positions)
+        """Summed (weighted) loss and right predictions at `positions` (`hidden_sums`)."""
+        return self.hidden_sums(self.hidden(inputs, positions), targets, weights)
+
+    def hidden_sums(
+        self, hidden: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed (weighted) loss and right predictions from hidden states at trained positions: a plain
+        linear head goes through the fused chunked loss (linear_cross_entropy.py); any other head (e.g.
+        one with a LoRA adapter) through its own forward and the plain loss."""
         if self._plain_linear():
             return linear_cross_entropy(hidden, self.head.weight, self.head.bias, targets, weights)
         return token_sums(self.head(hidden), targets, weights)

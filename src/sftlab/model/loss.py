@@ -23,6 +23,10 @@ Examples and turns never straddle micro-batches, so each scheme is exact under a
 Validation always reports the token average (with the validation data's weights), so runs trained
 with different schemes are compared on the same measure.
 
+With `data.prompt_loss_weight` > 0 the batch's `prompt_mask` says which trained tokens are trained as
+prompt; `part_sums` then also returns the prompt's share of the sums (Σ w·ℓ and Σ w over those tokens), so
+the answer's and the prompt's losses are logged apart (metrics.py) and add up to the total with the weights.
+
 A researcher's own loss (say, per-token weights from the token's position in its answer) is a
 subclass overriding `weights`, named in the config:
 
@@ -33,7 +37,7 @@ subclass overriding `weights`, named in the config:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Literal
 
 import torch
@@ -108,6 +112,32 @@ def label_positions(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     shifted = labels[:, 1:]
     trained = shifted != IGNORE_INDEX
     return F.pad(trained, (0, 1), value=False), shifted[trained]
+
+
+def prompt_of(batch: dict[str, torch.Tensor], positions: torch.Tensor) -> torch.Tensor | None:
+    """Which trained tokens (in the order of `positions`) are trained as prompt; None without a `prompt_mask`."""
+    if "prompt_mask" not in batch:
+        return None
+    return F.pad(batch["prompt_mask"][:, 1:], (0, 1))[positions]
+
+
+SumsOf = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], tuple[torch.Tensor, torch.Tensor]]
+
+
+def part_sums(
+    sums_of: SumsOf, features: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None, prompt: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Summed weighted loss and right predictions of all trained tokens, and the summed weighted loss and
+    Σ w of those trained as prompt (zeros when `prompt` is None). `sums_of(features, targets, weights)` is
+    `token_sums` on logits or the split head's loss on hidden states (n rows each); with a prompt mask the
+    answer's rows and the prompt's go through it apart: the same rows, so the same work as one call."""
+    if prompt is None:
+        loss_sum, correct = sums_of(features, targets, weights)
+        return loss_sum, correct, torch.zeros((), device=loss_sum.device), torch.zeros((), device=loss_sum.device)
+    weights = weights if weights is not None else torch.ones(len(targets), device=targets.device)
+    answer_sum, answer_correct = sums_of(features[~prompt], targets[~prompt], weights[~prompt])
+    prompt_sum, prompt_correct = sums_of(features[prompt], targets[prompt], weights[prompt])
+    return answer_sum + prompt_sum, answer_correct + prompt_correct, prompt_sum.detach(), weights[prompt].sum()
 
 
 def token_sums(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:

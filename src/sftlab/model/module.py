@@ -20,14 +20,15 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from sftlab.model.causal_lm import CausalLMBuilder, HFCausalLM
 from sftlab.model.head import LabelledHead, labelled_head, model_inputs
-from sftlab.model.loss import TokenLoss, gradient_norm, label_positions, normalise_gradients, token_sums
+from sftlab.model.loss import TokenLoss, gradient_norm, label_positions, normalise_gradients, part_sums, prompt_of, token_sums
+from sftlab.model.metrics import SUMS, loss_metrics
 from sftlab.model.optim import WarmupDecay, default_optimizer, parameter_groups, takes_total_steps
 
 log = logging.getLogger(__name__)
 
-# What training sums per accumulation window and per epoch: weighted loss, Σ weights (the normaliser),
-# trained labels, real (unpadded) tokens, right next-token predictions, token slots incl. padding.
-WINDOW = ("loss", "normaliser", "trainable", "tokens", "correct", "padded")
+# What training sums per accumulation window and per epoch: the loss sums (metrics.py: weighted loss, Σ
+# weights, trained labels, right predictions, the prompt's part), real (unpadded) tokens, token slots incl. padding.
+WINDOW = (*SUMS, "tokens", "padded")
 
 
 class CausalLMModule(LightningModule):
@@ -61,7 +62,7 @@ class CausalLMModule(LightningModule):
         self.model: torch.nn.Module | None = None  # built in configure_model
         self.split_head: LabelledHead | None = None
         self.val_names: list[str] = []  # validation sets by name, when there are several (a mixture's sources)
-        self.val_sums = torch.zeros(1, 4, dtype=torch.float64)  # per set: loss, normaliser, trainable, correct
+        self.val_sums = torch.zeros(1, len(SUMS), dtype=torch.float64)  # per validation set
         # Sums over the current accumulation window (WINDOW order), reduced over ranks at the optimizer
         # step; zero whenever a checkpoint is saved (Lightning saves right after optimizer steps).
         self.window = torch.zeros(len(WINDOW), dtype=torch.float64)
@@ -87,20 +88,21 @@ class CausalLMModule(LightningModule):
         return self.model(**model_inputs(batch), use_cache=False).logits
 
     def labelled_sums(self, batch: dict[str, torch.Tensor], training: bool = True) -> tuple[torch.Tensor, ...]:
-        """Weighted loss, normaliser, trained labels and right predictions of a batch (WINDOW order, first
-        four; the loss keeps its graph). Validation uses the token average (see loss.py)."""
+        """A batch's loss sums (SUMS order; the loss keeps its graph). Validation uses the token average (see loss.py)."""
         positions, targets = label_positions(batch["labels"])
         weights, normaliser = self.loss.scale(batch, positions, None if training else "token")
         if self.split_head is None:
-            loss_sum, correct = token_sums(self(batch)[positions], targets, weights)
+            features, sums_of = self(batch)[positions], token_sums
         else:
-            loss_sum, correct = self.split_head.token_sums(model_inputs(batch), positions, targets, weights)
-        return loss_sum, normaliser.to(loss_sum.device), torch.tensor(len(targets), device=loss_sum.device), correct
+            features, sums_of = self.split_head.hidden(model_inputs(batch), positions), self.split_head.hidden_sums
+        loss_sum, correct, prompt_sum, prompt_normaliser = part_sums(sums_of, features, targets, weights, prompt_of(batch, positions))
+        count = torch.tensor(len(targets), device=loss_sum.device)
+        return loss_sum, normaliser.to(loss_sum.device), count, correct, prompt_sum, prompt_normaliser.to(loss_sum.device)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss_sum, normaliser, trainable, correct = self.labelled_sums(batch)
+        loss_sum, *rest = self.labelled_sums(batch)
         tokens, slots = batch["lengths"].sum(), torch.tensor(batch["input_ids"].numel(), device=loss_sum.device)
-        sums = torch.stack([loss_sum.detach(), normaliser, trainable, tokens, correct, slots]).double()
+        sums = torch.stack([loss_sum.detach(), *rest, tokens, slots]).double()
         self.window = self.window.to(sums.device) + sums
         # Lightning divides the returned loss by accumulate_grad_batches; the exact normalisation
         # happens on the accumulated gradients in on_before_optimizer_step.
@@ -109,31 +111,29 @@ class CausalLMModule(LightningModule):
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         sums = self.trainer.strategy.reduce(self.window, reduce_op="sum")
         self.window = torch.zeros_like(self.window)
-        loss_sum, normaliser, trainable, tokens, correct, slots = sums.tolist()
+        *loss_sums, tokens, slots = sums.tolist()
         # DDP averages gradients over ranks; multiplying by the world size turns that into a sum.
-        normalise_gradients(self.parameters(), normaliser, scale=self.trainer.world_size)
+        normalise_gradients(self.parameters(), loss_sums[1], scale=self.trainer.world_size)
         gradients = [p.grad for p in self.parameters() if p.grad is not None]
-        if not gradients or not math.isfinite(loss_sum):  # the step is skipped (NonFiniteGuard dropped its gradients)
+        if not gradients or not math.isfinite(loss_sums[0]):  # the step is skipped (NonFiniteGuard dropped its gradients)
             return
         self.epoch_totals = self.epoch_totals.to(sums.device) + sums
-        self._log_sums("train", loss_sum, normaliser, correct, trainable, prog_bar=True)
+        self._log_sums("train", loss_sums, prog_bar=True)
         self.log("train/padding_fraction", 1 - tokens / max(slots, 1))
-        self.log("train/trainable_tokens", trainable)
+        self.log("train/trainable_tokens", loss_sums[2])
         self.log("train/grad_norm", gradient_norm(gradients))  # before clipping; of the whole model under FSDP2
 
-    def _log_sums(self, prefix: str, loss_sum: float, normaliser: float, correct: float, trainable: float, prog_bar: bool = False) -> float:
-        """Loss, perplexity and token accuracy over all the tokens the sums were taken over (not means of
-        per-batch figures)."""
-        loss = loss_sum / normaliser if normaliser else 0.0
-        self.log(f"{prefix}/loss", loss, prog_bar=prog_bar)
-        self.log(f"{prefix}/perplexity", math.exp(min(loss, 80.0)))
-        self.log(f"{prefix}/token_accuracy", correct / max(trainable, 1))
-        return loss
+    def _log_sums(self, prefix: str, sums: list[float], prog_bar: bool = False) -> float:
+        """The metrics of `sums` (SUMS order; metrics.py); the loss."""
+        metrics = loss_metrics(prefix, sums)
+        for name, value in metrics.items():
+            self.log(name, value, prog_bar=prog_bar and name == f"{prefix}/loss")
+        return metrics[f"{prefix}/loss"]
 
     def on_train_epoch_end(self) -> None:
-        loss_sum, normaliser, trainable, _, correct, _ = self.epoch_totals.tolist()
-        loss = self._log_sums("train_epoch", loss_sum, normaliser, correct, trainable)
-        log.info("epoch %d: train loss %.4f over %s trainable tokens", self.current_epoch, loss, f"{int(trainable):,}")
+        sums = self.epoch_totals.tolist()[: len(SUMS)]
+        loss = self._log_sums("train_epoch", sums)
+        log.info("epoch %d: train loss %.4f over %s trainable tokens", self.current_epoch, loss, f"{int(sums[2]):,}")
         self.epoch_totals = torch.zeros_like(self.epoch_totals)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -147,18 +147,16 @@ class CausalLMModule(LightningModule):
     def on_validation_epoch_start(self) -> None:
         loaders = self.trainer.val_dataloaders
         self.val_names = list(loaders) if isinstance(loaders, dict) else []
-        self.val_sums = torch.zeros(max(len(self.val_names), 1), 4, dtype=torch.float64, device=self.device)
+        self.val_sums = torch.zeros(max(len(self.val_names), 1), len(SUMS), dtype=torch.float64, device=self.device)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         self.val_sums[dataloader_idx] += torch.stack([value.detach().double() for value in self.labelled_sums(batch, training=False)])
 
     def on_validation_epoch_end(self) -> None:
         sums = self.trainer.strategy.reduce(self.val_sums, reduce_op="sum")
-        for prefix, (loss_sum, normaliser, trainable, correct) in [("val", sums.sum(0).tolist())] + [
-            (f"val/{name}", row) for name, row in zip(self.val_names, sums.tolist())
-        ]:
-            self._log_sums(prefix, loss_sum, normaliser, correct, trainable, prog_bar=prefix == "val")
-            self.log(f"{prefix}/trainable_tokens", trainable)
+        for prefix, row in [("val", sums.sum(0).tolist())] + [(f"val/{name}", row) for name, row in zip(self.val_names, sums.tolist())]:
+            self._log_sums(prefix, row, prog_bar=prefix == "val")
+            self.log(f"{prefix}/trainable_tokens", row[2])
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = self.optimizer_factory(parameter_groups(self.parameters()))

@@ -10,9 +10,11 @@ of supervision. Comparing them at equal trainable tokens needs a fit that stops 
         - class_path: sftlab.training.budget.TokenBudget
           init_args: {max_trainable_tokens: 50000}
 
-A trainable token is a label that is not -100 (what `train/trainable_tokens` counts), whatever its loss
-weight; they are summed over the micro-batches of each optimizer step and over all ranks, and the fit
-stops after the first optimizer step at which the total reaches N (never inside an accumulation window),
+A trainable token is a label that is not -100, whatever its loss weight, and that the masking strategy
+trains: tokens trained only through `data.prompt_loss_weight` do not count (`train/trainable_tokens`
+counts them), so runs with different prompt loss weights stop after the same answer tokens. They are
+summed over the micro-batches of each optimizer step and over all ranks, and the fit stops after the
+first optimizer step at which the total reaches N (never inside an accumulation window),
 so a run trains at least N and less than N plus one step's tokens. The learning-rate schedule still
 runs over `trainer.max_steps`: set it to about N divided by the trainable tokens per step (the data
 report gives trainable tokens and packed rows) so the schedule ends near the budget; if `max_steps` comes
@@ -35,7 +37,7 @@ class TokenBudget(Callback):
         """
         Args:
             max_trainable_tokens: Stop after the optimizer step at which this many trainable tokens (labels
-                other than -100, summed over accumulation and ranks) have been trained.
+                other than -100 that the masking trains, summed over accumulation and ranks) have been trained.
         """
         if max_trainable_tokens <= 0:
             raise SftlabError(f"TokenBudget: max_trainable_tokens must be > 0, got {max_trainable_tokens}")
@@ -50,7 +52,8 @@ class TokenBudget(Callback):
             trainer.should_stop = True
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        self.window += int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+        trained = batch["labels"][:, 1:] != IGNORE_INDEX
+        self.window += int((trained & ~batch["prompt_mask"][:, 1:]).sum() if "prompt_mask" in batch else trained.sum())
         if trainer.global_step == self.seen_step:  # the accumulation window goes on
             return
         self.seen_step = trainer.global_step

@@ -95,6 +95,20 @@ def test_weights_are_packed_beside_the_labels_and_padded_with_zero():
     assert unweighted["weights"].tolist() == [[0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]]  # from the labels
 
 
+def test_a_prompt_mask_is_packed_and_padded_like_the_weights():
+    examples = {
+        "input_ids": [[5, 6, 7], [8, 9]],
+        "labels": [[5, 6, 7], [8, 9]],
+        "weights": [[0.1, 0.1, 1.0], [0.1, 1.0]],
+        "prompt_mask": [[True, True, False], [True, False]],
+    }
+    packed = pack_examples(examples, max_seq_length=8)
+    assert packed["prompt_mask"] == [[False, True, False, False, False]]  # each example's first label is untrained
+    batch = Collator(pad_token_id=0)([dict(zip(packed, row)) for row in zip(*packed.values())])
+    assert batch["prompt_mask"].dtype == torch.bool and batch["prompt_mask"].tolist() == [[False, True] + [False] * 6]
+    assert "prompt_mask" not in Collator(pad_token_id=0)([{"input_ids": [5, 6], "labels": [5, 6]}])
+
+
 def test_packing_respects_the_row_length_and_keeps_every_example():
     lengths = [60, 50, 40, 30, 20, 10, 5, 64]
     examples = {"input_ids": [[1] * n for n in lengths], "labels": [[1] * n for n in lengths]}

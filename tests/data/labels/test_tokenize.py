@@ -10,7 +10,7 @@ import pytest
 
 from sftlab.data.formats.records import Conversation, Message, ToolCall
 from sftlab.data.labels.masking import MaskingStrategy, make_strategy
-from sftlab.data.labels.tokenize import IGNORE_INDEX, token_labels, token_weights, tokenize_conversations
+from sftlab.data.labels.tokenize import IGNORE_INDEX, example_tokens, token_labels, token_weights, tokenize_conversations
 from sftlab.data.rendering.templates import ChatTemplate, make_renderer
 from sftlab.errors import SftlabError
 from tests.data.rendering.test_templates import MATCHED, NEEDS_BOS
@@ -58,6 +58,41 @@ def test_weights_from_a_strategy_that_does_not_declare_them_are_refused(smollm2_
 
     with pytest.raises(SftlabError, match="weights other than 1 but does not set `weighted = True`"):
         _tokenize(make_renderer("chat", smollm2_tokenizer), Halves(), smollm2_tokenizer, [CONVERSATION], weighted=False)
+
+
+PROMPTED = Conversation((Message("system", "Be brief."), *CONVERSATION.messages), "test")
+
+
+@pytest.mark.parametrize("masking", ["assistant", "last_assistant", "answer_only", "later_turns"])
+def test_prompt_loss_weight_0_is_the_strategy_1_trains_what_none_trains_and_w_every_other_token(smollm2_tokenizer, masking):
+    renderer, heavy = make_renderer("chat", smollm2_tokenizer), Conversation(PROMPTED.messages, "test", weight=3.0)
+
+    def tokenized(strategy):
+        return _tokenize(renderer, strategy, smollm2_tokenizer, [PROMPTED, heavy], weighted=True)
+
+    strategy = make_strategy(masking)
+    assert repr(make_strategy(masking, 0.0)) == repr(strategy)  # the same labels, weights and cache key
+    assert tokenized(make_strategy(masking, 0.0)) == tokenized(strategy)
+    every, none = tokenized(make_strategy(masking, 1.0)), tokenized(make_strategy("none"))
+    assert every["labels"] == none["labels"]
+    if masking != "later_turns":  # an unweighted strategy with weight 1 on the rest trains like `none`, weights too
+        assert every["weights"] == none["weights"] and not make_strategy(masking, 1.0).weighted
+    alone, mixed = tokenized(strategy), tokenized(make_strategy(masking, 0.1))
+    assert mixed["labels"] == none["labels"]
+    for own, weights, prompt, scale in zip(alone["weights"], mixed["weights"], mixed["prompt_mask"], (1.0, 3.0)):
+        assert any(prompt) and not all(prompt)
+        for own_weight, weight, is_prompt in zip(own, weights, prompt):
+            assert is_prompt == (own_weight == 0)
+            assert weight == pytest.approx(0.1 * scale if is_prompt else own_weight)  # the record weight scales both
+
+
+def test_a_token_the_strategy_trains_keeps_its_weight_where_it_straddles_the_prompt():
+    ids, labels, weights, prompt = example_tokens(([7, 8, 9, 10], [(0, 2), (2, 5), (5, 6), (6, 9)]), [((3, 6), 2.0)], 8, 0.25)
+    assert weights == [0.25, 2.0, 2.0, 0.25] and prompt == [True, False, False, True] and labels == ids
+    assert example_tokens(([7, 8], [(0, 2), (2, 5)]), [((3, 6), 1.0)], 8)[2:] == ([0.0, 1.0], [False, False])
+    for bad in (-0.1, float("nan"), float("inf"), True):
+        with pytest.raises(SftlabError, match="data.prompt_loss_weight must be a number >= 0"):
+            make_strategy("assistant", bad)
 
 
 def _markers(tokenizer, text: str) -> list[str]:

@@ -17,7 +17,7 @@ from sftlab.data.sources.mixture import Mixture, align_columns
 from sftlab.data.sources.specs import default_name, split_sources
 from sftlab.errors import SftlabError
 
-DEFAULTS = {"format": "auto", "template": "chat", "masking": "assistant", "text_field": "text"}
+DEFAULTS = {"format": "auto", "template": "chat", "masking": "assistant", "text_field": "text", "prompt_loss_weight": 0.0}
 
 
 def _by_source(mixture: Mixture, order: list[int]) -> list[int]:
@@ -159,17 +159,20 @@ def test_the_report_shows_each_source_requested_and_planned(testdata, datasets_c
 
 def test_source_settings_default_to_the_data_keys_and_bad_ones_are_one_line_errors():
     split = split_sources(
-        [{"path": "a/web.jsonl", "format": "text"}, {"path": "b/chat.json", "masking": "none", "val_path": "b/v.json"}],
+        [
+            {"path": "a/web.jsonl", "format": "text"},
+            {"path": "b/chat.json", "masking": "none", "val_path": "b/v.json", "prompt_loss_weight": 0.1},
+        ],
         None,
         None,
         DEFAULTS,
         "assistant",
     )
-    assert [(s.name, s.format, s.masking, s.weight) for s in split["train"]] == [
-        ("web", "text", "assistant", 1.0),
-        ("chat", "auto", "none", 1.0),
+    assert [(s.name, s.format, s.masking, s.weight, s.prompt_loss_weight) for s in split["train"]] == [
+        ("web", "text", "assistant", 1.0, 0.0),
+        ("chat", "auto", "none", 1.0, 0.1),
     ]
-    assert [(s.name, s.path, s.masking) for s in split["val"]] == [("chat", "b/v.json", "assistant")]
+    assert [(s.name, s.path, s.masking, s.prompt_loss_weight) for s in split["val"]] == [("chat", "b/v.json", "assistant", 0.1)]
     assert default_name("/data/c4/en/*.jsonl") == "en" and default_name("x/train.json") == "train"
     shorthand = split_sources(None, "t.json", "v.json", DEFAULTS)
     assert [s.path for s in shorthand["train"]] == ["t.json"] and [s.path for s in shorthand["val"]] == ["v.json"]
@@ -178,6 +181,7 @@ def test_source_settings_default_to_the_data_keys_and_bad_ones_are_one_line_erro
         ([{"weight": 1}], r"data.sources\[0\]: give the source's path"),
         ([{"path": "a/x.json"}, {"path": "b/x.json"}], "names must differ"),
         ([{"path": "a.json", "name": "a b"}], "may hold only letters"),
+        ([{"path": "a.json", "prompt_loss_weight": -0.1}], r"data.sources\[0\]: prompt_loss_weight must be a number >= 0"),
     ]:
         with pytest.raises(SftlabError, match=message):
             split_sources(sources, None, None, DEFAULTS)

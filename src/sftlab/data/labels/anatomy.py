@@ -60,7 +60,7 @@ def examples_anatomy(
         rendered = renderer.render(example)
         spans = example_spans(strategy, rendered, example, weighted=True)
         ((ids, offsets),) = encode(tokenizer, [rendered.text], [rendered.literal_spans])
-        kept, labels, weights = example_tokens((ids, offsets), spans, max_seq_length)
+        kept, labels, weights, _ = example_tokens((ids, offsets), spans, max_seq_length, strategy.prompt_weight * example.weight)
         offsets = offsets[:max_seq_length]
         kinds = token_kinds(offsets, rendered, renderer.content_spans(example), example)
         turns = tuple(_turn_facts(example.source, turn, offsets, labels, spans) for turn in rendered.turns)

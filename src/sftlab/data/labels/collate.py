@@ -5,7 +5,8 @@ Unpacked rows get an `attention_mask`. Packed rows (they carry `position_ids`) g
 position ids, restarting at 0 per example, are what makes attention block-causal (see packing.py),
 and the padding tail becomes one more segment of its own. Every batch also carries `lengths`
 (real tokens per row), from which the padding fraction is logged, and `weights`: the rows' own
-(weighted strategies, see tokenize.py) or, for rows without, 1 where the label is trained and 0 elsewhere.
+(weighted strategies, see tokenize.py) or, for rows without, 1 where the label is trained and 0 elsewhere;
+and `prompt_mask` (bool, padded with False) where the rows have one (`data.prompt_loss_weight` > 0).
 """
 
 from __future__ import annotations
@@ -44,4 +45,6 @@ class Collator:
             )
         else:
             tensors["weights"] = (tensors["labels"] != IGNORE_INDEX).float()
+        if "prompt_mask" in rows[0]:
+            tensors["prompt_mask"] = torch.tensor([list(row["prompt_mask"]) + [False] * (width - len(row["prompt_mask"])) for row in rows])
         return tensors

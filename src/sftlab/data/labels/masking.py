@@ -9,10 +9,16 @@ override `trained_spans`). Tokens outside those spans get label -100 and weight 
 
 A new strategy is one subclass; configs name it by `class_path` (jsonargparse), and the built-in
 ones also by their short names (`data.masking: answer_only`), listed once in `STRATEGIES`.
+
+`data.prompt_loss_weight` w > 0 wraps any strategy in `WithPromptLoss`: the strategy's tokens keep their
+weights and every other token (system, user and tool turns, the template's text; under a part strategy
+also the assistant parts it leaves untrained) is trained with weight w. The precedence is per token
+(tokenize.py): a token the strategy trains keeps the strategy's weight even where it straddles a span's edge.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Literal
 
@@ -31,6 +37,7 @@ class MaskingStrategy:
     weights from a strategy that does not say so."""
 
     weighted: bool = False
+    prompt_weight: float = 0.0  # the weight of every token outside the trained spans (`WithPromptLoss`)
 
     def examples(self, conversation: Conversation) -> Sequence[Conversation]:
         return [conversation]
@@ -164,6 +171,26 @@ class LaterTurns(TrainParts):
         return 1.0 if turns == 1 else self.first + (1.0 - self.first) * position / (turns - 1)
 
 
+class WithPromptLoss(MaskingStrategy):
+    """`strategy`'s examples and weighted spans, and every token it does not train with `prompt_weight` w
+    (`data.prompt_loss_weight`; OpenAI's old fine-tuning API had it, Huerta-Enochian & Ko 2024 swept it).
+    w = 1 with an unweighted strategy trains every token with weight 1, as `none` does."""
+
+    def __init__(self, strategy: MaskingStrategy, prompt_weight: float) -> None:
+        self.strategy = strategy
+        self.prompt_weight = prompt_weight
+
+    @property
+    def weighted(self) -> bool:
+        return self.strategy.weighted or self.prompt_weight != 1.0
+
+    def examples(self, conversation: Conversation) -> Sequence[Conversation]:
+        return self.strategy.examples(conversation)
+
+    def weighted_spans(self, rendered: Rendered) -> Sequence[WeightedSpan]:
+        return self.strategy.weighted_spans(rendered)
+
+
 STRATEGIES: dict[str, type[MaskingStrategy]] = {
     "none": TrainAll,
     "assistant": TrainAssistant,
@@ -181,9 +208,17 @@ MaskingName = Literal[
 ]
 
 
-def make_strategy(masking: str | MaskingStrategy) -> MaskingStrategy:
-    if isinstance(masking, MaskingStrategy):
-        return masking
-    if masking not in STRATEGIES:
-        raise SftlabError(f"data.masking: unknown strategy {masking!r} (built-in: {', '.join(STRATEGIES)}; or a class_path)")
-    return STRATEGIES[masking]()
+def make_strategy(masking: str | MaskingStrategy, prompt_loss_weight: float = 0.0) -> MaskingStrategy:
+    """The strategy a `data.masking` value names; with `prompt_loss_weight` > 0 wrapped in `WithPromptLoss`
+    (0 gives the very strategy: same labels, weights and cache)."""
+    check_prompt_loss_weight(prompt_loss_weight, "data.prompt_loss_weight")
+    if not isinstance(masking, MaskingStrategy):
+        if masking not in STRATEGIES:
+            raise SftlabError(f"data.masking: unknown strategy {masking!r} (built-in: {', '.join(STRATEGIES)}; or a class_path)")
+        masking = STRATEGIES[masking]()
+    return WithPromptLoss(masking, float(prompt_loss_weight)) if prompt_loss_weight else masking
+
+
+def check_prompt_loss_weight(weight: object, where: str) -> None:
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < math.inf:
+        raise SftlabError(f"{where} must be a number >= 0, got {weight!r}")

@@ -38,7 +38,7 @@ def pack_examples(batch: dict[str, list[list[int]]], *, max_seq_length: int) -> 
     """Bin-pack tokenized SFT examples into rows of at most `max_seq_length` tokens
     (first-fit decreasing within the batch). Each example keeps its own positions (restarting at
     0), and its first label becomes -100 (weight 0): it would otherwise be predicted from the previous
-    example. `weights`, where the examples have them, are concatenated the same way."""
+    example. `weights` and `prompt_mask`, where the examples have them, are concatenated the same way."""
     order = sorted(range(len(batch["input_ids"])), key=lambda i: -len(batch["input_ids"][i]))
     bins: list[list[int]] = []
     room: list[int] = []
@@ -51,16 +51,18 @@ def pack_examples(batch: dict[str, list[list[int]]], *, max_seq_length: int) -> 
         else:
             bins[slot].append(i)
             room[slot] -= size
-    weighted = "weights" in batch
-    out: dict[str, list[Any]] = {"input_ids": [], "labels": [], "position_ids": [], "examples": [], **({"weights": []} if weighted else {})}
+    beside = {key: first for key, first in (("weights", 0.0), ("prompt_mask", False)) if key in batch}  # and their first value
+    columns = ("input_ids", "labels", "position_ids", *beside)
+    out: dict[str, list[Any]] = {key: [] for key in (*columns, "examples")}
     for members in bins:
-        row: dict[str, list[Any]] = {key: [] for key in ("input_ids", "labels", "position_ids", "weights")}
+        row: dict[str, list[Any]] = {key: [] for key in columns}
         for i in members:
             row["input_ids"] += batch["input_ids"][i]
             row["labels"] += [IGNORE_INDEX] + list(batch["labels"][i][1:])
             row["position_ids"] += range(len(batch["input_ids"][i]))
-            row["weights"] += [0.0] + list(batch["weights"][i][1:]) if weighted else []
-        for key in ("input_ids", "labels", "position_ids", *(("weights",) if weighted else ())):
+            for key, first in beside.items():
+                row[key] += [first] + list(batch[key][i][1:])
+        for key in columns:
             out[key].append(row[key])
         out["examples"].append(len(members))
     return out

@@ -11,6 +11,10 @@ The `weights` contract: a float per token beside `labels`, aligned with it (posi
 loss of predicting `labels[t]`); 0 exactly where the label is -100, else the weight of the span the
 token overlaps times the record's `weight`. The column exists only when the strategy is weighted or
 the data has record weights (`weighted=True`); batches without it get weights = (labels != -100).
+
+With a prompt loss weight (`strategy.prompt_weight` w > 0, `data.prompt_loss_weight`), every token the
+strategy leaves untrained is trained with weight w times the record's, and a bool `prompt_mask` column
+beside `labels` says which labels those are (the loss logs the answer and prompt losses apart from it).
 """
 
 from __future__ import annotations
@@ -166,25 +170,30 @@ def tokenize_conversations(
     loss), `truncated`, `drop_reason` ('' = kept) and `source` (file and record), plus `weights` when
     `weighted`. Rows of records skipped when read, and (with `skip_bad`) records the template refuses,
     are dropped as `bad_record`."""
-    texts, spans, literals, sources, reasons = [], [], [], [], []
+    texts, spans, prompt_weights, literals, sources, reasons = [], [], [], [], [], []
     for row in _rows(batch):
         rendered_examples = _render_row(row, renderer, strategy, skip_bad)
         for example, rendered in rendered_examples or [(None, Rendered("", ()))]:
             texts.append(rendered.text)
             spans.append(example_spans(strategy, rendered, example, weighted) if example else [])
+            prompt_weights.append(strategy.prompt_weight * example.weight if example else 0.0)
             literals.append(rendered.literal_spans)
             sources.append(example.source if example else row["source"])
             reasons.append("" if example else DROP_BAD_RECORD)
-    columns = ("input_ids", "labels", "length", "kept_tokens", "trainable", "truncated", "drop_reason", *(("weights",) if weighted else ()))
+    prompted = strategy.prompt_weight > 0
+    extra = (*(("weights",) if weighted else ()), *(("prompt_mask",) if prompted else ()))
+    columns = ("input_ids", "labels", "length", "kept_tokens", "trainable", "truncated", "drop_reason", *extra)
     out: dict[str, list[Any]] = {key: [] for key in columns}
     out["source"] = sources
-    for encoding, weighted_spans, reason in zip(encode(tokenizer, texts, literals), spans, reasons):
-        ids, labels, weights = example_tokens(encoding, weighted_spans, max_seq_length)
+    for encoding, weighted_spans, weight, reason in zip(encode(tokenizer, texts, literals), spans, prompt_weights, reasons):
+        ids, labels, weights, prompt = example_tokens(encoding, weighted_spans, max_seq_length, weight)
         trainable = trainable_count(labels)
         out["input_ids"].append(ids)
         out["labels"].append(labels)
         if weighted:
             out["weights"].append(weights)
+        if prompted:
+            out["prompt_mask"].append(prompt)
         out["length"].append(len(encoding[0]))
         out["kept_tokens"].append(len(ids))
         out["trainable"].append(trainable)
@@ -193,13 +202,18 @@ def tokenize_conversations(
     return out
 
 
-def example_tokens(encoding: Encoding, spans: Sequence[WeightedSpan], max_seq_length: int) -> tuple[list[int], list[int], list[float]]:
-    """`input_ids`, `labels` and `weights` of one example, truncated to `max_seq_length`."""
+def example_tokens(
+    encoding: Encoding, spans: Sequence[WeightedSpan], max_seq_length: int, prompt_weight: float = 0.0
+) -> tuple[list[int], list[int], list[float], list[bool]]:
+    """`input_ids`, `labels`, `weights` and `prompt_mask` of one example, truncated to `max_seq_length`:
+    tokens the spans leave at weight 0 get `prompt_weight` (and are the prompt mask's)."""
     ids, offsets = encoding
     weights = token_weights(offsets[:max_seq_length], spans)
+    prompt = (weights == 0) & (prompt_weight > 0)
+    weights[prompt] = prompt_weight
     kept = ids[:max_seq_length]
     labels = np.where(weights > 0, np.asarray(kept, dtype=np.int64), IGNORE_INDEX).tolist()
-    return kept, labels, weights.tolist()
+    return kept, labels, weights.tolist(), prompt.tolist()
 
 
 def tokenize_documents(batch: dict[str, list[str]], *, tokenizer: PreTrainedTokenizerBase) -> dict[str, list[list[int]]]:

@@ -114,7 +114,8 @@ def sft_examples(
     )
     report = DataReport.from_tokenized(desc, len(records), tokenized)
     kept = tokenized.filter(lambda reason: not reason, input_columns="drop_reason", desc=f"dropping untrainable {desc} examples")
-    return kept.select_columns(["input_ids", "labels", *(["weights"] if weighted else []), "source"]), report
+    beside = [*(["weights"] if weighted else []), *(["prompt_mask"] if strategy.prompt_weight > 0 else [])]
+    return kept.select_columns(["input_ids", "labels", *beside, "source"]), report
 
 
 def conversation_function(renderer: Renderer, strategy: MaskingStrategy, shape: Shape, weighted: bool) -> partial:
@@ -138,12 +139,13 @@ def sft_stream(files: list[Path], fmt: str, renderer: Renderer, strategy: Maskin
     tokenized = records.map(
         conversation_function(renderer, strategy, shape, weighted=True), batched=True, remove_columns=list(readers.bad_row("", ""))
     )
-    columns = ["input_ids", "labels", "weights"]
+    prompt = ["prompt_mask"] if strategy.prompt_weight > 0 else []
+    columns = ["input_ids", "labels", "weights", *prompt]
     examples = tokenized.filter(lambda reason: not reason, input_columns="drop_reason").select_columns(columns)
     if not (pack and shape.packing):
         return Rows(examples, None, columns)
     packed = examples.map(packing_function(shape), batched=True, batch_size=1000, remove_columns=columns)
-    columns = ["input_ids", "labels", "position_ids", "weights"]
+    columns = ["input_ids", "labels", "position_ids", "weights", *prompt]
     return Rows(packed.select_columns(columns), None, columns)
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import datasets
 
 from sftlab.data.formats import readers
-from sftlab.data.labels.masking import make_strategy
 from sftlab.data.sources.build import Rows
 from sftlab.data.sources.specs import Source
 from sftlab.errors import SftlabError
@@ -19,7 +18,7 @@ def data_identity(sources: list[Source], files: list[list[Path]], built: list[Ro
     """A hash of the sources (files and their sizes, formats, templates, maskings, weights) and the data
     settings, and the number of rows (none for streams: not known before reading them)."""
     identity = [
-        (repr(source), readers.file_names_and_sizes(source_files), repr(make_strategy(source.masking)))
+        (repr(source), readers.file_names_and_sizes(source_files), repr(source.strategy))
         for source, source_files in zip(sources, files, strict=True)
     ]
     rows = [len(rows.data) if isinstance(rows.data, datasets.Dataset) else None for rows in built]

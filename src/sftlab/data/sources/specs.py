@@ -1,7 +1,7 @@
 """Where a split's data comes from: one or more sources, each with its own files, format, template,
 masking and weight.
 
-`data.sources` lists them (`{path, weight, format, template, masking, text_field, name, val_path}`);
+`data.sources` lists them (`{path, weight, format, template, masking, prompt_loss_weight, text_field, name, val_path}`);
 `data.train_path` / `data.val_path` are the one-source shorthand. Keys a source leaves out take the
 `data.*` value of the same name, so a mixture config only spells out what differs per source. Sources
 come as plain dicts (a `TypedDict`), so a checkpoint's hyperparameters stay plain data.
@@ -10,12 +10,12 @@ come as plain dicts (a `TypedDict`), so a checkpoint's hyperparameters stay plai
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypedDict
 
 from sftlab.data.formats.readers import Format
-from sftlab.data.labels.masking import MaskingName, MaskingStrategy
+from sftlab.data.labels.masking import MaskingName, MaskingStrategy, check_prompt_loss_weight, make_strategy
 from sftlab.errors import SftlabError
 
 StoppingStrategy = Literal["first_exhausted", "all_exhausted"]
@@ -29,6 +29,7 @@ class SourceSpec(TypedDict, total=False):
     format: Format
     template: str
     masking: MaskingName | MaskingStrategy
+    prompt_loss_weight: float
     text_field: str
     name: str
     val_path: str
@@ -45,6 +46,13 @@ class Source:
     template: str
     masking: MaskingName | MaskingStrategy
     text_field: str
+    # Out of the repr, which identifies the data of a checkpoint: `strategy`'s repr has it where it is not 0.
+    prompt_loss_weight: float = field(default=0.0, repr=False)
+
+    @property
+    def strategy(self) -> MaskingStrategy:
+        """The masking strategy of this source, with its prompt loss weight."""
+        return make_strategy(self.masking, self.prompt_loss_weight)
 
 
 def default_name(path: str) -> str:
@@ -61,6 +69,7 @@ def _checked(spec: SourceSpec, index: int) -> SourceSpec:
     weight = spec.get("weight", 1.0)
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
         raise SftlabError(f"{where}: weight must be a number > 0, got {weight!r}")
+    check_prompt_loss_weight(spec.get("prompt_loss_weight", 0.0), f"{where}: prompt_loss_weight")
     name = spec.get("name") or default_name(spec["path"])
     if not re.fullmatch(r"[\w.-]+", name):
         raise SftlabError(f"{where}: name {name!r} may hold only letters, digits, '_', '.' and '-' (it names metrics)")
@@ -75,8 +84,8 @@ def split_sources(
     val_masking: MaskingName | MaskingStrategy | None = None,
 ) -> dict[str, list[Source]]:
     """The sources of each split (`train`, `val`), from `data.sources` or the shorthand paths.
-    `defaults` holds `format`, `template`, `masking` and `text_field`; validation uses `val_masking`
-    where it is given."""
+    `defaults` holds `format`, `template`, `masking`, `text_field` and `prompt_loss_weight`; validation uses
+    `val_masking` where it is given."""
     if sources and (train_path or val_path):
         raise SftlabError("data.sources and data.train_path/val_path: give one or the other (a source has its own val_path)")
     specs = [_checked(spec, i) for i, spec in enumerate(sources)] if sources else []
@@ -85,7 +94,7 @@ def split_sources(
     names = [spec["name"] for spec in specs]
     if len(set(names)) != len(names):
         raise SftlabError(f"data.sources: names must differ, got {names}; give each source a `name`")
-    keys = ("format", "template", "masking", "text_field")
+    keys = ("format", "template", "masking", "text_field", "prompt_loss_weight")
 
     def source(spec: SourceSpec, path: str, masking: MaskingName | MaskingStrategy | None = None) -> Source:
         settings = {key: spec.get(key, defaults[key]) for key in keys}
