@@ -45,3 +45,38 @@ def plot_curves(path: Path, groups: dict[str, dict[int, dict[str, Any]]], base: 
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def plot_epochs(path: Path, runs: dict[float, dict[int, dict[str, Any]]], base: dict[str, float] | None, title: str) -> None:
+    """The prompt-loss-weight study: per weight, held-out (solid) and training-sample (dashed) answer loss and
+    held-out exact match against epochs, mean over seeds with the seeds' range shaded; epoch 0 is the
+    untrained model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from experiments.masking_ablation.plw_report import epoch_values
+
+    figure, (losses, exact) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for weight, seeds in sorted(runs.items()):
+        epochs = min(len(result["epochs"]) for result in seeds.values())
+        x = list(range(0 if base else 1, epochs + 1))
+        for axis, metric, style in ((losses, "answer", "-"), (losses, "train_answer", "--"), (exact, "exact", "-")):
+            per_epoch = [[epoch_values(result["epochs"][e])[metric] for result in seeds.values()] for e in range(epochs)]
+            if base:
+                per_epoch = [[base[metric]] * len(seeds), *per_epoch]
+            mean = [statistics.fmean(values) for values in per_epoch]
+            (line,) = axis.plot(x, mean, style, marker="o", markersize=3, label=f"w = {weight:g}" if style == "-" else None)
+            axis.fill_between(x, [min(v) for v in per_epoch], [max(v) for v in per_epoch], color=line.get_color(), alpha=0.12, linewidth=0)
+            line.set_color(f"C{sorted(runs).index(weight)}")
+    losses.set_ylabel("answer loss (held out: solid; training sample: dashed)")
+    exact.set_ylabel("held-out exact match")
+    for axis in (losses, exact):
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+    exact.legend(fontsize=8)
+    figure.suptitle(f"Prompt loss weight, {title}: mean over seeds, range shaded")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

@@ -48,7 +48,7 @@ class PlwSizes:
 
 PLW_SIZES = {
     "plw_smoke": PlwSizes(train={"short": 10, "long": 6}, heldout={"short": 5, "long": 3}, train_sample=3),
-    "plw": PlwSizes(train={"short": 80, "long": 40}, heldout={"short": 60, "long": 20}, train_sample=16),
+    "plw": PlwSizes(train={"short": 32, "long": 16}, heldout={"short": 30, "long": 10}, train_sample=5),
 }
 
 

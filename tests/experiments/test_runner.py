@@ -20,5 +20,17 @@ def test_a_token_budget_plans_the_schedule_to_end_near_it(testdata, tmp_path):
     assert budget["class_path"] == "sftlab.training.budget.TokenBudget" and budget["init_args"] == {"max_trainable_tokens": 5000}
     fewer = run_config(study, "answer_only", 3, Budget.parse("tokens:5000"), paths)
     assert fewer["trainer"]["max_steps"] > by_tokens["trainer"]["max_steps"]  # fewer labels per step: more steps
-    with pytest.raises(ValueError, match="steps:N or tokens:N"):
+    with pytest.raises(ValueError, match="steps:N, tokens:N or epochs:N"):
         Budget.parse("tokens:lots")
+
+
+def test_an_epochs_budget_trains_whole_epochs_and_validates_after_each(testdata, tmp_path):
+    paths = prepare_data("smoke", tmp_path / "data", testdata)
+    trainer = run_config(Study("smoke", tmp_path), "assistant", 0, Budget.parse("epochs:3"), paths)["trainer"]
+    assert (trainer["max_epochs"], trainer["max_steps"], trainer["check_val_every_n_epoch"], trainer["val_check_interval"]) == (
+        3,
+        -1,
+        1,
+        1.0,
+    )
+    assert len(trainer["callbacks"]) == 1  # no TokenBudget

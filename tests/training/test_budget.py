@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from itertools import accumulate
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from sftlab.data.labels.tokenize import IGNORE_INDEX
 from sftlab.errors import SftlabError
 from sftlab.training.budget import TokenBudget
 from tests.test_cli import sftlab
@@ -69,3 +72,19 @@ def test_two_process_ddp_counts_the_tokens_of_every_rank(testdata, tmp_path):
 def test_a_budget_must_be_positive():
     with pytest.raises(SftlabError, match="max_trainable_tokens must be > 0"):
         TokenBudget(0)
+
+
+def test_tokens_trained_only_through_the_prompt_loss_weight_do_not_count():
+    logged = {}
+    module = SimpleNamespace(device=torch.device("cpu"), log=lambda name, value, **_: logged.update({name: value}))
+    trainer = SimpleNamespace(global_step=0, should_stop=False, strategy=SimpleNamespace(reduce=lambda tensor, reduce_op: tensor))
+    budget = TokenBudget(5)
+    budget.on_train_start(trainer, module)
+    labels = torch.tensor([[IGNORE_INDEX, 3, 4, 5, 6, 7, 8]])  # six labels, four of them the prompt's
+    prompt = torch.tensor([[False, True, True, True, True, False, False]])
+    trainer.global_step = 1
+    budget.on_train_batch_end(trainer, module, None, {"labels": labels, "prompt_mask": prompt}, 0)
+    assert budget.trained == 2 and logged["train/cumulative_trainable_tokens"] == 2 and not trainer.should_stop
+    trainer.global_step = 2
+    budget.on_train_batch_end(trainer, module, None, {"labels": labels}, 1)  # without a prompt mask every label counts
+    assert budget.trained == 8 and trainer.should_stop
