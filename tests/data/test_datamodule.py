@@ -178,8 +178,10 @@ def test_weights_reach_the_batches_only_where_they_differ_from_the_labels(testda
 
 
 def test_prompt_loss_weight_0_batches_are_the_assistant_runs_and_1_trains_the_tokens_of_none(testdata, datasets_cache):
+    chats = str(testdata / "data/fastchat_sharegpt/dummy_conversation_with_system.json")  # nothing truncated away at 1,024
+
     def batches(**settings) -> list[dict]:
-        return list(_module(testdata, datasets_cache, packing=True, **settings).train_dataloader())
+        return list(_module(testdata, datasets_cache, train_path=chats, max_seq_length=1024, packing=True, **settings).train_dataloader())
 
     assistant, none = batches(), batches(masking="none")
     for got, want in zip(batches(prompt_loss_weight=0.0), assistant, strict=True):
