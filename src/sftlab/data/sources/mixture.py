@@ -9,8 +9,8 @@ first source has given all of its rows (others are subsampled), `all_exhausted` 
 from a source drawn with the weights as probabilities, from a seeded generator whose state is part of
 the stream's state.
 
-Rows of different sources meet in one batch, so they get the same columns: `position_ids`,
-`weights` and `prompt_mask` are filled in where a source has none (`align_columns`); other columns stay when every
+Rows of different sources meet in one batch, so they get the same columns: `position_ids`, `weights`
+and `prompt_mask` are filled in where a source has none (`align_columns`); other columns stay when every
 source has them. `source_index` says which source a row came from (what the realised mixture counts).
 A mixture's order is drawn before DataLoader workers read rows, and a stream's mixing generator is
 part of each worker's stream state, so both resume exactly (loaders.py).
