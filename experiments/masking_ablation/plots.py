@@ -47,35 +47,39 @@ def plot_curves(path: Path, groups: dict[str, dict[int, dict[str, Any]]], base: 
     plt.close(figure)
 
 
-def plot_epochs(path: Path, runs: dict[float, dict[int, dict[str, Any]]], base: dict[str, float] | None, title: str) -> None:
-    """The prompt-loss-weight study: per weight, held-out (solid) and training-sample (dashed) answer loss and
-    held-out exact match against epochs, mean over seeds with the seeds' range shaded; epoch 0 is the
-    untrained model."""
+def plot_epochs(path: Path, runs: dict[float, dict[int, dict[str, Any]]], base: dict[str, float] | None, title: str, exact: bool) -> None:
+    """The prompt-loss-weight study: per weight, against epochs, the answer loss held out (solid) and on the
+    training sample (dashed), the held-out prompt loss and (`exact`) the held-out exact match; mean over seeds
+    with the seeds' range shaded; epoch 0 is the untrained model."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     from experiments.masking_ablation.plw_report import epoch_values
 
-    figure, (losses, exact) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for weight, seeds in sorted(runs.items()):
+    panels = [[("answer", "-"), ("train_answer", "--")], [("prompt", "-")], *([[("exact", "-")]] if exact else [])]
+    labels = ["answer loss (held out: solid; training sample: dashed)", "held-out prompt loss", "held-out exact match"]
+    figure, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5))
+    for index, (weight, seeds) in enumerate(sorted(runs.items())):
         epochs = min(len(result["epochs"]) for result in seeds.values())
         x = list(range(0 if base else 1, epochs + 1))
-        for axis, metric, style in ((losses, "answer", "-"), (losses, "train_answer", "--"), (exact, "exact", "-")):
-            per_epoch = [[epoch_values(result["epochs"][e])[metric] for result in seeds.values()] for e in range(epochs)]
-            if base:
-                per_epoch = [[base[metric]] * len(seeds), *per_epoch]
-            mean = [statistics.fmean(values) for values in per_epoch]
-            (line,) = axis.plot(x, mean, style, marker="o", markersize=3, label=f"w = {weight:g}" if style == "-" else None)
-            axis.fill_between(x, [min(v) for v in per_epoch], [max(v) for v in per_epoch], color=line.get_color(), alpha=0.12, linewidth=0)
-            line.set_color(f"C{sorted(runs).index(weight)}")
-    losses.set_ylabel("answer loss (held out: solid; training sample: dashed)")
-    exact.set_ylabel("held-out exact match")
-    for axis in (losses, exact):
+        for axis, panel in zip(axes, panels):
+            for metric, style in panel:
+                per_epoch = [[epoch_values(result["epochs"][e])[metric] for result in seeds.values()] for e in range(epochs)]
+                if base:
+                    per_epoch = [[base[metric]] * len(seeds), *per_epoch]
+                mean = [statistics.fmean(values) for values in per_epoch]
+                label = f"w = {weight:g} ({len(seeds)} seeds)" if style == "-" else None
+                axis.plot(x, mean, style, color=f"C{index}", marker="o", markersize=3, label=label)
+                axis.fill_between(x, [min(v) for v in per_epoch], [max(v) for v in per_epoch], color=f"C{index}", alpha=0.12, linewidth=0)
+    for axis, label in zip(axes, labels):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_xlabel("epoch")
+        axis.set_ylabel(label)
         axis.grid(alpha=0.3)
-    exact.legend(fontsize=8)
+    axes[-1].legend(fontsize=8)
     figure.suptitle(f"Prompt loss weight, {title}: mean over seeds, range shaded")
     figure.tight_layout()
     figure.savefig(path, dpi=110)

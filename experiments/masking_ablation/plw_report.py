@@ -1,7 +1,7 @@
 """The prompt-loss-weight study's write-up from its runs' `result.json` files: `results.md` (per budget and
 set: the runs; the last epoch's held-out metrics as mean ± 95% CI over seeds; the paired differences from
 w = 0; each metric epoch by epoch; the curvature of each metric in w), `results.csv` (one row per run and
-epoch) and `plw_<budget>_<set>.png` (held-out and training answer loss, and exact match, against epochs).
+epoch) and `plw_<budget>_<set>.png` (held-out and training answer loss, prompt loss and exact match, against epochs).
 
 Metrics of a run at an epoch (epochs.py): `answer` (held-out loss on the answer and its end-of-turn
 marker), `exact` (held-out exact match of greedy answers), `prompt` (held-out loss on the prompt tokens),
@@ -28,7 +28,13 @@ from sftlab.artifacts import write_text_atomic
 
 METRICS = [("answer", "held-out answer loss"), ("exact", "held-out exact match"), ("prompt", "held-out prompt loss")]
 METRICS += [("train_answer", "train answer loss"), ("gap", "gap (held-out − train)")]
-LOWER_IS_BETTER = {"answer", "prompt", "train_answer", "gap"}
+
+
+def set_metrics(name: str) -> list[tuple[str, str]]:
+    """The metrics a set is judged by: exact match only for the short answers (a 180-token answer is never
+    matched exactly)."""
+    return METRICS if name == "short" else [(m, label) for m, label in METRICS if m != "exact"]
+
 
 Runs = dict[float, dict[int, dict[str, Any]]]  # weight -> seed -> result
 
@@ -76,15 +82,15 @@ def runs_table(runs: Runs) -> list[str]:
     return table(header, rows)
 
 
-def final_table(runs: Runs, base: dict[str, float] | None) -> list[str]:
-    rows = [["base (untrained)", *(f"{base[m]:.{digits(m)}f}" for m, _ in METRICS)]] if base else []
+def final_table(runs: Runs, base: dict[str, float] | None, metrics: list[tuple[str, str]]) -> list[str]:
+    rows = [["base (untrained)", *(f"{base[m]:.{digits(m)}f}" for m, _ in metrics)]] if base else []
     for weight, seeds in sorted(runs.items()):
         values = [last(r) for r in seeds.values()]
-        rows.append([f"{weight:g}", *(mean_ci([v[m] for v in values]).format(digits(m)) for m, _ in METRICS)])
-    return table(["prompt loss weight", *(label for _, label in METRICS)], rows)
+        rows.append([f"{weight:g}", *(mean_ci([v[m] for v in values]).format(digits(m)) for m, _ in metrics)])
+    return table(["prompt loss weight", *(label for _, label in metrics)], rows)
 
 
-def paired_table(runs: Runs, baseline: float = 0.0) -> list[str]:
+def paired_table(runs: Runs, metrics: list[tuple[str, str]], baseline: float = 0.0) -> list[str]:
     reference = {seed: last(r) for seed, r in runs.get(baseline, {}).items()}
     rows = []
     for weight, seeds in sorted(runs.items()):
@@ -93,10 +99,10 @@ def paired_table(runs: Runs, baseline: float = 0.0) -> list[str]:
         mine = {seed: last(r) for seed, r in seeds.items()}
         cells = [
             paired_cell(paired_difference({s: v[m] for s, v in mine.items()}, {s: v[m] for s, v in reference.items()}), m)
-            for m, _ in METRICS
+            for m, _ in metrics
         ]
         rows.append([f"{weight:g} − {baseline:g}", *cells])
-    return table(["weights", *(label for _, label in METRICS)], rows)
+    return table(["weights", *(label for _, label in metrics)], rows)
 
 
 def by_epoch_table(runs: Runs, metric: str, paired: bool) -> list[str]:
@@ -132,14 +138,15 @@ def curvature(runs: Runs, metric: str) -> str:
 
 
 def set_section(name: str, runs: Runs, base: dict[str, float] | None, budget: str) -> list[str]:
+    metrics = set_metrics(name)
     lines = [f"### Set `{name}`", "", *runs_table(runs), ""]
-    lines += ["Last epoch, held out (mean ± 95% CI over seeds):", "", *final_table(runs, base), ""]
+    lines += ["Last epoch, held out (mean ± 95% CI over seeds):", "", *final_table(runs, base, metrics), ""]
     lines += ["Paired differences from w = 0 at the last epoch (same seed; mean ± 95% CI; **bold**: the interval excludes 0):", ""]
-    lines += [*paired_table(runs), ""]
-    for metric, label in METRICS[:2]:
+    lines += [*paired_table(runs, metrics), ""]
+    for metric, label in [(m, label) for m, label in metrics if m in ("answer", "exact")]:
         lines += [f"{label.capitalize()} by epoch (mean ± 95% CI):", "", *by_epoch_table(runs, metric, paired=False), ""]
         lines += [f"{label.capitalize()} by epoch, paired difference from w = 0:", "", *by_epoch_table(runs, metric, paired=True), ""]
-    curvatures = [[label, curvature(runs, metric)] for metric, label in METRICS]
+    curvatures = [[label, curvature(runs, metric)] for metric, label in metrics]
     lines += ["Curvature in w at the last epoch (c of a per-seed fit a + b·w + c·w²; mean ± 95% CI):", ""]
     lines += [*table(["metric", "c"], curvatures), "", f"![curves](plw_{budget}_{name}.png)", ""]
     return lines
@@ -174,7 +181,7 @@ def write_plw_report(root: Path, setting: str) -> Path:
         for name, weights in sorted(sets.items(), key=lambda item: SETS.index(item[0])):
             base_values = epoch_values(base[name]) if name in base else None
             lines += set_section(name, weights, base_values, budget)
-            plot_epochs(root / f"plw_{budget}_{name}.png", weights, base_values, f"{name} set, budget {budget}")
+            plot_epochs(root / f"plw_{budget}_{name}.png", weights, base_values, f"{name} set, budget {budget}", exact=name == "short")
     write_csv(root / "results.csv", runs)
     write_text_atomic(root / "results.md", "\n".join(lines))
     return root / "results.md"
