@@ -7,7 +7,7 @@ disk, then renamed over the target; created with the mode a plain `open(..., "w"
 the umask), so results stay readable by the group on shared clusters. Folders (exports) are staged beside
 the target and swapped in; only a folder sftlab itself exported (it holds `sftlab.json`) is ever replaced.
 
-This module imports nothing of sftlab's but its errors: every package may use it.
+This module imports nothing of sftlab's but its errors and `hub`: every package may use it.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import IO, Any
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from sftlab import hub
 from sftlab.errors import SftlabError
 
 log = logging.getLogger(__name__)
@@ -194,9 +195,10 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def load_tokenizer(path: str) -> PreTrainedTokenizerBase:
-    """A local tokenizer folder, or the tokenizer inside a `.gguf` model file; a missing pad token
-    falls back to eos (labels of padding are -100 anyway)."""
-    location = Path(path).expanduser()
+    """A local tokenizer folder, the tokenizer inside a `.gguf` model file, or a Hub id (`org/name`, or
+    `org/name@revision`) resolved like a model's; a missing pad token falls back to eos (labels of
+    padding are -100 anyway)."""
+    location = hub.tokenizer_folder(path)
     try:
         if location.suffix == ".gguf":
             if not location.is_file():

@@ -29,7 +29,9 @@ class LoraSettings:
     """QLoRA: a 4-bit base through bitsandbytes (CUDA only)."""
 
 
-def add_lora(model: PreTrainedModel, settings: LoraSettings) -> PeftModel:
+def add_lora(model: PreTrainedModel, settings: LoraSettings, revision: str | None = None) -> PeftModel:
+    """`model` with a LoRA/DoRA adapter; `revision`: the Hub commit of a base loaded by id, recorded in
+    the adapter's config beside the id (`base_model_name_or_path`) so the adapter reloads its very base."""
     if settings.quantize_4bit:
         if not torch.cuda.is_available():
             raise SftlabError("model.lora.quantize_4bit (QLoRA) needs a CUDA GPU and bitsandbytes; this machine has no CUDA device")
@@ -49,7 +51,7 @@ def add_lora(model: PreTrainedModel, settings: LoraSettings) -> PeftModel:
         use_dora=settings.use_dora,
         task_type="CAUSAL_LM",
     )
-    model = get_peft_model(model, config)
+    model = get_peft_model(model, config, revision=revision)
     trainable, total = model.get_nb_trainable_parameters()
     log.info("LoRA: %s trainable of %s parameters (%.2f%%)", f"{trainable:,}", f"{total:,}", 100 * trainable / total)
     return model

@@ -12,7 +12,17 @@ import yaml
 
 from sftlab.errors import SftlabError
 
-BUILDER_KEYS = ("source", "config", "dtype", "attn_implementation", "init_seed", "lora", "gradient_checkpointing", "trust_remote_code")
+BUILDER_KEYS = (
+    "source",
+    "revision",
+    "config",
+    "dtype",
+    "attn_implementation",
+    "init_seed",
+    "lora",
+    "gradient_checkpointing",
+    "trust_remote_code",
+)
 
 MOVED_MODEL_KEYS = {
     **{key: f"model.causal_lm.{key}" for key in BUILDER_KEYS},

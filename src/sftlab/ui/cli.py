@@ -23,7 +23,7 @@ def ui_parser() -> ArgumentParser:
         "--base_model",
         type=str | None,
         default=None,
-        help="A second model (same forms as --model) to answer side by side, e.g. the base of a fine-tune.",
+        help="A second model (same forms as --model, a Hub id too) to answer side by side, e.g. the base of a fine-tune.",
     )
     parser.add_argument(
         "--base_template",
@@ -64,6 +64,7 @@ def ui_command(argv: list[str]) -> None:
     if config.base_model:
         base_config = config.clone()
         base_config.model, base_config.base, base_config.template = config.base_model, None, config.base_template
+        base_config.revision = None
         base = ChatModel(config.base_model, load_model(base_config))
     torch.manual_seed(config.seed)
     page = build_page(model, base, sampling_from(config), config.system or "")
