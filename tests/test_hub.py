@@ -4,19 +4,28 @@ what to do, and the token from the environment reaches the Hub but never a messa
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import re
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import datasets
 import pytest
 import torch
+import yaml
 from huggingface_hub import constants
 
 from sftlab import hub
 from sftlab.artifacts import load_tokenizer
+from sftlab.cli import main
 from sftlab.errors import SftlabError
 from sftlab.model.loading import load_causal_lm
 from tests.hub_cache import TINY_CONFIG, cached_repo, commit_of, tiny_model
+from tests.test_cli import REPO
 
 
 @pytest.fixture
@@ -107,3 +116,48 @@ def test_unknown_gated_and_revisions_are_one_line_and_the_token_is_sent_never_sh
     assert "\n" not in str(error.value)
     assert "Bearer hf_notarealtoken1234" in stub.authorization  # the environment's token reached the Hub
     assert "hf_notarealtoken1234" not in str(error.value) + caplog.text
+
+
+def chat_set(testdata):
+    """100 OpenAI-style conversations (oasst) as a Hub data set publishes them: a Parquet shard per split."""
+
+    def fill(folder):
+        records = [json.loads(line) for line in (testdata / "data/oasst_en100/en_100_top_thread.messages.jsonl").read_text().splitlines()]
+        (folder / "data").mkdir()
+        datasets.Dataset.from_list(records[:90]).to_parquet(str(folder / "data/train-00000-of-00001.parquet"))
+        datasets.Dataset.from_list(records[90:]).to_parquet(str(folder / "data/test-00000-of-00001.parquet"))
+
+    return fill
+
+
+def test_fit_generate_and_an_adapter_reload_by_hub_ids_offline(testdata, tmp_path, monkeypatch, capsys):
+    """`sftlab fit --model.causal_lm.source org/tiny --data.train_path org/chat --data.split train[:50%]` with
+    HF_HOME a cache the test built and HF_HUB_OFFLINE=1; the adapter names its base by id and commit, and
+    `sftlab generate` loads the base by id and the adapter through it."""
+    hf_home = tmp_path / "hf"
+    cached_repo(hf_home, "org/tiny", tiny_model(testdata))
+    cached_repo(hf_home, "org/chat", chat_set(testdata), kind="dataset")
+    config = yaml.safe_load((REPO / "configs/tiny.yaml").read_text())
+    config["model"]["causal_lm"] = {"source": "org/tiny", "lora": {"r": 4, "alpha": 8}}
+    config["data"] = {**config["data"], "format": "auto", "train_path": None, "val_path": None}
+    del config["data"]["tokenizer"]  # it follows the model: org/tiny
+    (tmp_path / "hub.yaml").write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "sftlab.cli", "fit", "--config", str(tmp_path / "hub.yaml"), "--trainer.max_steps", "2"]
+    command += ["--data.train_path", "org/chat", "--data.split", "train[:50%]", "--trainer.enable_progress_bar", "false"]
+    command += ["--trainer.default_root_dir", str(tmp_path / "run"), "--data.cache_dir", str(tmp_path / "cache")]
+    env = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(r"records read\s+45\b", result.stderr)  # half of the 90 records of the train split
+    export = tmp_path / "run/lightning_logs/version_0/hf"
+    adapter = json.loads((export / "adapter_config.json").read_text())
+    commit = commit_of("org/tiny@main")
+    assert (adapter["base_model_name_or_path"], adapter["revision"]) == ("org/tiny", commit)
+    assert json.loads((export / "sftlab.json").read_text())["base_model"] == {"id": "org/tiny", "revision": commit}
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hf_home / "hub"))  # this process: the same cache, offline
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    for model in ("org/tiny", str(export)):
+        main(["generate", "--model", model, "--prompt", "Hello!", "--max_new_tokens", "4"])
+        (answer,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert answer["answer_tokens"] == 4 and answer["rendered_prompt"].endswith("<|im_start|>assistant\n")

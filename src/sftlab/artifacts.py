@@ -163,13 +163,9 @@ def save_hf_folder(
     return write_folder(target, fill)
 
 
-def training_info(data_settings: dict[str, Any]) -> dict[str, Any]:
+def training_info(template: str, masking: object, max_seq_length: int) -> dict[str, Any]:
     """What `sftlab generate` needs to prompt an exported model as it was trained (`sftlab.json`)."""
-    return {
-        "template": "alpaca" if data_settings.get("template") == "alpaca" else "chat",
-        "masking": str(data_settings.get("masking")),
-        "max_seq_length": data_settings.get("max_seq_length"),
-    }
+    return {"template": "alpaca" if template == "alpaca" else "chat", "masking": str(masking), "max_seq_length": max_seq_length}
 
 
 def read_training_info(folder: Path) -> dict[str, Any]:

@@ -51,8 +51,8 @@ def load_for_inference(
     trained_template = None
     if location.suffix == ".ckpt":
         module, datamodule = restore_checkpoint(location)
-        model, tokenizer_path = module.model, datamodule.hparams.tokenizer
-        trained_template = datamodule.hparams.template
+        model, tokenizer_path = module.model, datamodule.tokenizer_name
+        trained_template = datamodule.template
     elif location.is_dir() and (location / "adapter_config.json").is_file():
         model, tokenizer_path = _load_adapter(location, base, dtype)
         trained_template = read_training_info(location).get("template")

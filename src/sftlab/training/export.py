@@ -31,8 +31,8 @@ def export_trained(
 ) -> Path:
     """Export `model` (the module's, or it merged) with the tokenizer and template of `datamodule`; `sftlab.json`
     names the base model's Hub id and commit when it came from the Hub (a LoRA adapter's config does too)."""
-    template = datamodule.renderer.template if datamodule.hparams.template != "alpaca" else None
-    info = training_info(dict(datamodule.hparams))
+    template = datamodule.renderer.template if datamodule.template != "alpaca" else None
+    info = training_info(datamodule.template, datamodule.masking, datamodule.rows_shape.max_seq_length)
     builder = module.builder
     if isinstance(builder, HFCausalLM) and builder.origin is not None:
         info["base_model"] = builder.origin.as_dict()
