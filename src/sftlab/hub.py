@@ -134,12 +134,14 @@ def _snapshot(repo_id: str, kind: RepoType, revision: str | None, key: str, patt
     except LocalEntryNotFoundError as err:
         if constants.HF_HUB_OFFLINE:
             raise SftlabError(
-                f"{where} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and HF_HUB_OFFLINE=1 forbids downloading it: "
+                f"{where} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}), nor a local file or folder, and HF_HUB_OFFLINE=1 "
+                "forbids downloading it: "
                 f"run `{download}` where the network is reachable (same HF_HOME), or unset HF_HUB_OFFLINE"
             ) from None
         cause = type(err.__cause__).__name__ if err.__cause__ else "no connection"
         raise SftlabError(
-            f"{where} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and the Hub cannot be reached ({cause}): "
+            f"{where} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}), nor a local file or folder, and the Hub cannot be "
+            f"reached ({cause}): "
             f"run `{download}` where it can"
         ) from None
     except HFValidationError:

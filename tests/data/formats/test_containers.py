@@ -171,3 +171,12 @@ def test_large_parquet_files_are_read_a_batch_at_a_time(tmp_path, monkeypatch):
     read = list(containers.records(path, 1500, 1510))
     assert [where for where, _ in read][:2] == [f"{path} row 1500", f"{path} row 1501"] and read[-1][1] == {"text": "document 1509"}
     assert containers.count(path) == 2500
+
+
+def test_a_streamed_parquet_source_gives_the_rows_of_the_map_style_one(testdata, tmp_path):
+    path = write(RECORDS["messages"], "parquet", tmp_path / "chat")
+    settings = {"tokenizer": str(testdata / "tokenizers/smollm2-135m-instruct"), "train_path": str(path), "max_seq_length": 64}
+    settings |= {"template": str(testdata / "chat_templates/qwen2.5-instruct.jinja"), "cache_dir": str(tmp_path / "c")}
+    streamed = SFTDataModule(streaming=True, **settings)
+    streamed.setup("fit")
+    assert [(row["input_ids"], row["labels"]) for row in streamed.datasets["train"]] == rows(testdata, path, tmp_path / "c")
