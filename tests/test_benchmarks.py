@@ -75,6 +75,18 @@ def test_sft_throughput_benchmark_runs_every_framework(tmp_path):
     assert "## SFT throughput" in section and "TRL SFTTrainer, packing=True" in section and "share of peak" in section
 
 
+def test_the_step_profile_groups_the_time_of_a_real_step():
+    result = subprocess.run(
+        [sys.executable, "benchmarks/profile_step.py", "--steps", "2", "--batch-size", "1", "--max-length", "64", "--precision", "32-true"]
+        + ["--data", str(REPO / "data/demo/alpaca_sample.json"), "--tokenizer", str(SMOLLM2_TOKENIZER)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "matrix products" in result.stdout and "optimizer" in result.stdout and "s/step" in result.stdout
+
+
 def test_the_gpu_check_plans_its_rows_and_collects_its_tier_without_a_gpu(tmp_path):
     """The GPU script's --dry-run: the tier collects, every row it would run exists (no GPU needed)."""
     for script in ("gpu_check.sh", "gpu_wheels.sh"):
