@@ -28,11 +28,21 @@ PARTS: tuple[Part, ...] = get_args(Part)
 class Turn:
     """One assistant message as rendered: `message` is its index in the conversation's messages,
     `parts` its parts in text order, `missing` the parts it has in the data that the template did not
-    render (DeepSeek-R1 drops reasoning; Qwen3 drops the reasoning of turns before the last user turn)."""
+    render (DeepSeek-R1 drops reasoning; Qwen3 drops the reasoning of turns before the last user turn),
+    `stop` the text that ends it, the last thing the model writes in it: its end-of-turn part, or the end of
+    its tool calls where their closing text ends the turn (gpt-oss `<|call|>`); None where the text has no
+    stop after it (gpt-oss writes an earlier answer's `<|return|>` as `<|end|>`, which is not a stop)."""
 
     message: int
     parts: tuple[tuple[Part, Span], ...]
     missing: tuple[Part, ...] = ()
+    stop: Span | None = None
+
+    @property
+    def kind(self) -> Literal["answer", "tool_calls"]:
+        """What the turn ends with: tool calls, or an answer (its reasoning, where it has nothing else)."""
+        written = [name for name, _ in self.parts if name != "end_of_turn"]
+        return "tool_calls" if written[-1:] == ["tool_calls"] else "answer"
 
     @property
     def span(self) -> Span:
@@ -108,18 +118,20 @@ def overlap_length(glue: str, opener: str) -> int:
     return 0
 
 
-def first_part_start(text: str, core_start: int, opener: str, header: str, floor: int) -> int:
+def first_part_start(text: str, core_start: int, openers: list[str], header: str, floor: int) -> int:
     """Where an assistant message's trained text begins: before its first part's core, the longest end
-    of `opener` (what the template writes between the header and such a part) that directly follows
-    the `header`; where no header precedes (Gemma-4 continues a model turn after tool results), the
-    longest end of `opener` found there. Never before `floor` (the previous message's end)."""
+    of an opener (what the template writes between the header and such a part; the first of `openers`
+    that fits) that directly follows the `header`; where no header precedes (Gemma-4 continues a model turn
+    after tool results), the longest end of the first opener found there. Never before `floor` (the
+    previous message's end)."""
     fallback = None
-    for k in range(min(len(opener), core_start - floor), -1, -1):
-        if k and text[core_start - k : core_start] != opener[-k:]:
-            continue
-        if text.endswith(header, floor, core_start - k):
-            return core_start - k
-        fallback = k if fallback is None else fallback
+    for opener in openers:
+        for k in range(min(len(opener), core_start - floor), -1, -1):
+            if k and text[core_start - k : core_start] != opener[-k:]:
+                continue
+            if text.endswith(header, floor, core_start - k):
+                return core_start - k
+            fallback = k if fallback is None else fallback
     return core_start - (fallback or 0)
 
 
