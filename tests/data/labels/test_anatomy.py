@@ -55,7 +55,7 @@ def _check_statistics(testdata, tokenizer) -> None:
     r1 = ChatTemplate(tokenizer, (testdata / "chat_templates/deepseek-r1-distill.jinja").read_text())
     for example in _anatomy(r1, tokenizer, REASONING, "assistant"):
         stats.add(example)
-    assert stats.missing == {"reasoning": 2} and stats.turns["end-of-turn marker trained"] == 2
+    assert stats.missing == {"reasoning": 2} and stats.ends == {("answer", "<｜end▁of▁sentence｜>", "trained"): 2}
     qwen3 = ChatTemplate(tokenizer, (testdata / "chat_templates/qwen3.jinja").read_text())
     cut = _tokens_before_last_turn(qwen3, tokenizer, TOOLS_CONVERSATION)
     for example in _anatomy(qwen3, tokenizer, TOOLS_CONVERSATION, "assistant", max_seq_length=cut):  # the answer is cut off

@@ -119,20 +119,19 @@ def overlap_length(glue: str, opener: str) -> int:
 
 
 def first_part_start(text: str, core_start: int, openers: list[str], header: str, floor: int) -> int:
-    """Where an assistant message's trained text begins: before its first part's core, the longest end
-    of an opener (what the template writes between the header and such a part; the first of `openers`
-    that fits) that directly follows the `header`; where no header precedes (Gemma-4 continues a model turn
-    after tool results), the longest end of the first opener found there. Never before `floor` (the
-    previous message's end)."""
-    fallback = None
+    """Where an assistant message's trained text begins: right after its `header` (what the generation
+    prompt writes), the last one between `floor` (the previous message's end) and its first part's core,
+    whatever the template writes between the two (Nemotron-3's `</think>\n\n` of an earlier turn); where no
+    header precedes (Gemma-4 continues a model turn after tool results), the longest end of an opener
+    (what the template writes between the header and such a part; the first of `openers` that fits)."""
+    at = text.rfind(header, floor, core_start) if header else -1
+    if at >= 0:
+        return at + len(header)
     for opener in openers:
-        for k in range(min(len(opener), core_start - floor), -1, -1):
-            if k and text[core_start - k : core_start] != opener[-k:]:
-                continue
-            if text.endswith(header, floor, core_start - k):
+        for k in range(min(len(opener), core_start - floor), 0, -1):
+            if text[core_start - k : core_start] == opener[-k:]:
                 return core_start - k
-            fallback = k if fallback is None else fallback
-    return core_start - (fallback or 0)
+    return core_start
 
 
 def assemble_parts(text: str, cores: dict[Part, Span], start: int, call_opener: str) -> list[tuple[Part, Span]]:
