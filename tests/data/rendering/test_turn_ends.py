@@ -153,7 +153,7 @@ def test_a_think_block_in_the_content_reaches_a_template_as_given(caplog):
     assert rendered.text == _own("gemma4", THINK_IN_CONTENT) and "<think>Add two and two.</think>\n4<turn|>" in rendered.text
     parts = [(name, rendered.text[a:b]) for name, (a, b) in rendered.turns[0].parts]
     assert parts == [("reasoning", "<think>Add two and two.</think>\n"), ("answer", "4"), ("end_of_turn", "<turn|>")]
-    assert "give the reasoning in that field" in caplog.text
+    assert "give the reasoning in the field" in caplog.text
     # A template that reads no field gets the data's own block, byte for byte (once rewritten as `<think>\n…\n</think>\n\n`).
     assert _render(_trl("qwen2_5"), THINK_IN_CONTENT).text == _own("qwen2_5", THINK_IN_CONTENT)
 

@@ -13,8 +13,9 @@ writes for *other* messages inside a model turn stays theirs: where a part of a 
 marker, and no part takes them.
 
 What the model must write is trained: the message from the end of its header (what the generation prompt
-writes) through its end-of-turn marker (`<|im_end|>`, `<|eot_id|>`, ...), found once by probing the
-template; the text between the parts is assigned as spans.py says.
+writes) through the stop that ends it (`<|im_end|>`, `<|eot_id|>`, ...; turn_ends.py says how it is found);
+the text between the parts is assigned as spans.py says. Messages reach the template as the record gives
+them (chat_messages.py), in the forms the template reads (template_inputs.py).
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ from transformers import PreTrainedTokenizerBase
 
 from sftlab.data.formats.records import Conversation, Message, ThinkBlock
 from sftlab.data.rendering.chat_messages import chat_message, data_text, inline_reasoning, with_data_text
-from sftlab.data.rendering.spans import Part, Rendered, Span, Turn, assemble_parts, changed_span, first_part_start, substituted
+from sftlab.data.rendering.spans import Part, Rendered, Span, Turn, assemble_parts, changed_span, first_part_start, substituted, turn_kind
 from sftlab.data.rendering.template_inputs import InputForms, probe_forms
 from sftlab.data.rendering.template_probes import ANSWER, CALL, QUESTION, REASONING, TemplateShape, probe_shape
-from sftlab.data.rendering.turn_ends import EOS, Kind, TurnEnds, closer_stop, probe_turn_ends, turn_end
+from sftlab.data.rendering.turn_ends import EOS, TurnEnds, closer_stop, probe_turn_ends, turn_end
 from sftlab.errors import DataError, TemplateError
 
 log = logging.getLogger(__name__)
@@ -134,10 +135,10 @@ class ChatTemplate:
             return [dataclasses.replace(first, content=f"{system.content}\n\n{first.content}"), *messages[2:]], 1
         return messages, 0
 
-    def _say_once(self, key: str, message: str, *args: Any) -> None:
+    def _say_once(self, key: str, level: int, message: str, *args: Any) -> None:
         if key not in self._said:
             self._said.add(key)
-            (log.info if key == "injected" else log.warning)(message, *args)
+            log.log(level, message, *args)
 
     def _chat(self, message: Message, **replaced: Any) -> dict:
         return chat_message(message, self.shape.reasoning_field, **replaced)
@@ -147,7 +148,7 @@ class ChatTemplate:
         template without a reasoning field does not render once written as a `<think>` block (DeepSeek-R1
         cuts everything up to `</think>`) is left out, so the text is the template's own rendering of the record."""
         chats = [self._chat(message) for message in messages]
-        injected = [i for i, m in enumerate(messages) if m.reasoning and self.shape.reasoning_field is None and not inline_reasoning(m)]
+        injected = [i for i, m in enumerate(messages) if m.reasoning and self.shape.reasoning_field is None]
         dropped = set()
         for index in injected:
             marked = self._apply([*chats[:index], self._chat(messages[index], reasoning=REASONING), *chats[index + 1 :]], tools, source)
@@ -157,6 +158,7 @@ class ChatTemplate:
         if injected:
             self._say_once(
                 "injected",
+                logging.INFO,
                 "%s reads no reasoning field: reasoning given in 'reasoning_content'/'thinking' is written into the content "
                 "as a <think> block, as DeepSeek-R1 and Qwen3 write it",
                 self.name,
@@ -165,8 +167,10 @@ class ChatTemplate:
         if blocks:
             self._say_once(
                 "think-text",
-                "%s reads reasoning from %r and renders a <think> block at the start of a content as text of the answer, "
-                "as given: give the reasoning in that field to have %s render it as reasoning",
+                logging.WARNING,
+                "%s reads reasoning from %r: a <think> block at the start of a content is passed on as the data gives it, "
+                "which %s renders otherwise than reasoning in that field (Gemma-4 and gpt-oss as text of the answer): "
+                "give the reasoning in the field to have it rendered as the model's reasoning",
                 self.name,
                 self.shape.reasoning_field,
                 self.name,
@@ -227,7 +231,7 @@ class ChatTemplate:
             self._warn_missing_reasoning(where)
         results = self._result_cores(text, messages, chats, index, tools, source, cores)
         parts = self._parts(text, cores, results, floor, block)
-        kind: Kind = "tool_calls" if parts[-1][0] == "tool_calls" else "answer"
+        kind = turn_kind(parts)
         last = index == len(messages) - 1
         end_of_turn, added = turn_end(self.turn_ends, text, parts[-1][1][1], kind, last)
         stop = end_of_turn or closer_stop(self.turn_ends, text, parts[-1][1][1], kind)
@@ -300,6 +304,7 @@ class ChatTemplate:
     def _warn_missing_reasoning(self, where: str) -> None:
         self._say_once(
             "missing-reasoning",
+            logging.WARNING,
             "%s does not render the reasoning of some assistant messages (first: %s): that reasoning is not trained. "
             "Qwen3 drops the reasoning of turns before the last user turn (data.masking: expand trains each turn's), "
             "DeepSeek-R1 drops all of it; `sftlab inspect` counts them",

@@ -24,6 +24,15 @@ Part = Literal["reasoning", "answer", "tool_calls", "end_of_turn"]
 PARTS: tuple[Part, ...] = get_args(Part)
 
 
+TurnKind = Literal["answer", "tool_calls"]
+
+
+def turn_kind(parts: tuple[tuple[Part, Span], ...] | list[tuple[Part, Span]]) -> TurnKind:
+    """What a turn with these parts ends with: tool calls, or an answer (its reasoning, where it has nothing else)."""
+    written = [name for name, _ in parts if name != "end_of_turn"]
+    return "tool_calls" if written[-1:] == ["tool_calls"] else "answer"
+
+
 @dataclass(frozen=True)
 class Turn:
     """One assistant message as rendered: `message` is its index in the conversation's messages,
@@ -39,10 +48,8 @@ class Turn:
     stop: Span | None = None
 
     @property
-    def kind(self) -> Literal["answer", "tool_calls"]:
-        """What the turn ends with: tool calls, or an answer (its reasoning, where it has nothing else)."""
-        written = [name for name, _ in self.parts if name != "end_of_turn"]
-        return "tool_calls" if written[-1:] == ["tool_calls"] else "answer"
+    def kind(self) -> TurnKind:
+        return turn_kind(self.parts)
 
     @property
     def span(self) -> Span:

@@ -14,7 +14,7 @@ model learns to stop. Per kind of turn (one that ends with an answer, one that e
   stop in the text (`sftlab inspect` warns; `expand` makes each answer the last one).
 - `closer_stops`: the tool calls' own closing text ends the turn (gpt-oss `}<|call|>`, Gemma-4
   `<tool_call|><|tool_response>`): the stop is trained with the calls.
-- `stop_tags`: templates that write nothing after a turn (GLM-4.5): the model stops by writing the
+- `stop_tag`: templates that write nothing after a turn (GLM-4.5): the model stops by writing the
   role tag of the message that follows (`<|user|>`, `<|observation|>` after tool calls: its stop tokens
   at inference). That tag, up to the first whitespace, ends the turn it follows; after the last turn,
   where the template writes none, it is added to the text (the one thing sftlab adds to a template's
@@ -32,16 +32,14 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from sftlab.data.rendering.spans import Span
+from sftlab.data.rendering.spans import Span, TurnKind
 from sftlab.data.rendering.template_probes import ANSWER, USER, marker_call
 from sftlab.errors import TemplateError
 
 EOS = "\ue003"  # the eos_token in these probes
 NEXT = "\ue004"  # the content of the message after the probed turn
-Kind = Literal["answer", "tool_calls"]
-NEXT_ROLE: dict[Kind, str] = {"answer": "user", "tool_calls": "tool"}  # what follows such a turn in the probes
 
 EosApply = Callable[[list[dict[str, Any]]], str]  # messages -> text with eos_token = EOS, or TemplateError
 
@@ -53,11 +51,6 @@ class TurnEnd:
     closer_stops: bool = False
     stop_tag: str = ""
 
-    @property
-    def stops(self) -> bool:
-        """Whether such a turn has a stop the model writes, wherever it is."""
-        return bool(self.marker or self.closer_stops or self.stop_tag)
-
 
 @dataclass(frozen=True)
 class TurnEnds:
@@ -65,7 +58,7 @@ class TurnEnds:
     tool_calls: TurnEnd
     call_closer: str  # what closes the tool calls of a message (`}}\\n</tool_call>`), its end-of-turn marker excluded
 
-    def of(self, kind: Kind) -> TurnEnd:
+    def of(self, kind: TurnKind) -> TurnEnd:
         return self.answer if kind == "answer" else self.tool_calls
 
     @property
@@ -166,7 +159,7 @@ def matched(text: str, end: int, marker: str) -> int | None:
     return found.end() if found else None
 
 
-def turn_end(ends: TurnEnds, text: str, end: int, kind: Kind, last: bool) -> tuple[Span | None, str]:
+def turn_end(ends: TurnEnds, text: str, end: int, kind: TurnKind, last: bool) -> tuple[Span | None, str]:
     """The end-of-turn span of a turn of that `kind` whose parts end at `end` of `text`, and the text to
     add after it (the stop tag after the last turn of a template whose turns end by the next role tag)."""
     way = ends.of(kind)
@@ -178,7 +171,7 @@ def turn_end(ends: TurnEnds, text: str, end: int, kind: Kind, last: bool) -> tup
     return ((end, found), "") if found is not None else (None, "")
 
 
-def closer_stop(ends: TurnEnds, text: str, end: int, kind: Kind) -> Span | None:
+def closer_stop(ends: TurnEnds, text: str, end: int, kind: TurnKind) -> Span | None:
     """Where the tool calls' own closing text ends the turn (gpt-oss `}<|call|>`), that text."""
     closer = ends.call_closer
     if kind == "tool_calls" and ends.tool_calls.closer_stops and closer and text.endswith(closer, 0, end):
