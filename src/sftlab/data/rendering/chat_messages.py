@@ -1,7 +1,7 @@
 """A record's message as the dict `apply_chat_template` renders: the record as given (a `<think>` block at
 the start of a content stays in the content, as the data spells it), its reasoning from a field in the field
-the template reads, or, on a template that reads none, in the content as a `<think>` block (the one
-rewrite of a record sftlab makes; said once per run). Marker renders replace one piece of it.
+the template reads, or, on a template that reads none, in the content as a `<think>` block (said once
+per run). Marker renders replace one piece of it.
 """
 
 from __future__ import annotations

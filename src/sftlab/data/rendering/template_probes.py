@@ -9,7 +9,7 @@ tiny probe conversations with markers (no per-template code):
   `call_opener`: what opens tool calls that follow other text (`\\n<tool_call>\\n{"name": "`).
 - `reasoning_field`: the message key the template reads reasoning from (`reasoning_content`,
   `thinking`), or None when it reads reasoning only inside the content (`<think>…</think>`), where
-  reasoning given in a field is written as a `<think>` block (the one rewrite of a record sftlab makes).
+  reasoning given in a field is written into the content as a `<think>` block (said once per run).
 - `reads_think_blocks`: whether a `<think>` block at the start of a content renders as the reasoning
   field does (Qwen3 reads it; Gemma-4 and gpt-oss write it as text of the answer).
 """
