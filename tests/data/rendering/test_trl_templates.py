@@ -11,7 +11,6 @@ ends it) is trained, on multi-turn and tool-call conversations. Tokenizers: test
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from dataclasses import dataclass
@@ -396,18 +395,3 @@ def test_a_reasoning_field_is_found_exactly_where_the_template_reads_one(name):
     if renderer.shape.reasoning_field and "<think>" not in template_text(name):  # a channel of its own (gpt-oss, Gemma-4, Muse)
         for conversation in ("reasoning_in_field", "tool_calls_with_reasoning"):
             assert "<think>" not in renderer.render(messages_record(_record(name, conversation), conversation).validate()).text
-
-
-def test_glm_turns_end_with_the_next_role_tag_and_the_last_one_with_the_tag_added(caplog):
-    """GLM-4.5 writes nothing after a turn: the model stops by writing the next message's tag (its stop
-    tokens). Each turn trains the tag that follows it; after the last turn the tag is added to the text,
-    which is otherwise the template's own."""
-    renderer = ChatTemplate(tokenizer_for("glm4moe"), template_text("glm4moe"), name="glm4moe")
-    with caplog.at_level(logging.WARNING):
-        rendered = renderer.render(messages_record(CONVERSATIONS["tool_calls"], "test").validate())
-    own = tokenizer_for("glm4moe").apply_chat_template(
-        CONVERSATIONS["tool_calls"]["messages"], tools=TOOLS, chat_template=template_text("glm4moe"), tokenize=False
-    )
-    assert rendered.text == own + "<|user|>"
-    assert [rendered.text[slice(*turn.stop)] for turn in rendered.turns] == ["<|observation|>", "<|user|>", "<|user|>"]
-    assert "the model stops by writing the next message's role tag" in caplog.text
