@@ -110,6 +110,8 @@ LORA_FIT = (
     "false",
     "--model.causal_lm.lora",
     '{"r": 4, "alpha": 8, "dropout": 0.2, "target_modules": ["q_proj", "v_proj"]}',
+    "--trainer.precision",
+    "32-true",  # resumed and exported runs are compared with this one bit for bit: a given precision, not a probe
 )
 
 

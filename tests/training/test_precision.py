@@ -55,6 +55,21 @@ def test_the_probe_is_cached_per_machine_and_model_shape(monkeypatch):
     assert len(probes) == 2
 
 
+def test_the_first_measurement_written_stands_so_that_runs_started_together_agree(monkeypatch):
+    timed_as(monkeypatch, 3.0, 1.0)
+    precision.bf16_speedup(TINY)
+    first = precision.probe_cache().read_text()  # what another process measured and wrote: 3.0x
+    precision.probe_cache().unlink()
+
+    def measured_while_the_other_process_writes(shapes, dtypes, samples=10):
+        precision.probe_cache().write_text(first)
+        return [1.0, 1.0]  # this process itself measures 1.0x
+
+    monkeypatch.setattr(precision, "matmul_seconds", measured_while_the_other_process_writes)
+    assert precision.bf16_speedup(TINY) == (3.0, True)
+    assert precision.probe_cache().read_text() == first
+
+
 def test_a_given_precision_is_never_changed_nor_probed(monkeypatch):
     probes = timed_as(monkeypatch, 10.0, 1.0)
     for given in ("32-true", "bf16-mixed", "16-mixed", "64-true"):

@@ -92,20 +92,27 @@ def bf16_speedup(dimensions: dict[str, int]) -> tuple[float, bool]:
     shapes = probe_shapes(dimensions)
     key = f"{cpu_name()} | {torch.get_num_threads()} threads | torch {torch.__version__} | {shapes}"
     cache = probe_cache()
+    if key in (known := read_cache(cache)):
+        return known[key], True
+    with torch.no_grad():
+        float32, bfloat16 = matmul_seconds(shapes, (torch.float32, torch.bfloat16))
+    known = read_cache(cache)
+    if key in known:  # another process measured meanwhile: the first answer stands, so that runs agree
+        return known[key], True
+    try:
+        write_text_atomic(cache, json.dumps({**known, key: round(float32 / bfloat16, 3)}, indent=1))
+    except OSError as err:  # a read-only cache folder costs a probe per run, nothing more
+        log.info("precision probe: cannot write %s (%s)", cache, err)
+    return float32 / bfloat16, False
+
+
+def read_cache(cache: Path) -> dict[str, float]:
+    """The probe's cache: measured ratios by key (an unreadable or foreign file reads as empty)."""
     try:
         known = json.loads(cache.read_text())
     except (OSError, ValueError):
-        known = {}
-    if isinstance(known, dict) and isinstance(known.get(key), (int, float)):
-        return float(known[key]), True
-    with torch.no_grad():
-        float32, bfloat16 = matmul_seconds(shapes, (torch.float32, torch.bfloat16))
-    speedup = float32 / bfloat16
-    try:
-        write_text_atomic(cache, json.dumps({**(known if isinstance(known, dict) else {}), key: round(speedup, 3)}, indent=1))
-    except OSError as err:  # a read-only cache folder costs a probe per run, nothing more
-        log.info("precision probe: cannot write %s (%s)", cache, err)
-    return speedup, False
+        return {}
+    return {key: float(value) for key, value in known.items() if isinstance(value, (int, float))} if isinstance(known, dict) else {}
 
 
 def native_precision(accelerator: str | None, dimensions: dict[str, int] | None = None) -> tuple[str, str]:
