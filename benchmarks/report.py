@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import resource
+import shlex
 import sys
 from pathlib import Path
 
@@ -47,7 +48,8 @@ def peak_rss_gb() -> float:
 
 
 def command_line() -> str:
-    return "python " + " ".join([os.path.relpath(sys.argv[0], BENCHMARKS.parent)] + sys.argv[1:])
+    """The command that ran this script, quoted so that it runs as written."""
+    return "python " + shlex.join([os.path.relpath(sys.argv[0], BENCHMARKS.parent)] + sys.argv[1:])
 
 
 def save(name: str, figures: dict, markdown: str, results_dir: Path = RESULTS) -> Path:
