@@ -41,3 +41,15 @@ def test_compiled_layers_give_the_eager_loss_and_gradients():
     assert compiled == pytest.approx(eager, rel=1e-5)
     for got, want in zip(compiled_gradients, eager_gradients):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_a_checkpoint_of_a_compiled_run_restores_eager(tiny_lora_run, tmp_path, monkeypatch):
+    from sftlab.model.restore import restore_checkpoint
+
+    saved = torch.load(next((tiny_lora_run / "checkpoints").glob("*.ckpt")), map_location="cpu", weights_only=False)
+    saved["hyper_parameters"]["compile"] = True  # as `model.compile: true` would have saved it
+    torch.save(saved, tmp_path / "compiled.ckpt")
+    compiled: list[torch.nn.Module] = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *args, **kwargs: compiled.append(self))
+    module, _ = restore_checkpoint(tmp_path / "compiled.ckpt")
+    assert module.hparams.compile is False and not compiled
