@@ -25,7 +25,8 @@ import torch
 from transformers import PreTrainedModel
 
 from sftlab import hub
-from sftlab.model.adapters import LoraSettings, add_lora
+from sftlab.model.adapters import LoraSettings, add_lora, quantization_4bit
+from sftlab.model.kernels import apply_liger
 from sftlab.model.loading import load_causal_lm
 
 
@@ -48,6 +49,7 @@ class HFCausalLM(CausalLMBuilder):
         lora: LoraSettings | None = None,
         gradient_checkpointing: bool = False,
         trust_remote_code: bool = False,
+        liger: bool = False,
         revision: str | None = None,
     ) -> None:
         """A transformers causal LM (`AutoModelForCausalLM`), optionally with a LoRA/DoRA adapter.
@@ -63,6 +65,7 @@ class HFCausalLM(CausalLMBuilder):
             gradient_checkpointing: Recompute activations in the backward pass (transformers' own,
                 non-reentrant so it works with LoRA).
             trust_remote_code: Run model code shipped with the checkpoint (off unless you trust it).
+            liger: Liger-Kernel's fused RMSNorm, SwiGLU and RoPE kernels (CUDA, `pip install liger-kernel`).
             revision: The Hub revision (branch, tag or commit) of a `source` given by id (default: main).
         """
         self.source = source
@@ -73,6 +76,7 @@ class HFCausalLM(CausalLMBuilder):
         self.lora = lora
         self.gradient_checkpointing = gradient_checkpointing
         self.trust_remote_code = trust_remote_code
+        self.liger = liger
         self.revision = revision
 
     @cached_property
@@ -82,11 +86,22 @@ class HFCausalLM(CausalLMBuilder):
 
     def load(self) -> PreTrainedModel:
         """The plain transformers model (override to build yours and keep adapters and checkpointing)."""
-        settings = (self.dtype, self.attn_implementation, self.trust_remote_code)
-        return load_causal_lm(self.source, self.config, *settings, seed=self.init_seed, revision=self.revision)
+        quantization = quantization_4bit(self.source) if self.lora is not None and self.lora.quantize_4bit else None
+        return load_causal_lm(
+            self.source,
+            self.config,
+            self.dtype,
+            self.attn_implementation,
+            self.trust_remote_code,
+            seed=self.init_seed,
+            quantization=quantization,
+            revision=self.revision,
+        )
 
     def build(self) -> torch.nn.Module:
         model = self.load()
+        if self.liger:
+            model = apply_liger(model)
         if self.gradient_checkpointing:
             # Reentrant checkpointing breaks with frozen inputs (LoRA); the non-reentrant kind does not.
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
