@@ -36,7 +36,8 @@ class ShareGPT(ConversationFormat):
             roles: More speaker names, each mapped to user, assistant, system, tool or function_call.
         """
         self.roles = {**ROLES, **{speaker: ROLES.get(role, role) for speaker, role in (roles or {}).items()}}
-        self.calls = {"function_call", *(speaker for speaker, role in (roles or {}).items() if role == "function_call")}
+        # A sorted tuple, not a set: the format's repr is part of cache keys and must not vary between processes.
+        self.calls = tuple(sorted({"function_call", *(speaker for speaker, role in (roles or {}).items() if role == "function_call")}))
 
     def read(self, record: dict[str, Any], where: str) -> Conversation:
         messages: list[Message] = []
