@@ -26,6 +26,7 @@ from sftlab.data.labels.packing import chunk_documents, pack_examples
 from sftlab.data.labels.tokenize import DROP_BLANK_DOCUMENT, tokenize_conversations, tokenize_documents
 from sftlab.data.rendering.templates import Renderer
 from sftlab.data.sources.report import DataReport
+from sftlab.errors import DataError
 
 DOCUMENTS_PER_CHUNK = 1000
 
@@ -152,6 +153,9 @@ def text_blocks(files: list[Path], text_field: str, shape: Shape, desc: str = ""
     documents = readers.load_text(files, text_field, shape.streaming, shape.cache_dir)
     extra = {} if shape.streaming else {"num_proc": shape.num_proc, "desc": f"tokenizing {desc} documents"}
     tokenized = documents.map(partial(tokenize_documents, tokenizer=shape.tokenizer), batched=True, remove_columns=["text"], **extra)
+    if not shape.streaming and not len(tokenized):
+        blank = "lines" if files[0].suffix == ".txt" else f"{text_field!r} fields"
+        raise DataError(", ".join(map(str, files)), f"no documents: all {len(documents)} {blank} are blank")
     chunk = partial(chunk_documents, block_size=shape.max_seq_length, reset_position_ids=shape.reset_position_ids)
     blocks = tokenized.map(chunk, batched=True, batch_size=DOCUMENTS_PER_CHUNK, remove_columns=["input_ids"], **extra)
     if shape.streaming:
