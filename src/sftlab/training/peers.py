@@ -18,8 +18,9 @@ ends on purpose (fit done, a preemption stop) or on an error of its own says so 
 its silence is never taken for a death, and an error of its own is named as one.
 
 Lightning's own launcher (`sftlab fit --trainer.devices N`: rank 0 starts the node's other ranks) kills
-itself with SIGKILL within 5 s of a rank it started exiting non-zero (its child-process observer), which
-is how a dead rank on one machine is stopped there (Lightning names it in one line). So that a stop all
+the node's processes, itself included, with SIGKILL within 5 s of a rank it started exiting non-zero (its
+child-process observer): that is how a dead rank on one machine is stopped (Lightning names it in one
+line, `[rank: 1] Child process with PID ... terminated with code -9`). So that a stop all
 ranks share (a preemption, a checkpoint that cannot be written) ends with rank 0's own exit status and
 line, a rank that rank 0's process started lets rank 0 exit first (for up to `LAUNCHER_GRACE` seconds).
 
@@ -66,6 +67,11 @@ class Peer:
 def beat_interval(timeout: float) -> float:
     """Seconds between beats: a tenth of `timeout`, at most 5."""
     return min(5.0, timeout / 10)
+
+
+def ranks(peers: list[Peer]) -> str:
+    """`rank 1`, `ranks 1, 3`."""
+    return f"rank{'s' if len(peers) > 1 else ''} {', '.join(str(peer.rank) for peer in peers)}"
 
 
 def raised_by_torch_distributed(exception: BaseException) -> bool:
@@ -150,13 +156,12 @@ class PeerWatch:
             return None
         if self.store_lost and self.rank != 0:
             return f"lost contact with rank 0 for {now - silent[0].since:.0f} s (it ended, was killed or froze)"
-        failed = [str(peer.rank) for peer in silent if peer.failed]
+        failed = [peer for peer in silent if peer.failed]
         gone = [peer for peer in silent if not peer.failed]
-        parts = [f"rank {', '.join(failed)} stopped on an error of its own (see its message)"] if failed else []
+        parts = [f"{ranks(failed)} stopped on an error of its own (see its message)"] if failed else []
         if gone:
-            ranks = ", ".join(str(peer.rank) for peer in gone)
             seconds = min(now - peer.since for peer in gone)
-            parts.append(f"rank {ranks} gave no sign of life for {seconds:.0f} s (killed, crashed or frozen)")
+            parts.append(f"{ranks(gone)} gave no sign of life for {seconds:.0f} s (killed, crashed or frozen)")
         return "; ".join(parts)
 
     def stop_this_process(self, verdict: str) -> None:
