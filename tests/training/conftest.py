@@ -1,3 +1,6 @@
+"""Fixtures of the training tests: one uninterrupted 2-process FSDP2 run that the slow tests which stop,
+kill or split runs compare with (it is built once per session)."""
+
 from __future__ import annotations
 
 from pathlib import Path
