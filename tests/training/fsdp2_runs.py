@@ -14,7 +14,8 @@ import torch
 from sftlab.model.restore import restore_checkpoint
 from tests.test_cli import REPO
 
-FSDP2 = ("--trainer.strategy", "fsdp2", "--trainer.enable_progress_bar", "false")
+# Runs compared bit for bit, and ranks started together by torchrun, need one given precision (not each process's probe).
+FSDP2 = ("--trainer.strategy", "fsdp2", "--trainer.enable_progress_bar", "false", "--trainer.precision", "32-true")
 
 
 def fit_command(config: Path, root: Path, *extra: str, strategy: tuple[str, ...] = FSDP2) -> list[str]:
