@@ -33,7 +33,7 @@ from sftlab.data.labels.tokenize import DROP_BLANK_DOCUMENT, tokenize_conversati
 from sftlab.data.rendering.templates import Renderer
 from sftlab.data.sources.report import DataReport
 from sftlab.data.sources.specs import Source
-from sftlab.errors import SftlabError
+from sftlab.errors import DataError, SftlabError
 
 DOCUMENTS_PER_CHUNK = 1000
 
@@ -191,6 +191,9 @@ def text_blocks(files: DataFiles, fields: dict[str, str] | None, shape: Shape, d
     documents = readers.load_text(files, fields, shape.streaming, shape.cache_dir)
     extra = {} if shape.streaming else {"num_proc": shape.num_proc, "desc": f"tokenizing {desc} documents"}
     tokenized = documents.map(partial(tokenize_documents, tokenizer=shape.tokenizer), batched=True, remove_columns=["text"], **extra)
+    if not shape.streaming and not len(tokenized):
+        blank = "lines" if files.files[0].suffix == ".txt" else f"{(fields or {}).get('text', 'text')!r} fields"
+        raise DataError(", ".join(map(str, files.files)), f"no documents: all {len(documents)} {blank} are blank")
     chunk = partial(chunk_documents, block_size=shape.max_seq_length, reset_position_ids=shape.reset_position_ids)
     blocks = tokenized.map(chunk, batched=True, batch_size=DOCUMENTS_PER_CHUNK, remove_columns=["input_ids"], **extra)
     if shape.streaming:
