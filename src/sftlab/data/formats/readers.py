@@ -183,7 +183,8 @@ def load_text(
                 for _ in containers.records(path):
                     pass
         raise DataError(str(files[0]), f"cannot read the text data: {err.__cause__ or err}") from None
-    columns = dataset.column_names or list(dataset.features or {})
+    # A stream's builder may not know its columns before reading (the text builder's never does): the first record tells.
+    columns = dataset.column_names or list(dataset.features or {}) or list(next(iter(dataset.take(1)), {}))
     if column not in columns:
         raise DataError(
             str(files[0]), f"missing field {column!r} (fields: {columns}); map the text's field with data.fields: {{text: NAME}}"
