@@ -53,6 +53,7 @@ def main() -> None:
     from torch.profiler import ProfilerActivity, profile
 
     from sftlab.data.datamodule import SFTDataModule
+    from sftlab.data.sources.loaders import Batching
     from sftlab.model.adapters import LoraSettings
     from sftlab.model.causal_lm import HFCausalLM
     from sftlab.model.module import CausalLMModule
@@ -79,7 +80,7 @@ def main() -> None:
             template="alpaca",
             masking="assistant",
             max_seq_length=args.max_length,
-            batch_size=args.batch_size,
+            batching=Batching(batch_size=args.batch_size),
             packing=True,
             cache_dir=str(Path(workdir) / "cache"),
         )
