@@ -4,8 +4,9 @@ Takes the same `data.*` arguments as `fit` (from `--config FILE` and/or flags). 
 with its trained tokens highlighted: coloured by part (reasoning, answer, tool calls, end-of-turn),
 brighter for a heavier loss weight, untrained text dim (with `--json`: one JSON object per example with
 `input_ids`, `labels`, `weights` and the kind of each token). Then the data report, statistics per kind
-of token and per assistant turn (trained end-of-turn markers, turns that train nothing, parts the
-template does not render), and a length histogram.
+of token and per assistant turn (what ends each kind of turn, an answer or tool calls, and whether that
+stop is trained, with a warning where a turn trains text but not its stop; turns that train nothing;
+parts the template does not render), and a length histogram.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from rich.text import Text
 from sftlab.data.datamodule import SFTDataModule
 from sftlab.data.labels.anatomy import AnatomyStats, ExampleAnatomy, examples_anatomy
 from sftlab.data.labels.tokenize import IGNORE_INDEX
+from sftlab.data.sources.build import source_conversations
 from sftlab.errors import SftlabError
 
 TRAINED_STYLE = "bold black on green"
@@ -59,15 +61,17 @@ def colored_block(tokenizer: Any, input_ids: list[int], labels: list[int]) -> Te
 
 
 def _anatomies(data: SFTDataModule, split: str) -> Iterator[ExampleAnatomy]:
-    """Every example of a SFT split, token by token (records left out as bad are in the report)."""
-    settings = {"renderer": data.renderer, "strategy": data.strategies[split], "tokenizer": data.tokenizer}
-    for row in data.conversations(split):
-        if row["error"]:
-            continue
-        try:
-            yield from examples_anatomy(row, max_seq_length=data.hparams.max_seq_length, **settings)
-        except SftlabError:  # a record the template refuses: with bad_records skip, counted in the report
-            continue
+    """Every example of a SFT split, token by token, each source read as training reads it (its format,
+    template and masking); records left out as bad are in the report."""
+    for opened in data.open(split):
+        settings = {"renderer": opened.renderer, "strategy": opened.source.masking, "tokenizer": data.tokenizer}
+        for row in source_conversations(opened, data.shape):
+            if row["error"]:
+                continue
+            try:
+                yield from examples_anatomy(row, max_seq_length=data.shape.max_seq_length, **settings)
+            except SftlabError:  # a record the template refuses: with bad_records skip, counted in the report
+                continue
 
 
 def run_inspect(data: SFTDataModule, split: str = "train", limit: int = 3, as_json: bool = False) -> None:
@@ -98,8 +102,8 @@ def run_inspect(data: SFTDataModule, split: str = "train", limit: int = 3, as_js
 def _print_report(console: Console, report: Any, stats: AnatomyStats | None) -> None:
     console.rule("statistics")
     console.print(report.table())
-    if stats is not None:
-        console.print("\n".join(stats.lines()))
+    for line in stats.lines() if stats is not None else []:
+        console.print(line, style="bold yellow" if line.lstrip().startswith("WARNING") else None, markup=False)
     console.print("length histogram (tokens before truncation):")
     console.print(report.histogram())
     parts = " ".join(f"[{token_style(part, 1.0, 1.0)}]{part}[/]" for part in PART_COLORS)

@@ -1,10 +1,10 @@
 """The LightningModule: a causal LM (built by an injected `CausalLMBuilder`), its loss normalised over
 the whole effective batch, and the injected optimizer and learning-rate schedule.
 
-Lightning owns the loop, accumulation, precision, strategies and checkpoints; the callbacks in
-`sftlab.training` own throughput, the non-finite-step guard, exports and samples. What is left here is
-what defines training: which positions are trained, the exact normalisation (see loss.py), the metrics
-of each optimizer step and epoch, and the optimizer's parameter groups.
+Lightning owns the loop, accumulation, precision, strategies and checkpoints; the callbacks in `sftlab.training`
+own throughput, the non-finite-step guard, exports and samples. What is left here defines training: which
+positions are trained, the exact normalisation (see loss.py), the metrics of each optimizer step and epoch,
+and the optimizer's parameter groups.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from sftlab.model.causal_lm import CausalLMBuilder, HFCausalLM
 from sftlab.model.head import LabelledHead, labelled_head, model_inputs
+from sftlab.model.layers import compile_decoder_layers
 from sftlab.model.loss import TokenLoss, gradient_norm, label_positions, normalise_gradients, part_sums, prompt_of, token_sums
 from sftlab.model.metrics import SUMS, loss_metrics
 from sftlab.model.optim import WarmupDecay, default_optimizer, parameter_groups, takes_total_steps
@@ -40,6 +41,7 @@ class CausalLMModule(LightningModule):
         loss: TokenLoss = lazy_instance(TokenLoss),
         labelled_logits_only: bool = True,
         tf32: bool = True,
+        compile: bool = False,
     ) -> None:
         """
         Args:
@@ -55,6 +57,7 @@ class CausalLMModule(LightningModule):
                 label is trained (same loss and gradients, much less work with a large vocabulary;
                 see head.py). Models that post-process logits keep the full forward regardless.
             tf32: On CUDA, let float32 matrix products use TF32 tensor cores (Ampere and later).
+            compile: `torch.compile` each decoder layer (model/layers.py): fused kernels on GPUs.
         """
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])  # callables; the run's config.yaml has them
@@ -69,15 +72,14 @@ class CausalLMModule(LightningModule):
         self.epoch_totals = torch.zeros(len(WINDOW), dtype=torch.float64)
 
     def configure_model(self) -> None:
-        """Build the model once (Lightning calls this under the strategy's context, before restoring a
-        checkpoint) and decide, with a probe forward pass, whether logits may be computed only at
-        trained positions."""
+        """Build the model once (Lightning calls this under the strategy's context, before restoring a checkpoint)
+        and decide, with a probe forward pass, whether logits may be computed only at trained positions."""
         if self.model is not None:
             return
         self.model = self.builder.build()
-        self.split_head = labelled_head(self.model) if self.hparams.labelled_logits_only else None
-        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
-        log.info("trainable parameters: %s", f"{trainable:,}")
+        self.split_head = labelled_head(self.model) if self.hparams.labelled_logits_only else None  # probed before compiling
+        self.model = compile_decoder_layers(self.model) if self.hparams.compile else self.model
+        log.info("trainable parameters: %s", f"{sum(p.numel() for p in self.model.parameters() if p.requires_grad):,}")
 
     def on_fit_start(self) -> None:
         if self.device.type == "cuda":

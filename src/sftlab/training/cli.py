@@ -6,8 +6,8 @@ the built-in ones' arguments directly. Lightning's public hooks do the rest:
   readable training checkpoint before Lightning reads its hyperparameters.
 - `before_instantiate_classes`: `data.tokenizer` defaults to `model.causal_lm.source` (the tokenizer follows
   the model; jsonargparse links do not reach `init_args` of subclass-mode sections), an unset
-  `trainer.precision` becomes this hardware's native one, a strategy name Lightning does not know is a
-  one-line error (importing training/strategies.py registers `fsdp2`), and a top-level `--optimizer` /
+  `trainer.precision` becomes the one a probe of the model's shapes finds fastest here (precision.py), a
+  strategy name Lightning does not know is a one-line error (importing training/strategies.py registers `fsdp2`), and a top-level `--optimizer` /
   `--lr_scheduler` (Lightning's usual flags) becomes the module's injected factory, so the parameter groups and the
   run-length of the schedule are kept (Lightning's automatic optimizer would replace them silently).
 - `instantiate_trainer`: sftlab's default callbacks (non-finite guard, throughput, data report, progress
@@ -30,6 +30,7 @@ from torch.optim import Optimizer
 
 from sftlab.artifacts import write_text_atomic
 from sftlab.data.datamodule import SFTDataModule
+from sftlab.hub import is_hub_id
 from sftlab.model.module import CausalLMModule
 from sftlab.model.optim import DEFAULT_LR_SCHEDULER, DEFAULT_OPTIMIZER
 from sftlab.training.checkpoints import AtomicCheckpointIO, Checkpoints
@@ -54,13 +55,15 @@ def _arguments(section: Any) -> Any:
 
 
 def tokenizer_follows_model(data: Any, model: Any) -> None:
-    """Set `data.tokenizer` (a config namespace or dict) to the model builder's `source` when it is not given."""
+    """Set `data.tokenizer` (a config namespace or dict) to the model builder's `source` when it is not given
+    (a Hub id with the model's `revision`: `org/name@revision`)."""
     data_args, model_args = _arguments(data), _arguments(model)
     if data_args is None or data_args.get("tokenizer") is not None or not model_args:
         return
     builder = _arguments(model_args.get("causal_lm"))
     if builder:
-        data_args["tokenizer"] = builder.get("source")
+        source, revision = builder.get("source"), builder.get("revision")
+        data_args["tokenizer"] = f"{source}@{revision}" if source and revision and is_hub_id(source) else source
 
 
 class AtomicConfigSave(SaveConfigCallback):
@@ -102,7 +105,7 @@ class SftlabCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
         tokenizer_follows_model(config.data, config.model)
-        pick_precision(config.trainer)
+        pick_precision(config.trainer, _arguments(config.model).get("causal_lm") if config.model else None)
         check_trainer(config.trainer)
         if self.subcommand == "fit":
             check_optimization(config.optimizer, config.lr_scheduler)
