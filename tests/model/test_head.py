@@ -9,9 +9,10 @@ from transformers import AutoConfig, AutoModelForCausalLM, LlamaForCausalLM
 from sftlab.data.labels.collate import Collator
 from sftlab.data.labels.packing import pack_examples
 from sftlab.model.adapters import LoraSettings
-from sftlab.model.head import labelled_head, model_inputs
+from sftlab.model.head import labelled_head
 from sftlab.model.loss import label_positions
 from sftlab.model.module import CausalLMModule
+from sftlab.model.packing import model_inputs
 from tests.model.test_loading import TINY
 from tests.model.test_module import _examples, summed_token_loss, tiny_module
 
@@ -34,7 +35,7 @@ def _gradients(module: CausalLMModule, batch: dict[str, torch.Tensor], split: bo
 @pytest.mark.parametrize("layout", ["padded", "packed"])
 def test_split_head_gives_the_full_forwards_loss_and_gradients(lora, layout):
     module = tiny_module(causal_lm={"lora": lora})
-    assert module.split_head is not None
+    assert module.forward_pass.split_head is not None
     batch = _batches()[layout]
     split_loss, split_grads = _gradients(module, batch, split=True)
     full_loss, full_grads = _gradients(module, batch, split=False)
@@ -48,13 +49,13 @@ def test_split_head_computes_logits_only_at_trained_positions_and_counts_right_p
     module = tiny_module()
     batch = _batches()["padded"]
     positions, targets = label_positions(batch["labels"])
-    logits = module.split_head.logits(model_inputs(batch), positions)
+    logits = module.forward_pass.split_head.logits(model_inputs(batch), positions)
     trained = int((batch["labels"][:, 1:] != -100).sum())
     assert logits.shape == (trained, TINY["vocab_size"]) and targets.shape == (trained,)
     assert trained < batch["input_ids"].numel() / 3
     with torch.no_grad():
         full = module(batch)
-        _, normaliser, count, correct = module.labelled_sums(batch)
+        _, normaliser, count, correct, _ = module.labelled_sums(batch)
     assert (int(count), float(normaliser)) == (trained, float(trained))
     assert int(correct) == int((full[positions].argmax(-1) == targets).sum())
 
@@ -87,15 +88,15 @@ def test_the_probe_catches_logit_post_processing_the_config_does_not_name():
 
 
 def test_the_full_forward_can_be_forced():
-    assert tiny_module(labelled_logits_only=False).split_head is None
+    assert tiny_module(labelled_logits_only=False).forward_pass.split_head is None
 
 
 def test_a_weight_gathered_by_the_heads_own_forward_does_not_take_the_fused_path():
     """DeepSpeed ZeRO-3 leaves a 0-element placeholder that only the head's forward gathers."""
     module = tiny_module()
-    assert module.split_head._plain_linear()
-    head = module.split_head.head
+    assert module.forward_pass.split_head._plain_linear()
+    head = module.forward_pass.split_head.head
     full_weight = head.weight
     head.weight = torch.nn.Parameter(torch.empty(0))
-    assert not module.split_head._plain_linear()
+    assert not module.forward_pass.split_head._plain_linear()
     head.weight = full_weight

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from peft import PeftModel
@@ -34,6 +35,7 @@ from transformers import PreTrainedModel
 
 from sftlab.model.linear_cross_entropy import linear_cross_entropy
 from sftlab.model.loss import token_sums
+from sftlab.model.packing import by_row
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +43,16 @@ log = logging.getLogger(__name__)
 LOGIT_POSTPROCESSING = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_logit_scale")
 
 
-def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """What the model reads from a batch (packed batches: position ids and no attention mask)."""
-    return {key: batch[key] for key in ("input_ids", "attention_mask", "position_ids") if key in batch}
+def full_token_sums(
+    model: torch.nn.Module,
+    inputs: dict[str, torch.Tensor],
+    positions: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, Any]:
+    """`LabelledHead.token_sums` without a split: logits at every position from the model's own forward."""
+    output = model(**inputs, use_cache=False)
+    return (*token_sums(by_row(output.logits, positions.shape)[positions], targets, weights), output)
 
 
 @dataclass
@@ -56,32 +65,33 @@ class LabelledHead:
 
     def logits(self, inputs: dict[str, torch.Tensor], positions: torch.Tensor) -> torch.Tensor:
         """Logits (n, vocab) at the `positions` mask (batch, seq) only."""
-        return self.head(self.hidden(inputs, positions))
+        return self.head(self.hidden(inputs, positions)[0])
 
-    def hidden(self, inputs: dict[str, torch.Tensor], positions: torch.Tensor) -> torch.Tensor:
+    def hidden(self, inputs: dict[str, torch.Tensor], positions: torch.Tensor) -> tuple[torch.Tensor, Any]:
         """The backbone's last hidden states at `positions`, taken from a forward pass of the whole model
         whose head projects the last position only (`logits_to_keep=1`, one row of logits per sequence).
         The model is called, not its backbone alone, so that whatever wraps its forward runs as usual:
         FSDP2 gathers the root's weights (embeddings, final norm, output layer) in that forward and keeps
-        them gathered until the backward pass, which is also when the output weight is read below."""
+        them gathered until the backward pass, which is also when the output weight is read below. Also returns
+        the model's output (a mixture of experts' router loss is there)."""
         captured: list[torch.Tensor] = []
         hook = self.backbone.register_forward_hook(lambda module, args, output: captured.append(output.last_hidden_state))
         try:
-            self.model(**inputs, use_cache=False, logits_to_keep=1)
+            output = self.model(**inputs, use_cache=False, logits_to_keep=1)
         finally:
             hook.remove()
-        return captured[-1][positions]
+        return by_row(captured[-1], positions.shape)[positions], output
 
     def token_sums(
         self, inputs: dict[str, torch.Tensor], positions: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Summed (weighted) loss and right predictions at `positions`: a plain linear head goes through
-        the fused chunked loss (linear_cross_entropy.py); any other head (e.g. one with a LoRA adapter)
-        through its own forward and the plain loss."""
-        hidden = self.hidden(inputs, positions)
+    ) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """Summed (weighted) loss and right predictions at `positions`, and the model's output: a plain linear
+        head goes through the fused chunked loss (linear_cross_entropy.py); any other head (e.g. one with a
+        LoRA adapter) through its own forward and the plain loss."""
+        hidden, output = self.hidden(inputs, positions)
         if self._plain_linear():
-            return linear_cross_entropy(hidden, self.head.weight, self.head.bias, targets, weights)
-        return token_sums(self.head(hidden), targets, weights)
+            return (*linear_cross_entropy(hidden, self.head.weight, self.head.bias, targets, weights), output)
+        return (*token_sums(self.head(hidden), targets, weights), output)
 
     def _plain_linear(self) -> bool:
         """A plain nn.Linear whose whole weight is here as an ordinary tensor. The fused loss reads the
