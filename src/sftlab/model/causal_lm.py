@@ -41,7 +41,7 @@ class HFCausalLM(CausalLMBuilder):
         source: str | None = None,
         config: dict[str, Any] | None = None,
         dtype: str = "float32",
-        attn_implementation: str = "sdpa",
+        attn_implementation: str | None = None,
         init_seed: int = 0,
         lora: LoraSettings | None = None,
         gradient_checkpointing: bool = False,
@@ -53,7 +53,8 @@ class HFCausalLM(CausalLMBuilder):
             source: A hub-format model folder or a `.gguf` file (dequantised once into a cached folder).
             config: Without a source: a transformers config (with `model_type`) for random weights.
             dtype: Parameter dtype (float32, bfloat16, float16); compute precision is `trainer.precision`.
-            attn_implementation: sdpa, eager, flash_attention_2 ...
+            attn_implementation: sdpa, eager, flex_attention, flash_attention_2 ...; unset: the one transformers
+                picks for the model (sdpa where it has it, else eager).
             init_seed: Seed for random initialisation from `config`.
             lora: LoRA/DoRA adapter settings; none means full fine-tuning.
             gradient_checkpointing: Recompute activations in the backward pass (transformers' own,

@@ -44,3 +44,11 @@ def router_loss(output: object, normaliser: torch.Tensor) -> torch.Tensor:
     if aux_loss is None:
         return torch.zeros((), device=normaliser.device)
     return aux_loss.float().to(normaliser.device) * normaliser
+
+
+def without_router_loss(model: torch.nn.Module) -> dict[str, bool]:
+    """Keyword arguments for `generate`: no router loss while decoding. With router logits on, transformers 5.24
+    computes it at every decoding step against the whole attention mask of a padded batch and fails (a shape
+    mismatch in `load_balancing_loss_func`, every MoE family of the matrix)."""
+    config = getattr(model, "config", None)
+    return {"output_router_logits": False} if getattr(config, "output_router_logits", False) else {}
