@@ -1,7 +1,8 @@
 """One tiny random config per model family (2 layers, width 64, SmolLM2's 49,152-token vocabulary and its
 special tokens), valid for transformers' own validators, shaped like the family's real checkpoints where it
 matters: its layer types (linear attention, convolutions, Mamba, sliding windows shorter than the rows),
-experts with router logits on, multi-head latent attention, per-layer embeddings."""
+experts with router logits on, multi-head latent attention, per-layer embeddings, logits soft-capped or
+scaled, tied and untied embeddings."""
 
 from __future__ import annotations
 
@@ -32,7 +33,13 @@ FAMILIES: dict[str, dict[str, Any]] = {
     "mistral": {**BASE, "sliding_window": 16},
     "mixtral": {**BASE, "sliding_window": 16, "num_local_experts": 4, **EXPERTS},
     "gemma2": {**BASE, "head_dim": 16, "sliding_window": 16, "tie_word_embeddings": True},
-    "gemma3_text": {**BASE, "head_dim": 16, "sliding_window": 16, "layer_types": ["sliding_attention", "full_attention"], "tie_word_embeddings": True},
+    "gemma3_text": {
+        **BASE,
+        "head_dim": 16,
+        "sliding_window": 16,
+        "layer_types": ["sliding_attention", "full_attention"],
+        "tie_word_embeddings": True,
+    },
     "gemma4_text": {
         **BASE,
         "head_dim": 16,
@@ -46,7 +53,14 @@ FAMILIES: dict[str, dict[str, Any]] = {
     "phi3": BASE,
     "olmo2": BASE,
     "smollm3": {**BASE, "tie_word_embeddings": True},
-    "gpt_oss": {**BASE, "head_dim": 16, "sliding_window": 16, "layer_types": ["sliding_attention", "full_attention"], "num_local_experts": 4, **EXPERTS},
+    "gpt_oss": {
+        **BASE,
+        "head_dim": 16,
+        "sliding_window": 16,
+        "layer_types": ["sliding_attention", "full_attention"],
+        "num_local_experts": 4,
+        **EXPERTS,
+    },
     "glm4": {**BASE, "head_dim": 16},
     "deepseek_v3": {
         **BASE,
@@ -65,7 +79,15 @@ FAMILIES: dict[str, dict[str, Any]] = {
         "v_head_dim": 16,
     },
     "lfm2": {**BASE, "layer_types": ["conv", "full_attention"], "tie_word_embeddings": True},
-    "falcon_h1": {**BASE, "head_dim": 16, "mamba_d_ssm": 64, "mamba_n_heads": 4, "mamba_d_head": 16, "mamba_d_state": 16, "mamba_chunk_size": 16},
+    "falcon_h1": {
+        **BASE,
+        "head_dim": 16,
+        "mamba_d_ssm": 64,
+        "mamba_n_heads": 4,
+        "mamba_d_head": 16,
+        "mamba_d_state": 16,
+        "mamba_chunk_size": 16,
+    },
     "granitemoehybrid": {
         **BASE,
         "layer_types": ["mamba", "attention"],
@@ -75,6 +97,7 @@ FAMILIES: dict[str, dict[str, Any]] = {
         "mamba_d_head": 32,
         "mamba_d_state": 16,
         "mamba_chunk_size": 16,
+        "logits_scaling": 4.0,
         **EXPERTS,
     },
 }

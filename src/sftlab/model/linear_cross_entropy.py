@@ -9,6 +9,10 @@ logit, argmax for accuracy) and turned into its gradient while it is in cache, a
 products (w.r.t. hidden states and weight) are taken right away; backward only scales them by the
 incoming gradient. Same three matrix products as autograd, no n x vocab tensor kept.
 
+Models whose logits are post-processed are covered too: a `scale` (Cohere's `logit_scale`, Granite's
+1 / `logits_scaling`, Falcon-H1's `lm_head_multiplier`) and then a soft cap (Gemma's
+`cap * tanh(logits / cap)`), with their factors in the gradient.
+
 Liger-Kernel does this with Triton kernels on GPUs; nothing maintained does it for CPUs or for plain
 PyTorch, hence this file. Exactness against the unfused loss and gradients: tests/model/test_linear_cross_entropy.py.
 """
@@ -33,6 +37,8 @@ class LinearCrossEntropy(torch.autograd.Function):
         targets: torch.Tensor,
         token_weights: torch.Tensor | None,
         chunk_rows: int | None,
+        scale: float = 1.0,
+        softcap: float | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         chunk_rows = chunk_rows or max(1, CHUNK_ELEMENTS // weight.shape[0])
         need_hidden, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
@@ -52,6 +58,12 @@ class LinearCrossEntropy(torch.autograd.Function):
                 target = targets[start : start + chunk_rows]
                 row_weights = token_weights[start : start + chunk_rows, None].float() if token_weights is not None else None
                 logits = F.linear(rows, matrix, offset).float()
+                capped = None
+                if scale != 1.0:
+                    logits.mul_(scale)
+                if softcap is not None:
+                    capped = torch.tanh(logits / softcap)
+                    logits = capped * softcap
                 top = logits.amax(dim=-1)  # amax is ~7x faster than max-with-indices on CPU
                 target_logit = logits.gather(1, target[:, None]).squeeze(1)
                 correct += (target_logit >= top).sum()  # the target is the argmax (ties count as right)
@@ -64,6 +76,10 @@ class LinearCrossEntropy(torch.autograd.Function):
                     gradient[torch.arange(len(target), device=target.device), target] -= 1  # ... minus one-hot
                     if row_weights is not None:
                         gradient.mul_(row_weights)
+                    if capped is not None:  # d(cap * tanh(z / cap)) / dz = 1 - tanh²
+                        gradient.mul_(1 - capped.square_())
+                    if scale != 1.0:
+                        gradient.mul_(scale)
                     gradient = gradient.to(dtype)
                     if need_hidden:
                         grad_hidden[start : start + chunk_rows] = gradient @ matrix
@@ -93,6 +109,8 @@ class LinearCrossEntropy(torch.autograd.Function):
             None,
             None,
             None,
+            None,
+            None,
         )
 
 
@@ -103,9 +121,11 @@ def linear_cross_entropy(
     targets: torch.Tensor,
     token_weights: torch.Tensor | None = None,
     chunk_rows: int | None = None,
+    scale: float = 1.0,
+    softcap: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed cross-entropy (float32) of `F.linear(hidden, weight, bias)` against `targets`, each row's
-    loss times its `token_weights` entry when given (no gradient flows to the weights), and the number
-    of rows whose argmax is the target. hidden: (n, d); weight: (vocab, d); targets, token_weights: (n,);
-    chunk_rows: rows projected at a time (default: CHUNK_ELEMENTS logits)."""
-    return LinearCrossEntropy.apply(hidden, weight, bias, targets, token_weights, chunk_rows)
+    """Summed cross-entropy (float32) of the logits `F.linear(hidden, weight, bias)` times `scale`, soft-capped
+    at `softcap` when given, against `targets`, each row's loss times its `token_weights` entry when given (no
+    gradient flows to the weights), and the number of rows whose argmax is the target. hidden: (n, d); weight:
+    (vocab, d); targets, token_weights: (n,); chunk_rows: rows projected at a time (default: CHUNK_ELEMENTS logits)."""
+    return LinearCrossEntropy.apply(hidden, weight, bias, targets, token_weights, chunk_rows, scale, softcap)
