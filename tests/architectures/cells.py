@@ -175,14 +175,14 @@ def packing_cell(name: str) -> str:
             raise AssertionError(f"{name}: packed rows were trained although packing was refused")
         layer = message.split("'s ", 1)[1].split(" layers", 1)[0]
         assert "\n" not in message and "data.group_by_length: true" in message and layer in decoder_layers(module.model)[1], message
-        assert _largest_leak(module, packed, padded) > 1e-6  # what a packing-naive forward does to these rows
+        assert largest_leak(module, packed, padded) > 1e-6  # what a packing-naive forward does to these rows
         return f"refused ({layer})"
-    assert _largest_leak(module, packed, padded, sftlab=True) <= 1e-5
+    assert largest_leak(module, packed, padded, sftlab=True) <= 1e-5
     assert_same(loss_and_gradients(module, packed), loss_and_gradients(module, padded), atol=1e-5)
     return "exact (boundaries)" if plan.boundaries else "exact"
 
 
-def _largest_leak(module: CausalLMModule, packed: dict[str, torch.Tensor], padded: dict[str, torch.Tensor], sftlab: bool = False) -> float:
+def largest_leak(module: CausalLMModule, packed: dict[str, torch.Tensor], padded: dict[str, torch.Tensor], sftlab: bool = False) -> float:
     """The largest difference between an example's logits in a packed row and alone (its unpacked row):
     through sftlab's forward, or the model's own forward of the packed rows as they are."""
     with torch.no_grad():

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, LlamaForCausalLM
+from transformers import AutoConfig, LlamaForCausalLM
 
 from sftlab.data.labels.collate import Collator
 from sftlab.data.labels.packing import pack_examples
 from sftlab.model.adapters import LoraSettings
+from sftlab.model.causal_lm import HFCausalLM
 from sftlab.model.head import labelled_head
 from sftlab.model.loss import label_positions
 from sftlab.model.module import CausalLMModule
@@ -60,16 +63,41 @@ def test_split_head_computes_logits_only_at_trained_positions_and_counts_right_p
     assert int(correct) == int((full[positions].argmax(-1) == targets).sum())
 
 
-def _tiny(model_type: str, **extra) -> torch.nn.Module:
-    settings = {key: value for key, value in TINY.items() if key != "model_type"} | extra
-    return AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type, **settings))
+def _module(model_type: str, labelled_logits_only: bool = True, **extra) -> CausalLMModule:
+    module = CausalLMModule(
+        causal_lm=HFCausalLM(config={**TINY, "model_type": model_type} | extra), labelled_logits_only=labelled_logits_only
+    )
+    module.configure_model()
+    return module
 
 
 @pytest.mark.parametrize(
-    "model_type, extra", [("gemma2", {"final_logit_softcapping": 30.0, "head_dim": 16}), ("cohere", {"logit_scale": 0.0625})]
+    "model_type, extra",
+    [
+        ("gemma2", {"final_logit_softcapping": 0.5, "head_dim": 16}),  # a cap the random logits reach
+        ("cohere", {"logit_scale": 0.0625}),
+        ("granite", {"logits_scaling": 4.0}),
+        ("falcon_h1", {"lm_head_multiplier": 0.5, "head_dim": 16, "mamba_d_ssm": 64, "mamba_n_heads": 4, "mamba_d_head": 16}),
+    ],
 )
-def test_models_that_post_process_logits_keep_the_full_forward(model_type, extra):
-    assert labelled_head(_tiny(model_type, **extra)) is None
+def test_models_that_scale_or_cap_their_logits_keep_the_labelled_head_with_the_full_forwards_loss(model_type, extra):
+    split = _module(model_type, **extra)
+    head = split.forward_pass.split_head
+    assert head is not None and (head.scale != 1.0 or head.softcap is not None)
+    full = _module(model_type, labelled_logits_only=False, **extra)
+    batch = _batches()["padded"]
+    split_loss, split_grads = _gradients(split, batch, split=True)
+    full_loss, full_grads = _gradients(full, batch, split=False)
+    assert split_loss == pytest.approx(full_loss, rel=1e-6)
+    for got, expected in zip(split_grads, full_grads):  # summed-loss gradients: float32 noise of a sum over ~60 tokens
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_logit_post_processing_it_cannot_reproduce_keeps_the_full_forward_and_says_so(caplog):
+    with caplog.at_level(logging.INFO, logger="sftlab.model.head"):
+        module = _module("llama", output_logit_scale=2.0)
+    assert module.forward_pass.split_head is None
+    assert "post-processes its logits (output_logit_scale): logits are computed at every position" in caplog.text
 
 
 class ScaledLogits(LlamaForCausalLM):
