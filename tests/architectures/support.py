@@ -71,6 +71,7 @@ def readme_table(readme: str) -> str:
 
 
 def write(results: dict[str, Any]) -> None:
+    """support.json and the README's table."""
     RESULTS.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
     readme = README.read_text()
     head, rest = readme.split(BEGIN, 1)
@@ -88,7 +89,9 @@ def main() -> None:
         for name in options.families:
             results["families"][name] = measure(name, Path(scratch))
             print(name, results["families"][name], flush=True)
-    results["families"] = {name: results["families"][name] for name in FAMILIES}
+            if options.write:  # family by family: a family that fails keeps the others' results
+                RESULTS.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+    results["families"] = {name: results["families"][name] for name in FAMILIES if name in results["families"]}
     if options.write:
         write(results)
 

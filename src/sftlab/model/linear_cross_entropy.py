@@ -27,6 +27,23 @@ import torch.nn.functional as F
 CHUNK_ELEMENTS = 2**25
 
 
+def postprocessed(logits: torch.Tensor, scale: float, softcap: float | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Logits (float32) times `scale`, then soft-capped: cap * tanh(logits / cap); and the tanh, for the gradient."""
+    if scale != 1.0:
+        logits.mul_(scale)
+    if softcap is None:
+        return logits, None
+    capped = torch.tanh(logits / softcap)
+    return capped * softcap, capped
+
+
+def through_postprocessing(gradient: torch.Tensor, capped: torch.Tensor | None, scale: float) -> torch.Tensor:
+    """The loss's gradient w.r.t. the post-processed logits, taken back to the projection's output (in place)."""
+    if capped is not None:  # d(cap * tanh(z / cap)) / dz = 1 - tanh²
+        gradient.mul_(1 - capped.square_())
+    return gradient.mul_(scale) if scale != 1.0 else gradient
+
+
 class LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(
@@ -57,13 +74,7 @@ class LinearCrossEntropy(torch.autograd.Function):
                 rows = hidden[start : start + chunk_rows].to(dtype)
                 target = targets[start : start + chunk_rows]
                 row_weights = token_weights[start : start + chunk_rows, None].float() if token_weights is not None else None
-                logits = F.linear(rows, matrix, offset).float()
-                capped = None
-                if scale != 1.0:
-                    logits.mul_(scale)
-                if softcap is not None:
-                    capped = torch.tanh(logits / softcap)
-                    logits = capped * softcap
+                logits, capped = postprocessed(F.linear(rows, matrix, offset).float(), scale, softcap)
                 top = logits.amax(dim=-1)  # amax is ~7x faster than max-with-indices on CPU
                 target_logit = logits.gather(1, target[:, None]).squeeze(1)
                 correct += (target_logit >= top).sum()  # the target is the argmax (ties count as right)
@@ -76,11 +87,7 @@ class LinearCrossEntropy(torch.autograd.Function):
                     gradient[torch.arange(len(target), device=target.device), target] -= 1  # ... minus one-hot
                     if row_weights is not None:
                         gradient.mul_(row_weights)
-                    if capped is not None:  # d(cap * tanh(z / cap)) / dz = 1 - tanh²
-                        gradient.mul_(1 - capped.square_())
-                    if scale != 1.0:
-                        gradient.mul_(scale)
-                    gradient = gradient.to(dtype)
+                    gradient = through_postprocessing(gradient, capped, scale).to(dtype)
                     if need_hidden:
                         grad_hidden[start : start + chunk_rows] = gradient @ matrix
                     if need_weight and gradient.dtype == torch.float32:

@@ -138,11 +138,12 @@ def _probe(model: torch.nn.Module, boundaries: bool) -> Leak | None:
 
 
 def probe_rows(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Two packed rows: examples (A, B) and (A', B), A' other tokens of A's length."""
+    """Two packed rows: examples (A, B) and (A', B), A' of A's length with every token different."""
     parameter = next(model.parameters())
     vocabulary = min([module.num_embeddings for module in model.modules() if isinstance(module, torch.nn.Embedding)] or [2])
     generator = torch.Generator().manual_seed(0)
-    first, other, second = (torch.randint(0, min(vocabulary, 1000), (n,), generator=generator) for n in (PROBE[0], *PROBE))
+    first, second = (torch.randint(0, min(vocabulary, 1000), (n,), generator=generator) for n in PROBE)
+    other = (first + 1) % vocabulary  # every token differs
     input_ids = torch.stack([torch.cat([first, second]), torch.cat([other, second])]).to(parameter.device)
     positions = torch.cat([torch.arange(PROBE[0]), torch.arange(PROBE[1])]).expand(2, -1).to(parameter.device)
     return {"input_ids": input_ids, "position_ids": positions}
