@@ -189,7 +189,7 @@ def largest_leak(module: CausalLMModule, packed: dict[str, torch.Tensor], padded
         inputs = {"input_ids": packed["input_ids"], "position_ids": packed["position_ids"]}
         packed_logits = module(packed) if sftlab else module.model(**inputs, use_cache=False).logits
         alone = module(padded)
-    largest = 0.0
+    largest, compared = 0.0, set()
     for row, positions in enumerate(packed["position_ids"].tolist()):
         starts = [i for i, p in enumerate(positions) if p == 0] + [len(positions)]
         for start, end in itertools.pairwise(starts):
@@ -201,6 +201,8 @@ def largest_leak(module: CausalLMModule, packed: dict[str, torch.Tensor], padded
             ]
             if match:  # the padding tail is no example
                 largest = max(largest, float((packed_logits[row, start:end] - alone[match[0], : end - start]).abs().max()))
+                compared.add(match[0])
+    assert len(compared) == len(padded["input_ids"]), compared  # every example was compared
     return largest
 
 
