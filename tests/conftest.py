@@ -36,12 +36,22 @@ SHARED_TOKENIZERS = ("qwen3", "phi-3-mini-4k-instruct")
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects: every collected test is checked
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    gpu = [item for item in items if item.get_closest_marker("gpu")]
+    if gpu and not _cuda():
+        for item in gpu:
+            item.add_marker(pytest.mark.skip(reason="the gpu tier needs a CUDA GPU"))
     unmarked = [item.nodeid for item in items if "shared" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("shared")]
     if unmarked:
         raise pytest.UsageError(
             f"{len(unmarked)} test(s) use ../shared but are not marked `shared` (the default tiers must run from a plain clone; "
             f"ship what they need in tests/data/files): {', '.join(unmarked[:5])}"
         )
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 @pytest.fixture(scope="session")
@@ -100,6 +110,8 @@ LORA_FIT = (
     "false",
     "--model.causal_lm.lora",
     '{"r": 4, "alpha": 8, "dropout": 0.2, "target_modules": ["q_proj", "v_proj"]}',
+    "--trainer.precision",
+    "32-true",  # resumed and exported runs are compared with this one bit for bit: a given precision, not a probe
 )
 
 

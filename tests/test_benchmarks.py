@@ -5,6 +5,7 @@ except the ROUGE filter, which reads ../shared (`shared`)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -36,7 +37,16 @@ def _bench(script: str, tmp_path, *args: str) -> dict:
 
 def test_sft_throughput_benchmark_runs_every_framework(tmp_path):
     pytest.importorskip("trl", reason="the bench extra (trl) is not installed")
-    runs = ["recipe", "trl", "trl_packing", "sftlab_padded", "sftlab_packed", "sftlab_packed_full_logits"]
+    runs = [
+        "recipe",
+        "trl",
+        "trl_packing",
+        "sftlab_padded",
+        "sftlab_packed",
+        "sftlab_packed_full_logits",
+        "sftlab_packed_lora",
+        "sftlab_packed_fsdp2",
+    ]
     record = _bench(
         "sft_throughput",
         tmp_path,
@@ -57,10 +67,35 @@ def test_sft_throughput_benchmark_runs_every_framework(tmp_path):
     assert list(rows) == runs
     for row in rows.values():
         assert row["steps"] == 2 and row["trainable_tokens_per_s"] > 0 and len(row["losses"]) == 2
+        assert row["model_flops_per_s"] > 0 and row["matmul_peak_flops_per_s"] > 0
+    assert record["figures"]["precision"][0] in ("bf16-mixed", "32-true")  # what sftlab fit picks here, and why
     assert rows["sftlab_packed"]["padding"] < rows["sftlab_padded"]["padding"]
     assert rows["recipe"]["padding"] == pytest.approx(rows["trl"]["padding"])  # same examples, same padding rule
     section = (tmp_path / "RESULTS.md").read_text()
-    assert "## SFT throughput" in section and "TRL SFTTrainer, packing=True" in section
+    assert "## SFT throughput" in section and "TRL SFTTrainer, packing=True" in section and "share of peak" in section
+
+
+def test_the_step_profile_groups_the_time_of_a_real_step():
+    result = subprocess.run(
+        [sys.executable, "benchmarks/profile_step.py", "--steps", "2", "--batch-size", "1", "--max-length", "64", "--precision", "32-true"]
+        + ["--data", str(REPO / "data/demo/alpaca_sample.json"), "--tokenizer", str(SMOLLM2_TOKENIZER)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "matrix products" in result.stdout and "optimizer" in result.stdout and "s/step" in result.stdout
+
+
+def test_the_gpu_check_plans_its_rows_and_collects_its_tier_without_a_gpu(tmp_path):
+    """The GPU script's --dry-run: the tier collects, every row it would run exists (no GPU needed)."""
+    for script in ("gpu_check.sh", "gpu_wheels.sh"):
+        assert subprocess.run(["bash", "-n", f"benchmarks/{script}"], cwd=REPO).returncode == 0
+    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable}
+    result = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--dry-run"], cwd=REPO, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    log = (tmp_path / "gpu_check.log").read_text()
+    assert "7 tests collected" in log and "dry run: plan checked" in log
 
 
 def test_scaling_benchmark_runs(tmp_path):

@@ -46,7 +46,11 @@ def _check_text_report(module: SFTDataModule, capsys) -> None:
     run_inspect(module, limit=2)
     out = capsys.readouterr().out
     assert "example 0:" in out and "example 1:" in out and "The tool said 21." in out
-    for line in ("assistant:reasoning", "assistant:tool_calls", "end-of-turn marker trained", "not selected by the strategy"):
+    what_ends_turns = (
+        'turns ending with an answer: stop "<|im_end|>" trained: 2',
+        'turns ending with tool calls: stop "<|im_end|>" not trained: 1',
+    )
+    for line in ("assistant:reasoning", "assistant:tool_calls", *what_ends_turns, "not selected by the strategy"):
         assert line in out, out
     assert "turn trains nothing: " in out and "field 'messages[1]' (the strategy trains none of it)" in out
     assert "legend:" in out

@@ -4,8 +4,9 @@ Takes the same `data.*` arguments as `fit` (from `--config FILE` and/or flags). 
 with its trained tokens highlighted: coloured by part (reasoning, answer, tool calls, end-of-turn),
 brighter for a heavier loss weight, untrained text dim (with `--json`: one JSON object per example with
 `input_ids`, `labels`, `weights` and the kind of each token). Then the data report, statistics per kind
-of token and per assistant turn (trained end-of-turn markers, turns that train nothing, parts the
-template does not render), and a length histogram.
+of token and per assistant turn (what ends each kind of turn, an answer or tool calls, and whether that
+stop is trained, with a warning where a turn trains text but not its stop; turns that train nothing;
+parts the template does not render), and a length histogram.
 """
 
 from __future__ import annotations
@@ -98,8 +99,8 @@ def run_inspect(data: SFTDataModule, split: str = "train", limit: int = 3, as_js
 def _print_report(console: Console, report: Any, stats: AnatomyStats | None) -> None:
     console.rule("statistics")
     console.print(report.table())
-    if stats is not None:
-        console.print("\n".join(stats.lines()))
+    for line in stats.lines() if stats is not None else []:
+        console.print(line, style="bold yellow" if line.lstrip().startswith("WARNING") else None, markup=False)
     console.print("length histogram (tokens before truncation):")
     console.print(report.histogram())
     parts = " ".join(f"[{token_style(part, 1.0, 1.0)}]{part}[/]" for part in PART_COLORS)

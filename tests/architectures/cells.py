@@ -46,7 +46,7 @@ from sftlab.model.attention import FLAGS, accepted_attention
 from sftlab.model.causal_lm import HFCausalLM
 from sftlab.model.loading import load_causal_lm
 from sftlab.model.module import CausalLMModule
-from sftlab.model.packing import decoder_layers
+from sftlab.model.packing import typed_layers
 from sftlab.model.restore import restore_checkpoint
 from tests.architectures.families import family_config
 
@@ -174,7 +174,7 @@ def packing_cell(name: str) -> str:
         else:
             raise AssertionError(f"{name}: packed rows were trained although packing was refused")
         layer = message.split("'s ", 1)[1].split(" layers", 1)[0]
-        assert "\n" not in message and "data.group_by_length: true" in message and layer in decoder_layers(module.model)[1], message
+        assert "\n" not in message and "data.group_by_length: true" in message and layer in typed_layers(module.model)[1], message
         assert largest_leak(module, packed, padded) > 1e-6  # what a packing-naive forward does to these rows
         return f"refused ({layer})"
     assert largest_leak(module, packed, padded, sftlab=True) <= 1e-5

@@ -1,11 +1,11 @@
-"""The matrix's packing check on a CUDA GPU in bf16 (skipped without one): for every family, with sdpa and,
+"""The matrix's packing check on a CUDA GPU in bf16 (the gpu tier, skipped without CUDA): for every family, with sdpa and,
 where the flash-attn package is installed, flash_attention_2, how packed rows reach the model is measured on
 the GPU model (with flash-linear-attention, causal-conv1d or mamba-ssm installed, the hybrid families get
 their boundaries and must come out exact), and where packing is exact every example's logits, the loss and
 the gradients of packed rows match the examples unpacked within bf16's resolution; where it is refused the
 refusal is one line and the leak is real.
 
-    pytest -p no:cacheprovider tests/architectures/test_cuda.py -rs     # prints what ran and what was refused
+    pytest -m gpu -rs -s tests/architectures/test_cuda.py     # prints what ran and what was refused
 """
 
 from __future__ import annotations
@@ -22,9 +22,17 @@ from tests.architectures.cells import largest_leak, packed_batch, padded_batch
 from tests.architectures.families import FAMILIES, family_config
 from tests.architectures.support import recorded
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+pytestmark = pytest.mark.gpu  # the GPU tier (`pytest -m gpu`, benchmarks/gpu_check.sh): skipped without CUDA
 
 IMPLEMENTATIONS = ["sdpa", *(["flash_attention_2"] if importlib.util.find_spec("flash_attn") else [])]
+# The packages whose kernels keep a hybrid family's packed examples apart (transformers' torch fallbacks refuse).
+KERNELS = {
+    "qwen3_5_text": ("fla", "causal_conv1d"),
+    "qwen3_next": ("fla", "causal_conv1d"),
+    "lfm2": ("causal_conv1d",),
+    "falcon_h1": ("mamba_ssm", "causal_conv1d"),
+    "granitemoehybrid": ("mamba_ssm", "causal_conv1d"),
+}
 BF16 = 3e-2  # bf16 keeps 8 bits of mantissa: different kernels for packed and padded rows differ by ~1e-2
 
 
@@ -52,6 +60,8 @@ def test_packed_rows_in_bf16_on_cuda(name, implementation):
     plan = module.forward_pass.packing()
     print(f"{name} {implementation}: {plan.refusal or ('exact with boundaries' if plan.boundaries else 'exact')}")
     assert plan.refusal is None or not recorded()["families"][name]["packing"].startswith("exact"), plan.refusal  # exact on CPU: exact here
+    if name in KERNELS and all(importlib.util.find_spec(package) for package in KERNELS[name]):
+        assert plan.boundaries and plan.refusal is None, plan.refusal  # the kernels take the boundaries
     if plan.refusal is not None:
         assert "\n" not in plan.refusal and "data.group_by_length: true" in plan.refusal
         assert largest_leak(module, packed, padded) > 0

@@ -175,6 +175,7 @@ def _config(tmp_path: Path, testdata: Path, corpus: Path, devices: int, workers:
     )
     config["data"] = data
     config["trainer"].update(max_steps=10, enable_progress_bar=False, devices=devices, strategy="ddp" if devices > 1 else "auto")
+    config["trainer"]["precision"] = "32-true"  # runs compared bit for bit: one given precision, not each run's probe
     config["trainer"]["callbacks"] = [
         {"class_path": "sftlab.training.checkpoints.Checkpoints", "init_args": {"every_n_train_steps": 1, "keep": -1}},
         {"class_path": "tests.data.batch_recorder.BatchRecorder"},

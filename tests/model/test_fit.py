@@ -27,6 +27,10 @@ def test_tiny_fit_learns_logs_and_exports(testdata, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / "lightning_logs/version_0"
+    # tiny.yaml leaves trainer.precision unset: the probe picks it, the log says the measured ratio, the run's config keeps it
+    picked = result.stderr.split("trainer.precision: ", 1)[1].split(" ", 1)[0]
+    assert picked in ("bf16-mixed", "32-true") and "bf16 products of this model's shapes ran" in result.stderr
+    assert f"precision: {picked}" in (run / "config.yaml").read_text()
     events = EventAccumulator(str(run))
     events.Reload()
     losses = [event.value for event in events.Scalars("train/loss")]

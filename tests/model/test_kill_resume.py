@@ -25,6 +25,7 @@ from tests.test_cli import REPO
 def _config(tmp_path: Path, testdata: Path) -> Path:
     """tiny.yaml with a checkpoint after every step, all kept, and 12 steps over 6 epochs."""
     config = yaml.safe_load((REPO / "configs/tiny.yaml").read_text())
+    config["trainer"]["precision"] = "32-true"  # runs compared bit for bit: one given precision, not each run's probe
     config["data"].update(
         tokenizer=str(testdata / "tokenizers/smollm2-135m-instruct"), group_by_length=True, batch_size=2, cache_dir=str(tmp_path / "cache")
     )

@@ -67,6 +67,7 @@ def alpaca_fsdp_run(testdata, tmp_path_factory) -> Path:
 
 def test_alpaca_fsdp_config_runs_and_its_exports_give_the_trained_logits(alpaca_fsdp_run, tmp_path):
     checkpoint = alpaca_fsdp_run / "checkpoints/last.ckpt"
+    assert "precision: 32-true" in next(alpaca_fsdp_run.glob("lightning_logs/version_*/config.yaml")).read_text()  # as given
     assert is_sharded_checkpoint(checkpoint) and len(list(checkpoint.glob("*.distcp"))) == 2  # one shard file per rank
     module, _ = restore_checkpoint(checkpoint)
     assert not any(type(p).__name__ == "DTensor" for p in module.parameters())  # plain tensors, one process

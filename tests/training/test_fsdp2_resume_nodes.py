@@ -24,7 +24,8 @@ from tests.model.test_kill_resume import _config, _newest_step
 from tests.test_cli import REPO
 
 pytestmark = pytest.mark.slow
-FSDP2 = ("--trainer.strategy", "fsdp2", "--trainer.enable_progress_bar", "false")
+# Runs compared bit for bit, and ranks started together by torchrun, need one given precision (not each process's probe).
+FSDP2 = ("--trainer.strategy", "fsdp2", "--trainer.enable_progress_bar", "false", "--trainer.precision", "32-true")
 
 
 def _fit(config: Path, root: Path, *extra: str) -> list[str]:

@@ -24,7 +24,7 @@ def _config(tmp_path: Path, testdata: Path) -> Path:
     """tiny.yaml for 12 steps, checkpoints only every 100 steps (so only preemption saves them mid-run)."""
     config = yaml.safe_load((REPO / "configs/tiny.yaml").read_text())
     config["data"].update(tokenizer=str(testdata / "tokenizers/smollm2-135m-instruct"), cache_dir=str(tmp_path / "cache"))
-    config["trainer"].update(enable_progress_bar=False)
+    config["trainer"].update(enable_progress_bar=False, precision="32-true")  # runs compared bit for bit: a given precision
     callbacks = [c for c in config["trainer"]["callbacks"] if not c["class_path"].endswith(("HFExport", "SampleAnswers"))]
     for callback in callbacks:
         if callback["class_path"].endswith("Checkpoints"):

@@ -1,13 +1,16 @@
-"""LoRA / DoRA adapters with peft; no adapter means full fine-tuning."""
+"""LoRA / DoRA adapters with peft; no adapter means full fine-tuning. QLoRA (`lora.quantize_4bit`): the base
+weights load as 4-bit NF4 through bitsandbytes (double quantization, bf16 compute, the QLoRA paper's
+settings), and peft's `prepare_model_for_kbit_training` readies the rest (float32 norms, input gradients)."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model
-from transformers import PreTrainedModel
+from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+from transformers import BitsAndBytesConfig, PreTrainedModel
 
 from sftlab.errors import SftlabError
 
@@ -30,11 +33,28 @@ class LoraSettings:
     """QLoRA: a 4-bit base through bitsandbytes (CUDA only)."""
 
 
+def quantization_4bit(source: str | None) -> dict[str, Any]:
+    """The `from_pretrained` arguments that load `source`'s weights as 4-bit NF4 on this process's GPU."""
+    if not torch.cuda.is_available():
+        raise SftlabError("model.causal_lm.lora.quantize_4bit (QLoRA) needs a CUDA GPU and bitsandbytes; this machine has no CUDA device")
+    if source is None:
+        raise SftlabError("model.causal_lm.lora.quantize_4bit (QLoRA) quantizes weights as they load: give model.causal_lm.source")
+    try:
+        import bitsandbytes  # noqa: F401  (transformers' quantizer imports it later, with a longer message)
+    except ImportError as err:
+        raise SftlabError(
+            f"model.causal_lm.lora.quantize_4bit (QLoRA): cannot import bitsandbytes ({err}); pip install bitsandbytes"
+        ) from None
+    config = BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16
+    )
+    return {"quantization_config": config, "device_map": {"": torch.cuda.current_device()}}
+
+
 def add_lora(model: PreTrainedModel, settings: LoraSettings) -> PeftModel:
     if settings.quantize_4bit:
-        if not torch.cuda.is_available():
-            raise SftlabError("model.lora.quantize_4bit (QLoRA) needs a CUDA GPU and bitsandbytes; this machine has no CUDA device")
-        raise SftlabError("model.lora.quantize_4bit (QLoRA) is not implemented in this version yet")
+        # Gradient checkpointing is the builder's own setting (HFCausalLM), not forced on here.
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     if settings.target_modules != "all-linear":
         names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
         missing = sorted(set(settings.target_modules) - names)

@@ -23,7 +23,8 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel
 
-from sftlab.model.adapters import LoraSettings, add_lora
+from sftlab.model.adapters import LoraSettings, add_lora, quantization_4bit
+from sftlab.model.kernels import apply_liger
 from sftlab.model.loading import load_causal_lm
 
 
@@ -46,6 +47,7 @@ class HFCausalLM(CausalLMBuilder):
         lora: LoraSettings | None = None,
         gradient_checkpointing: bool = False,
         trust_remote_code: bool = False,
+        liger: bool = False,
     ) -> None:
         """A transformers causal LM (`AutoModelForCausalLM`), optionally with a LoRA/DoRA adapter.
 
@@ -60,6 +62,7 @@ class HFCausalLM(CausalLMBuilder):
             gradient_checkpointing: Recompute activations in the backward pass (transformers' own,
                 non-reentrant so it works with LoRA).
             trust_remote_code: Run model code shipped with the checkpoint (off unless you trust it).
+            liger: Liger-Kernel's fused RMSNorm, SwiGLU and RoPE kernels (CUDA, `pip install liger-kernel`).
         """
         self.source = source
         self.config = config
@@ -69,13 +72,25 @@ class HFCausalLM(CausalLMBuilder):
         self.lora = lora
         self.gradient_checkpointing = gradient_checkpointing
         self.trust_remote_code = trust_remote_code
+        self.liger = liger
 
     def load(self) -> PreTrainedModel:
         """The plain transformers model (override to build yours and keep adapters and checkpointing)."""
-        return load_causal_lm(self.source, self.config, self.dtype, self.attn_implementation, self.trust_remote_code, seed=self.init_seed)
+        quantization = quantization_4bit(self.source) if self.lora is not None and self.lora.quantize_4bit else None
+        return load_causal_lm(
+            self.source,
+            self.config,
+            self.dtype,
+            self.attn_implementation,
+            self.trust_remote_code,
+            seed=self.init_seed,
+            quantization=quantization,
+        )
 
     def build(self) -> torch.nn.Module:
         model = self.load()
+        if self.liger:
+            model = apply_liger(model)
         if self.gradient_checkpointing:
             # Reentrant checkpointing breaks with frozen inputs (LoRA); the non-reentrant kind does not.
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

@@ -84,10 +84,12 @@ def load_causal_lm(
     attn_implementation: str | None = None,
     trust_remote_code: bool = False,
     seed: int = 0,
+    quantization: dict[str, Any] | None = None,
 ) -> PreTrainedModel:
     """A causal LM from `source` (a hub-format folder or a `.gguf` file) or, without a source, from
     `config` (e.g. `{"model_type": "llama", "hidden_size": 64, ...}`) with random weights drawn from `seed`;
-    `attn_implementation` None: the one transformers picks for the model (attention.py)."""
+    `attn_implementation` None: the one transformers picks for the model (attention.py). `quantization`: further
+    `from_pretrained` arguments that quantize the weights as they load (QLoRA)."""
     torch_dtype = getattr(torch, dtype)
     if source is None:
         if not config or "model_type" not in config:
@@ -108,6 +110,7 @@ def load_causal_lm(
             attn_implementation=attn_implementation,
             trust_remote_code=trust_remote_code,
             local_files_only=True,
+            **(quantization or {}),
         )
     except (OSError, ValueError) as err:
         raise SftlabError(f"model: cannot load a causal LM from {folder}: {str(err).splitlines()[0]}") from None

@@ -1,10 +1,10 @@
 """The LightningModule: a causal LM (built by an injected `CausalLMBuilder`), its loss normalised over
 the whole effective batch, and the injected optimizer and learning-rate schedule.
 
-Lightning owns the loop, accumulation, precision, strategies and checkpoints; the callbacks in
-`sftlab.training` own throughput, the non-finite-step guard, exports and samples. What is left here is
-what defines training: which positions are trained, the exact normalisation (see loss.py), the metrics
-of each optimizer step and epoch, and the optimizer's parameter groups.
+Lightning owns the loop, accumulation, precision, strategies and checkpoints; the callbacks in `sftlab.training`
+own throughput, the non-finite-step guard, exports and samples. What is left here defines training: which
+positions are trained, the exact normalisation (see loss.py), the metrics of each optimizer step and epoch,
+and the optimizer's parameter groups.
 """
 
 from __future__ import annotations
@@ -20,14 +20,15 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from sftlab.model.causal_lm import CausalLMBuilder, HFCausalLM
 from sftlab.model.forward_pass import ForwardPass
+from sftlab.model.layers import compile_decoder_layers
 from sftlab.model.loss import TokenLoss, gradient_norm, label_positions, normalise_gradients
 from sftlab.model.optim import WarmupDecay, default_optimizer, parameter_groups, takes_total_steps
 
 log = logging.getLogger(__name__)
 
-# What training sums per accumulation window and per epoch: weighted loss, Σ weights (the normaliser),
-# trained labels, real (unpadded) tokens, right next-token predictions, token slots incl. padding, and
-# an MoE model's router loss times each micro-batch's normaliser (moe.py).
+# Summed per accumulation window and per epoch: weighted loss, Σ weights (the normaliser), trained labels,
+# real (unpadded) tokens, right next-token predictions, token slots incl. padding, and an MoE model's router
+# loss times each micro-batch's normaliser (moe.py).
 WINDOW = ("loss", "normaliser", "trainable", "tokens", "correct", "padded", "router")
 
 
@@ -40,6 +41,7 @@ class CausalLMModule(LightningModule):
         loss: TokenLoss = lazy_instance(TokenLoss),
         labelled_logits_only: bool = True,
         tf32: bool = True,
+        compile: bool = False,
     ) -> None:
         """
         Args:
@@ -55,6 +57,7 @@ class CausalLMModule(LightningModule):
                 label is trained (same loss and gradients, much less work with a large vocabulary;
                 see head.py). Models that post-process logits keep the full forward regardless.
             tf32: On CUDA, let float32 matrix products use TF32 tensor cores (Ampere and later).
+            compile: `torch.compile` each decoder layer (model/layers.py): fused kernels on GPUs.
         """
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])  # callables; the run's config.yaml has them
@@ -63,21 +66,19 @@ class CausalLMModule(LightningModule):
         self.forward_pass: ForwardPass | None = None  # with the model: logits where trained, packing, router loss
         self.val_names: list[str] = []  # validation sets by name, when there are several (a mixture's sources)
         self.val_sums = torch.zeros(1, 4, dtype=torch.float64)  # per set: loss, normaliser, trainable, correct
-        # Sums over the current accumulation window (WINDOW order), reduced over ranks at the optimizer
-        # step; zero whenever a checkpoint is saved (Lightning saves right after optimizer steps).
+        # The accumulation window's sums (WINDOW order), reduced over ranks at the optimizer step: zero at checkpoints.
         self.window = torch.zeros(len(WINDOW), dtype=torch.float64)
         self.epoch_totals = torch.zeros(len(WINDOW), dtype=torch.float64)
 
     def configure_model(self) -> None:
-        """Build the model once (Lightning calls this under the strategy's context, before restoring a
-        checkpoint) and decide, with a probe forward pass, whether logits may be computed only at
-        trained positions (forward_pass.py)."""
+        """Build the model once (Lightning calls this under the strategy's context, before restoring a checkpoint)
+        and decide, with probe forward passes, how it is called (forward_pass.py)."""
         if self.model is not None:
             return
         self.model = self.builder.build()
-        self.forward_pass = ForwardPass(self.model, self.hparams.labelled_logits_only)
-        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
-        log.info("trainable parameters: %s", f"{trainable:,}")
+        self.forward_pass = ForwardPass(self.model, self.hparams.labelled_logits_only)  # probed before compiling
+        self.model = compile_decoder_layers(self.model) if self.hparams.compile else self.model
+        log.info("trainable parameters: %s", f"{sum(p.numel() for p in self.model.parameters() if p.requires_grad):,}")
 
     def on_fit_start(self) -> None:
         if self.device.type == "cuda":
@@ -122,8 +123,7 @@ class CausalLMModule(LightningModule):
             self.log("train/aux_loss", router / normaliser if normaliser else 0.0)
 
     def _log_sums(self, prefix: str, loss_sum: float, normaliser: float, correct: float, trainable: float, prog_bar: bool = False) -> float:
-        """Loss, perplexity and token accuracy over all the tokens the sums were taken over (not means of
-        per-batch figures)."""
+        """Loss, perplexity and token accuracy over all the summed tokens (not means of per-batch figures)."""
         loss = loss_sum / normaliser if normaliser else 0.0
         self.log(f"{prefix}/loss", loss, prog_bar=prog_bar)
         self.log(f"{prefix}/perplexity", math.exp(min(loss, 80.0)))

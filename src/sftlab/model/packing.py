@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from peft import PeftModel
 
 from sftlab.errors import SftlabError
+from sftlab.model.layers import decoder_layers
 
 PROBE = (11, 13)  # lengths of the probe's two examples
 SUGGESTION = "train without it (data.packing: false) and with data.group_by_length: true for little padding"
@@ -109,7 +110,7 @@ def packed_rows(model: torch.nn.Module) -> PackedRows:
 def _probe(model: torch.nn.Module, boundaries: bool) -> Leak | None:
     """None when the second example of two packed rows gets the same logits whichever first example precedes
     it; else the first decoder layer whose output for it differed (or that raised)."""
-    layers, types = decoder_layers(model)
+    layers, types = typed_layers(model)
     outputs: dict[int, torch.Tensor] = {}
     entered: list[int] = []
 
@@ -156,12 +157,13 @@ def _second_example_difference(values: torch.Tensor) -> float | None:
     return difference if difference > 1e-6 * max(1.0, float(rows.abs().max())) else None
 
 
-def decoder_layers(model: torch.nn.Module) -> tuple[list[torch.nn.Module], list[str]]:
-    """The decoder layers (the classes a transformers model names in `_no_split_modules`) in order, and each
-    one's type (`config.layer_types`, else its class name)."""
-    names = {name for module in model.modules() for name in (getattr(module, "_no_split_modules", None) or ())}
-    layers = [module for module in model.modules() if type(module).__name__ in names]
-    config = getattr(model, "config", None)
-    declared = list(getattr(config, "layer_types", None) or [])
+def typed_layers(model: torch.nn.Module) -> tuple[list[torch.nn.Module], list[str]]:
+    """The decoder layers in order (model/layers.py; none for a model of one's own that names none: the probe
+    then names its output) and each one's type (`config.layer_types`, else its class name)."""
+    try:
+        layers = decoder_layers(model)
+    except SftlabError:
+        layers = []
+    declared = list(getattr(getattr(model, "config", None), "layer_types", None) or [])
     types = declared if len(declared) == len(layers) else [type(layer).__name__ for layer in layers]
     return layers, types

@@ -57,7 +57,9 @@ def read_any_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def restore_checkpoint(checkpoint: Path) -> tuple[CausalLMModule, SFTDataModule]:
-    """(CausalLMModule with the trained weights, SFTDataModule as configured) from a checkpoint file or folder."""
+    """(CausalLMModule with the trained weights, SFTDataModule as configured) from a checkpoint file or folder.
+    The module is eager whatever `model.compile` the run trained with: exports, generation and evaluation
+    gain nothing from compiling the layers for training."""
     checkpoint = Path(checkpoint)
     saved = read_any_checkpoint(checkpoint)  # a clear error for a missing, foreign, corrupt or partial checkpoint
     if "datamodule_hyper_parameters" not in saved or "hyper_parameters" not in saved:
@@ -66,7 +68,7 @@ def restore_checkpoint(checkpoint: Path) -> tuple[CausalLMModule, SFTDataModule]
         module = _module_from_shards(checkpoint, saved)
         data_file = checkpoint / SHARDED_META
     else:
-        module = CausalLMModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
+        module = CausalLMModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True, compile=False)
         data_file = checkpoint
     return module, SFTDataModule.load_from_checkpoint(data_file, map_location="cpu", weights_only=True)
 
@@ -78,7 +80,7 @@ def _module_from_shards(folder: Path, meta: dict[str, Any]) -> CausalLMModule:
     with warnings.catch_warnings():  # the weights are missing from `meta.pt` on purpose: DCP reads them next
         warnings.filterwarnings("ignore", message="Found keys that are in the model state dict but not in the checkpoint")
         warnings.filterwarnings("ignore", message="The state dict in .* contains no parameters")
-        module = CausalLMModule.load_from_checkpoint(buffer, map_location="cpu", weights_only=True, strict=False)
+        module = CausalLMModule.load_from_checkpoint(buffer, map_location="cpu", weights_only=True, strict=False, compile=False)
     try:
         dcp.load({"state_dict": module.state_dict()}, checkpoint_id=str(folder))
     except Exception as err:  # a checkpoint of another model: DCP names the missing or mismatched keys

@@ -6,8 +6,8 @@ the built-in ones' arguments directly. Lightning's public hooks do the rest:
   readable training checkpoint before Lightning reads its hyperparameters.
 - `before_instantiate_classes`: `data.tokenizer` defaults to `model.causal_lm.source` (the tokenizer follows
   the model; jsonargparse links do not reach `init_args` of subclass-mode sections), an unset
-  `trainer.precision` becomes this hardware's native one, a strategy name Lightning does not know is a
-  one-line error (importing training/strategies.py registers `fsdp2`), and a top-level `--optimizer` /
+  `trainer.precision` becomes the one a probe of the model's shapes finds fastest here (precision.py), a
+  strategy name Lightning does not know is a one-line error (importing training/strategies.py registers `fsdp2`), and a top-level `--optimizer` /
   `--lr_scheduler` (Lightning's usual flags) becomes the module's injected factory, so the parameter groups and the
   run-length of the schedule are kept (Lightning's automatic optimizer would replace them silently).
 - `instantiate_trainer`: sftlab's default callbacks (non-finite guard, throughput, data report, progress
@@ -113,7 +113,7 @@ class SftlabCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
         tokenizer_follows_model(config.data, config.model)
-        pick_precision(config.trainer)
+        pick_precision(config.trainer, _arguments(config.model).get("causal_lm") if config.model else None)
         check_trainer(config.trainer)
         if self.subcommand == "fit":
             check_optimization(config.optimizer, config.lr_scheduler)

@@ -1,5 +1,5 @@
 """FSDP2 (`torch.distributed.fsdp.fully_shard`) through Lightning's `ModelParallelStrategy`, told which
-layers to shard by the model itself; `--trainer.strategy fsdp2` on the command line.
+layers to shard by the model itself (model/layers.py); `--trainer.strategy fsdp2` on the command line.
 
 Each parameter is a DTensor sharded over all ranks (dim 0); every decoder layer is one unit whose
 weights are gathered for its forward and backward and freed after, and the rest of the model
@@ -33,20 +33,8 @@ from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
 from sftlab.errors import SftlabError
+from sftlab.model.layers import decoder_layer_classes
 from sftlab.training.sharded_checkpoints import save_sharded_atomically
-
-
-def decoder_layer_classes(model: nn.Module) -> set[type[nn.Module]]:
-    """The classes inside `model` (a peft model, a transformers model) that a transformers model lists
-    in its `_no_split_modules`."""
-    names = {name for module in model.modules() for name in (getattr(module, "_no_split_modules", None) or ())}
-    classes = {type(module) for module in model.modules() if type(module).__name__ in names}
-    if not classes:
-        raise SftlabError(
-            f"trainer.strategy fsdp2: cannot find the decoder-layer class of {type(model).__name__} "
-            f"(its _no_split_modules is {sorted(names) or 'empty'}); name them in your model's _no_split_modules"
-        )
-    return classes
 
 
 def mixed_precision(precision: str) -> MixedPrecisionPolicy:
@@ -63,7 +51,10 @@ def shard_model(model: nn.Module, mesh: DeviceMesh, policy: MixedPrecisionPolicy
     root = model.get_base_model() if isinstance(model, PeftModel) else model
     if isinstance(root, FSDPModule):
         return root
-    layers = decoder_layer_classes(model)
+    try:
+        layers = decoder_layer_classes(model)
+    except SftlabError as err:
+        raise SftlabError(f"trainer.strategy fsdp2: {err}") from None
     for layer in [m for m in model.modules() if type(m) in layers]:
         fully_shard(layer, mesh=mesh, mp_policy=policy, reshard_after_forward=reshard_after_forward)
     # The root keeps its weights gathered from its forward to its backward (FSDP2's default for a root),

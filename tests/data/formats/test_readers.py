@@ -242,3 +242,18 @@ def test_records_cached_by_other_sftlab_code_are_never_reused(tmp_path, monkeypa
     assert readers.load_conversations([data], "messages", cache).cache_files == first.cache_files  # same code: reused
     monkeypatch.setattr(readers, "code_fingerprint", lambda: "other sftlab code")
     assert readers.load_conversations([data], "messages", cache).cache_files != first.cache_files
+
+
+def test_the_code_fingerprint_covers_every_stage_of_the_data_package(monkeypatch):
+    """Caches are keyed by the data code: a change to labels/ or rendering/ must change the key too."""
+    data = Path(readers.__file__).parents[1]
+    before = readers.code_fingerprint()
+    for stage_file in (data / "labels" / "tokenize.py", data / "rendering" / "chat_template.py", data / "datamodule.py"):
+        original = Path.read_bytes
+
+        def read_bytes(path, original=original, changed=stage_file):
+            return original(path) + (b"# changed" if path == changed else b"")
+
+        monkeypatch.setattr(Path, "read_bytes", read_bytes)
+        assert readers.code_fingerprint() != before, stage_file
+        monkeypatch.undo()

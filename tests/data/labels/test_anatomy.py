@@ -4,8 +4,12 @@ tier, and with Qwen3's own in the `shared` tier."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
+from sftlab.data.formats.records import Conversation, Message, ToolCall
 from sftlab.data.labels.anatomy import AnatomyStats, examples_anatomy
 from sftlab.data.labels.masking import make_strategy
 from sftlab.data.labels.tokenize import IGNORE_INDEX
@@ -55,7 +59,7 @@ def _check_statistics(testdata, tokenizer) -> None:
     r1 = ChatTemplate(tokenizer, (testdata / "chat_templates/deepseek-r1-distill.jinja").read_text())
     for example in _anatomy(r1, tokenizer, REASONING, "assistant"):
         stats.add(example)
-    assert stats.missing == {"reasoning": 2} and stats.turns["end-of-turn marker trained"] == 2
+    assert stats.missing == {"reasoning": 2} and stats.ends == {("answer", "<｜end▁of▁sentence｜>", "trained"): 2}
     qwen3 = ChatTemplate(tokenizer, (testdata / "chat_templates/qwen3.jinja").read_text())
     cut = _tokens_before_last_turn(qwen3, tokenizer, TOOLS_CONVERSATION)
     for example in _anatomy(qwen3, tokenizer, TOOLS_CONVERSATION, "assistant", max_seq_length=cut):  # the answer is cut off
@@ -74,3 +78,38 @@ def test_statistics_count_turns_missing_parts_and_flag_turns_that_train_nothing(
 @pytest.mark.shared
 def test_statistics_with_qwen3s_own_tokenizer(testdata, tokenizers):
     _check_statistics(testdata, tokenizers["qwen3"])
+
+
+GPT_OSS_LIKE = Path(__file__).parents[1] / "chat_templates/channels.jinja"
+ANSWER_CALL_ANSWER = Conversation(
+    (
+        Message("user", "Hi"),
+        Message("assistant", "Hello."),
+        Message("user", "Weather in Paris?"),
+        Message("assistant", "", (ToolCall("get_weather", json.dumps({"city": "Paris"})),)),
+        Message("tool", "21"),
+        Message("assistant", "It is 21 degrees."),
+    ),
+    "test",
+)
+
+
+def test_statistics_say_what_ends_each_kind_of_turn_and_warn_where_a_turn_trains_text_but_not_its_stop(smollm2_tokenizer):
+    """gpt-oss ends an earlier answer with `<|end|>`, which is not its stop (`<|return|>` is): that turn trains
+    its answer and no stop, and the statistics say so; `expand`, where each answer is the last, warns of nothing."""
+    renderer = ChatTemplate(smollm2_tokenizer, GPT_OSS_LIKE.read_text(), name="gpt-oss-like")
+    stats = AnatomyStats()
+    for example in _anatomy(renderer, smollm2_tokenizer, ANSWER_CALL_ANSWER, "assistant"):
+        stats.add(example)
+    assert stats.ends == {("answer", "", "absent"): 1, ("tool_calls", "}<|call|>", "trained"): 1, ("answer", "<|return|>", "trained"): 1}
+    report = "\n".join(stats.lines())
+    assert 'turns ending with tool calls: stop "}<|call|>" trained: 1' in report
+    assert "turns ending with an answer: no stop in the text: 1" in report
+    assert (
+        "WARNING: 1 assistant turns train text but not the stop that ends them: the model does not learn to stop there "
+        "(first: test field 'messages[1]', no stop in the text after it)"
+    ) in report
+    expanded = AnatomyStats()
+    for example in _anatomy(renderer, smollm2_tokenizer, ANSWER_CALL_ANSWER, "expand"):
+        expanded.add(example)
+    assert not expanded.unstopped_turns and "WARNING" not in "\n".join(expanded.lines())

@@ -1,5 +1,5 @@
 """Parts of assistant messages (reasoning, answer, tool calls, end-of-turn) on the real chat templates
-(tests/data/files/chat_templates) and on the two written for these tests (tests/data/chat_templates):
+(tests/data/files/chat_templates) and on the three written for these tests (tests/data/chat_templates):
 each part's characters are exactly what the template wrote for it, written out by hand below, and the
 trained tokens of each part strategy decode to exactly the selected parts. The default tier renders
 every template with SmolLM2's tokenizer (shipped; its ChatML markers are special tokens, as in Qwen3's);
@@ -44,6 +44,10 @@ REASONING_PARTS = {
     "qwen3": [{"answer": "2", "end_of_turn": EOT}, {"reasoning": THINK.format("Add two and two."), "answer": "4", "end_of_turn": EOT}],
     "deepseek-r1-distill": [{"answer": "2", "end_of_turn": EOT}, {"answer": "4", "end_of_turn": EOT}],
     "tool-results-in-model-turn": [{"answer": "2", "end_of_turn": "<turn|>"}, {"answer": "4", "end_of_turn": "<turn|>"}],
+    "end-then-eos": [  # eos follows the last <|end|>: the template's padding, in no part
+        {"reasoning": THINK.format("Add one and one."), "answer": "2", "end_of_turn": "<|end|>"},
+        {"reasoning": THINK.format("Add two and two."), "answer": "4", "end_of_turn": "<|end|>"},
+    ],
     "channels": [  # only the last answer ends with <|return|>; the <|end|> of earlier ones is no marker a model writes
         {"answer": "<|channel|>final<|message|>2"},
         {
@@ -129,7 +133,7 @@ SMOLLM2 = "smollm2-135m-instruct"
 # Template/tokenizer pairs where a trained token straddles a part's edge, because the tokenizer does not
 # know the template's markers (`><` in `<|eot_id|><|start_header_id|>`, `]<` in `[/INST]<think>`): that
 # token is trained. Everywhere else the trained tokens decode to exactly the selected parts.
-STRADDLING = {(name, SMOLLM2) for name in ("deepseek-r1-distill", "llama-3-instruct", "mistral-instruct-v0.1", "channels")}
+STRADDLING = {(name, SMOLLM2) for name in ("deepseek-r1-distill", "llama-3-instruct", "mistral-instruct-v0.1", "channels", "end-then-eos")}
 STRATEGIES = ["assistant", "reasoning_and_answer", "answer_only"]
 TOOL_STRATEGIES = ["assistant", "tool_calls_only", "answer_only"]
 
@@ -161,7 +165,7 @@ def _check_reasoning_parts(name: str, template: str, tokenizer_name: str, tokeni
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_reasoning_parts_are_exact_on_every_template(testdata, smollm2_tokenizer, strategy):
     templates = _templates(testdata)
-    assert len(templates) == 13  # the 11 real templates and the 2 written for these tests
+    assert len(templates) == 14  # the 11 real templates and the 3 written for these tests
     for name, template in templates.items():
         _check_reasoning_parts(name, template, SMOLLM2, smollm2_tokenizer, strategy)
 

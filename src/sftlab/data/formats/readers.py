@@ -223,7 +223,7 @@ def code_fingerprint() -> str:
     """A hash of the data package's source: part of every cache key, so upgrading sftlab never reuses
     records or tokens made by other code (a stale cache once lacked a column the new code reads)."""
     digest = hashlib.sha256()
-    for source in sorted(Path(__file__).parent.glob("*.py")):
+    for source in sorted(Path(__file__).parents[1].rglob("*.py")):
         digest.update(source.read_bytes())
     return digest.hexdigest()[:16]
 

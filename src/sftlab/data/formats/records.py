@@ -48,15 +48,45 @@ class Message:
         return f"{self.content}\n\n{self.input}" if self.input else self.content
 
 
+@dataclass(frozen=True)
+class ThinkBlock:
+    """An assistant content that starts with a `<think>…</think>` block, in four pieces that are the
+    content when joined: `opening` (what precedes the reasoning: whitespace, `<think>`, newlines),
+    `reasoning`, `closing` (newlines, `</think>`, newlines) and `answer`. Kept piece by piece so a
+    renderer can pass the content on exactly as the data gives it and still say where each piece is."""
+
+    opening: str
+    reasoning: str
+    closing: str
+    answer: str
+
+    def text(self, reasoning: str | None = None, answer: str | None = None) -> str:
+        """The content, with the reasoning or the answer replaced where given."""
+        return (
+            f"{self.opening}{self.reasoning if reasoning is None else reasoning}{self.closing}{self.answer if answer is None else answer}"
+        )
+
+
+def think_block(content: str) -> ThinkBlock | None:
+    """The leading `<think>…</think>` block of a content, or None (the newlines around the reasoning
+    and before the answer are the block's, as Qwen3 and DeepSeek-R1 read it)."""
+    stripped = content.lstrip()
+    if not stripped.startswith(THINK_OPEN) or THINK_CLOSE not in stripped:
+        return None
+    inner, after = stripped[len(THINK_OPEN) :].split(THINK_CLOSE, 1)
+    reasoning, answer = inner.strip("\n"), after.lstrip("\n")
+    lead = inner[: len(inner) - len(inner.lstrip("\n"))] if reasoning else inner
+    trail = inner[len(inner.rstrip("\n")) :] if reasoning else ""
+    opening = content[: len(content) - len(stripped)] + THINK_OPEN + lead
+    return ThinkBlock(opening, reasoning, trail + THINK_CLOSE + after[: len(after) - len(answer)], answer)
+
+
 def reasoning_apart(message: Message) -> Message:
     """An assistant message whose content starts with a `<think>…</think>` block, with that block as
-    its `reasoning` (surrounding newlines dropped, as Qwen3 and DeepSeek-R1 do), so every template gets
-    reasoning one way; other messages unchanged. Renderers apply it to what they render."""
-    stripped = message.content.lstrip()
-    if message.role != "assistant" or message.reasoning or not stripped.startswith(THINK_OPEN) or THINK_CLOSE not in stripped:
-        return message
-    reasoning, answer = stripped[len(THINK_OPEN) :].split(THINK_CLOSE, 1)
-    return replace(message, reasoning=reasoning.strip("\n"), content=answer.lstrip("\n"))
+    its `reasoning` (surrounding newlines dropped, as Qwen3 and DeepSeek-R1 do), so a renderer of its
+    own (Alpaca) gets reasoning one way; other messages unchanged."""
+    block = think_block(message.content) if message.role == "assistant" and not message.reasoning else None
+    return replace(message, reasoning=block.reasoning, content=block.answer) if block else message
 
 
 def with_think_block(reasoning: str, answer: str) -> str:

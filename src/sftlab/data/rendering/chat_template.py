@@ -13,25 +13,27 @@ writes for *other* messages inside a model turn stays theirs: where a part of a 
 marker, and no part takes them.
 
 What the model must write is trained: the message from the end of its header (what the generation prompt
-writes) through its end-of-turn marker (`<|im_end|>`, `<|eot_id|>`, ...), found once by probing the
-template; the text between the parts is assigned as spans.py says.
+writes) through the stop that ends it (`<|im_end|>`, `<|eot_id|>`, ...; turn_ends.py says how it is found);
+the text between the parts is assigned as spans.py says. Messages reach the template as the record gives
+them (chat_messages.py), in the forms the template reads (template_inputs.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import os
 import re
 from functools import cached_property
 from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
-from sftlab.data.formats.records import Conversation, Message, reasoning_apart
-from sftlab.data.rendering.spans import Part, Rendered, Span, Turn, assemble_parts, changed_span, first_part_start, substituted
-from sftlab.data.rendering.template_probes import ANSWER, CALL, REASONING, TemplateShape, probe_shape, reasoning_message
+from sftlab.data.formats.records import Conversation, Message, ThinkBlock
+from sftlab.data.rendering.chat_messages import chat_message, data_text, inline_reasoning, with_data_text
+from sftlab.data.rendering.spans import Part, Rendered, Span, Turn, assemble_parts, changed_span, first_part_start, substituted, turn_kind
+from sftlab.data.rendering.template_inputs import InputForms, probe_forms
+from sftlab.data.rendering.template_probes import ANSWER, CALL, QUESTION, REASONING, TemplateShape, probe_shape
+from sftlab.data.rendering.turn_ends import EOS, TurnEnds, closer_stop, probe_turn_ends, turn_end
 from sftlab.errors import DataError, TemplateError
 
 log = logging.getLogger(__name__)
@@ -58,12 +60,13 @@ class ChatTemplate:
             )
         self.name = name or "the tokenizer's chat template"
         self._fold_setting = fold_system_prompt
-        self._warned_reasoning = False
+        self._said: set[str] = set()
 
-    def _apply(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, source: str, prompt: bool = False) -> str:
+    def _render(self, messages: list[dict[str, Any]], tools: list | None, source: str, prompt: bool = False, **overrides: str) -> str:
+        """`apply_chat_template` on messages as given; `overrides` replace template variables (`eos_token`)."""
         try:
             return self.tokenizer.apply_chat_template(
-                messages, tools=tools or None, chat_template=self.template, tokenize=False, add_generation_prompt=prompt
+                messages, tools=tools or None, chat_template=self.template, tokenize=False, add_generation_prompt=prompt, **overrides
             )
         except Exception as err:  # jinja2 errors and the template's own raise_exception
             hint = ""
@@ -73,9 +76,39 @@ class ChatTemplate:
                 )
             raise TemplateError(f"{source}: {self.name} failed to render: {type(err).__name__}: {err}{hint}") from None
 
+    def _apply(self, messages: list[dict[str, Any]], tools: list | None, source: str, prompt: bool = False, **overrides: str) -> str:
+        return self._render(self.forms.sent(messages), tools, source, prompt, **overrides)
+
+    @cached_property
+    def forms(self) -> InputForms:
+        return probe_forms(lambda messages: self._render(messages, None, "probe"), ANSWER, QUESTION)
+
     @cached_property
     def shape(self) -> TemplateShape:
         return probe_shape(lambda messages, prompt: self._apply(messages, None, "probe", prompt))
+
+    @cached_property
+    def turn_ends(self) -> TurnEnds:
+        ends = probe_turn_ends(lambda messages: self._apply(messages, None, "probe", eos_token=EOS), self.tokenizer.eos_token or "")
+        if ends.by_role_tags:
+            log.warning(
+                "%s writes nothing after an assistant turn: the model stops by writing the next message's role tag (%r, %r after "
+                "tool calls). Each turn is trained with the tag that follows it, and that tag is added after the last turn, "
+                "where the template writes none",
+                self.name,
+                ends.answer.stop_tag,
+                ends.tool_calls.stop_tag,
+            )
+        elif ends.answer.last_marker:
+            log.warning(
+                "%s ends only the last answer with %r: earlier answers end with text that is not the model's stop, so no stop "
+                "is trained after them (data.masking: expand makes every answer the last; `sftlab inspect` counts them)",
+                self.name,
+                ends.answer.last_marker,
+            )
+        elif not ends.answer.marker:
+            log.warning("%s writes no end-of-turn marker after assistant messages: only their content is trained", self.name)
+        return ends
 
     @cached_property
     def has_system_role(self) -> bool:
@@ -94,105 +127,100 @@ class ChatTemplate:
             )
         return self._fold_setting if self._fold_setting is not None else not self.has_system_role
 
-    def _final_tail(self) -> tuple[str, list[int]]:
-        """The text after a final assistant message, and the token ends within it."""
-        turn = [{"role": "user", "content": "U"}, {"role": "assistant", "content": ANSWER}]
-        final = self._apply(turn, None, "end-of-turn probe").split(ANSWER)[1]
-        return final, [end for _, end in self.tokenizer(final, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]]
-
-    @cached_property
-    def end_of_turn(self) -> str:
-        """What the template writes right after an assistant message and before the next message:
-        the common start of the text after a middle and after a final assistant message, cut back to a
-        token boundary and without trailing whitespace (`<|im_end|>`, `<|eot_id|>`, ` </s>`, `<|end|>`):
-        `<|end|>` + `<|user|>` vs `<|end|>` + `<|endoftext|>` must give `<|end|>`, not `<|end|>\n<|`."""
-        final, token_ends = self._final_tail()
-        turn = [{"role": "user", "content": "U"}, {"role": "assistant", "content": ANSWER}]
-        middle = self._apply(turn + [{"role": "user", "content": "V"}, {"role": "assistant", "content": "B"}], None, "end-of-turn probe")
-        common = len(os.path.commonprefix([final, middle.split(ANSWER)[1]]))
-        # A whole marker only: what follows it in the final tail is whitespace or nothing (gpt-oss's
-        # `<|return|>` and `<|end|>` share `<|`, which is no marker).
-        closed = [final[:end].rstrip() for end in sorted(token_ends, reverse=True) if end <= common]
-        eot = next((text for text in closed if not final[len(text) :][:1].strip()), "")
-        if not eot and not self.final_end_of_turn:
-            log.warning("%s writes no end-of-turn marker after assistant messages: only their content is trained", self.name)
-        return eot
-
-    @cached_property
-    def final_end_of_turn(self) -> str:
-        """Where no marker ends every assistant message (gpt-oss ends the last one with `<|return|>`,
-        earlier ones with `<|end|>`, which a model never writes): what ends the final one."""
-        return self._final_tail()[0].rstrip()
-
-    @cached_property
-    def call_closer(self) -> str:
-        """What closes the tool calls of a message (`}}\\n</tool_call>`), end-of-turn marker excluded."""
-        closer = self.shape.call_closer
-        if self.end_of_turn and self.end_of_turn in closer:
-            closer = closer[: closer.index(self.end_of_turn)]
-        return closer.rstrip()
-
-    def _end_of_turn_at(self, text: str, end: int) -> Span | None:
-        if self.end_of_turn and text.startswith(self.end_of_turn, end):
-            return end, end + len(self.end_of_turn)
-        final = self.final_end_of_turn
-        if not self.end_of_turn and final and text.startswith(final, end) and not text[end + len(final) :].strip():
-            return end, end + len(final)
-        return None
-
     def _folded(self, conversation: Conversation) -> tuple[list[Message], int]:
-        """The messages as the template gets them (reasoning apart from the content), and how many were
-        folded away at the front."""
-        messages = [reasoning_apart(message) for message in conversation.messages]
+        """The messages as the template gets them, and how many were folded away at the front."""
+        messages = list(conversation.messages)
         if messages[0].role == "system" and self.fold_system_prompt:
             system, first = messages[0], messages[1]
             return [dataclasses.replace(first, content=f"{system.content}\n\n{first.content}"), *messages[2:]], 1
         return messages, 0
 
-    def _chat(self, message: Message, content: str | None = None, reasoning: str | None = None, names: list[str] | None = None) -> dict:
-        """The dict `apply_chat_template` renders; `content`, `reasoning` and the call `names` replace
-        the message's own (marker renders)."""
-        content = message.chat_content() if content is None else content
-        reasoning = message.reasoning if reasoning is None else reasoning
-        chat = reasoning_message(self.shape.reasoning_field, reasoning, content) if reasoning else {"content": content}
-        chat["role"] = message.role
-        if message.tool_calls:
-            chat["tool_calls"] = [
-                {"type": "function", "function": {"name": names[j] if names else call.name, "arguments": json.loads(call.arguments)}}
-                | ({"id": call.id} if call.id else {})
-                for j, call in enumerate(message.tool_calls)
-            ]
-        chat.update({key: value for key, value in (("tool_call_id", message.tool_call_id), ("name", message.name)) if value})
-        return chat
+    def _say_once(self, key: str, level: int, message: str, *args: Any) -> None:
+        if key not in self._said:
+            self._said.add(key)
+            log.log(level, message, *args)
+
+    def _chat(self, message: Message, **replaced: Any) -> dict:
+        return chat_message(message, self.shape.reasoning_field, **replaced)
+
+    def _chats(self, messages: list[Message], tools: list, source: str) -> tuple[list[dict], set[int]]:
+        """The messages' dicts, and which messages' reasoning is dropped: reasoning from a field that a
+        template without a reasoning field does not render once written as a `<think>` block (DeepSeek-R1
+        cuts everything up to `</think>`) is left out, so the text is the template's own rendering of the record."""
+        chats = [self._chat(message) for message in messages]
+        injected = [i for i, m in enumerate(messages) if m.reasoning and self.shape.reasoning_field is None]
+        dropped = set()
+        for index in injected:
+            marked = self._apply([*chats[:index], self._chat(messages[index], reasoning=REASONING), *chats[index + 1 :]], tools, source)
+            if REASONING not in marked:
+                dropped.add(index)
+                chats[index] = self._chat(messages[index], drop=True)
+        if injected:
+            self._say_once(
+                "injected",
+                logging.INFO,
+                "%s reads no reasoning field: reasoning given in 'reasoning_content'/'thinking' is written into the content "
+                "as a <think> block, as DeepSeek-R1 and Qwen3 write it",
+                self.name,
+            )
+        blocks = [m for m in messages if inline_reasoning(m) and self.shape.reasoning_field and not self.shape.reads_think_blocks]
+        if blocks:
+            self._say_once(
+                "think-text",
+                logging.WARNING,
+                "%s reads reasoning from %r: a <think> block at the start of a content is passed on as the data gives it, "
+                "which %s renders otherwise than reasoning in that field (Gemma-4 and gpt-oss as text of the answer): "
+                "give the reasoning in the field to have it rendered as the model's reasoning",
+                self.name,
+                self.shape.reasoning_field,
+                self.name,
+            )
+        return chats, dropped
 
     def render(self, conversation: Conversation) -> Rendered:
         messages, folded = self._folded(conversation)
-        chats = [self._chat(message) for message in messages]
         tools = list(conversation.tools)
+        chats, dropped = self._chats(messages, tools, conversation.source)
         text = self._apply(chats, tools, conversation.source)
         if reserved := RESERVED.search(text):
             raise DataError(conversation.source, f"the text contains the reserved character U+{ord(reserved.group()):04X}")
         turns: list[Turn] = []
+        added = ""
         for index, message in enumerate(messages):
             if message.role == "assistant":
                 floor = turns[-1].span[1] if turns else 0
-                turns.append(self._turn(text, messages, chats, index, tools, conversation.source, floor, folded))
-        return Rendered(text, tuple(turns), self._literal_spans(messages, tools, text, conversation.source))
+                turn, added = self._turn(text, messages, chats, index, tools, conversation.source, floor, folded, dropped)
+                turns.append(turn)
+        literal = self._literal_spans(messages, tools, text, conversation.source, dropped)
+        return Rendered(text + added, tuple(turns), literal)
 
     def _turn(
-        self, text: str, messages: list[Message], chats: list[dict], index: int, tools: list, source: str, floor: int, folded: int
-    ) -> Turn:
+        self,
+        text: str,
+        messages: list[Message],
+        chats: list[dict],
+        index: int,
+        tools: list,
+        source: str,
+        floor: int,
+        folded: int,
+        dropped: set[int],
+    ) -> tuple[Turn, str]:
+        """The assistant message `index` as a turn, and the text added after it (a stop tag after the last turn)."""
         message, where = messages[index], f"field 'messages[{index + folded}]'"
 
         def variant(**replaced: Any) -> str:
-            return self._apply([*chats[:index], self._chat(message, **replaced), *chats[index + 1 :]], tools, source)
+            return self._apply([*chats[:index], self._chat(message, drop=index in dropped, **replaced), *chats[index + 1 :]], tools, source)
 
         cores: dict[Part, Span] = {}
         missing: list[Part] = []
-        if message.chat_content().strip():
-            self._record(cores, missing, "answer", changed_span(text, variant(content=ANSWER), ANSWER))
-        if message.reasoning:
+        block = inline_reasoning(message)
+        if (block.answer if block else message.chat_content()).strip():
+            self._record(cores, missing, "answer", changed_span(text, variant(answer=ANSWER), ANSWER))
+        if (message.reasoning or block) and index not in dropped:
             self._record(cores, missing, "reasoning", changed_span(text, variant(reasoning=REASONING), REASONING))
+        elif message.reasoning:
+            missing.append("reasoning")
         if message.tool_calls:
             names = [chr(ord(CALL) + j) for j in range(len(message.tool_calls))]
             self._record(cores, missing, "tool_calls", self._calls_core(text, variant(names=names), message, names))
@@ -202,9 +230,13 @@ class ChatTemplate:
         if "reasoning" in missing:
             self._warn_missing_reasoning(where)
         results = self._result_cores(text, messages, chats, index, tools, source, cores)
-        parts = self._parts(text, cores, results, floor)
-        end_of_turn = self._end_of_turn_at(text, parts[-1][1][1])
-        return Turn(index + folded, tuple(parts) + ((("end_of_turn", end_of_turn),) if end_of_turn else ()), tuple(missing))
+        parts = self._parts(text, cores, results, floor, block)
+        kind = turn_kind(parts)
+        last = index == len(messages) - 1
+        end_of_turn, added = turn_end(self.turn_ends, text, parts[-1][1][1], kind, last)
+        stop = end_of_turn or closer_stop(self.turn_ends, text, parts[-1][1][1], kind)
+        eot_part = (("end_of_turn", end_of_turn),) if end_of_turn else ()
+        return Turn(index + folded, tuple(parts) + eot_part, tuple(missing), stop), added
 
     def _result_cores(
         self, text: str, messages: list[Message], chats: list[dict], index: int, tools: list, source: str, cores: dict[Part, Span]
@@ -220,15 +252,18 @@ class ChatTemplate:
         for later in range(index + 1, len(messages)):
             if messages[later].role != "tool":
                 break
-            marked = [*chats[:later], self._chat(messages[later], content=ANSWER), *chats[later + 1 :]]
+            marked = [*chats[:later], self._chat(messages[later], answer=ANSWER), *chats[later + 1 :]]
             span = changed_span(text, self._apply(marked, tools, source), ANSWER)  # an empty result still marks its place
             spans += [span] if span is not None else []
         return spans
 
-    def _parts(self, text: str, cores: dict[Part, Span], results: list[Span], floor: int) -> list[tuple[Part, Span]]:
+    def _parts(
+        self, text: str, cores: dict[Part, Span], results: list[Span], floor: int, block: ThinkBlock | None
+    ) -> list[tuple[Part, Span]]:
         """The parts from their cores, as spans.py says: a run of parts with no tool result between them is
         assembled as one message's parts, and each run begins as a message's first part does, after the
-        previous message (`floor`) or after the results before it; text between two runs is no part."""
+        previous message (`floor`) or after the results before it; text between two runs is no part. A
+        `<think>` block of the content begins with the data's own opening where the template writes it as given."""
         runs: list[tuple[int, dict[Part, Span]]] = []
         previous_end = floor
         for name, core in sorted(cores.items(), key=lambda item: item[1]):
@@ -240,7 +275,10 @@ class ChatTemplate:
         parts: list[tuple[Part, Span]] = []
         for run_floor, run in runs:
             first = min(run, key=lambda part: run[part])
-            start = first_part_start(text, run[first][0], self.shape.openers.get(first, ""), self.shape.header, run_floor)
+            openers = [self.shape.openers.get(first, "")]
+            if first == "reasoning" and block is not None:
+                openers.insert(0, self.shape.openers.get("answer", "") + block.opening)
+            start = first_part_start(text, run[first][0], openers, self.shape.header, run_floor)
             parts += assemble_parts(text, run, start, self.shape.call_opener)
         return parts
 
@@ -259,19 +297,20 @@ class ChatTemplate:
             return None
         first = next(position for marker, position in found if marker == names[0])
         last = next(position for marker, position in found if marker == names[-1]) + len(message.tool_calls[-1].name)
-        closed = text.find(self.call_closer, last) if self.call_closer else -1
-        return first, closed + len(self.call_closer) if closed >= 0 else last
+        closer = self.turn_ends.call_closer
+        closed = text.find(closer, last) if closer else -1
+        return first, closed + len(closer) if closed >= 0 else last
 
     def _warn_missing_reasoning(self, where: str) -> None:
-        if not self._warned_reasoning:
-            self._warned_reasoning = True
-            log.warning(
-                "%s does not render the reasoning of some assistant messages (first: %s): that reasoning is not trained. "
-                "Qwen3 drops the reasoning of turns before the last user turn (data.masking: expand trains each turn's), "
-                "DeepSeek-R1 drops all of it; `sftlab inspect` counts them",
-                self.name,
-                where,
-            )
+        self._say_once(
+            "missing-reasoning",
+            logging.WARNING,
+            "%s does not render the reasoning of some assistant messages (first: %s): that reasoning is not trained. "
+            "Qwen3 drops the reasoning of turns before the last user turn (data.masking: expand trains each turn's), "
+            "DeepSeek-R1 drops all of it; `sftlab inspect` counts them",
+            self.name,
+            where,
+        )
 
     def prompt_text(self, conversation: Conversation) -> str:
         """The text before what the model writes: the answer slot is rendered as a final assistant
@@ -279,32 +318,35 @@ class ChatTemplate:
         the header (Qwen3: `<|im_start|>assistant\\n`; the model writes its `<think>` block itself)."""
         answer_slot = Conversation((*conversation.messages, Message("assistant", ANSWER)), conversation.source, conversation.tools)
         messages, _ = self._folded(answer_slot)
-        text = self._apply([self._chat(m) for m in messages], list(conversation.tools), conversation.source)
+        chats, _ = self._chats(messages, list(conversation.tools), conversation.source)
+        text = self._apply(chats, list(conversation.tools), conversation.source)
         core = text.index(ANSWER)
-        return text[: first_part_start(text, core, self.shape.openers.get("answer", ""), self.shape.header, 0)]
+        return text[: first_part_start(text, core, [self.shape.openers.get("answer", "")], self.shape.header, 0)]
 
     @property
     def stop_text(self) -> str:
-        return self.end_of_turn or self.final_end_of_turn or self.tokenizer.eos_token
+        """What the model writes when its answer is done."""
+        answer = self.turn_ends.answer
+        return (answer.marker or answer.last_marker or answer.stop_tag).strip() or self.tokenizer.eos_token
 
     @cached_property
     def _special_tokens(self) -> re.Pattern | None:
         tokens = sorted({token.content for token in self.tokenizer.added_tokens_decoder.values() if token.special}, key=len, reverse=True)
         return re.compile("|".join(map(re.escape, tokens))) if tokens else None
 
-    def _literal_spans(self, messages: list[Message], tools: list, text: str, source: str) -> tuple[Span, ...]:
+    def _literal_spans(self, messages: list[Message], tools: list, text: str, source: str, dropped: set[int]) -> tuple[Span, ...]:
         """Where the data's own text holds a special token's text: found by rendering once more with each
         such text hidden behind a marker, and substituting it back (which must give `text` again)."""
         pattern = self._special_tokens
-        if pattern is None or not any(pattern.search(piece) for message in messages for piece in _data_text(message)):
+        if pattern is None or not any(pattern.search(piece) for message in messages for piece in data_text(message)):
             return ()
         markers: dict[str, str] = {}
 
         def hide(piece: str) -> str:
             return pattern.sub(lambda found: markers.setdefault(found.group(), chr(LITERAL + len(markers))), piece)
 
-        hidden = [_replace_data_text(message, hide) for message in messages]
-        restored, found = substituted(self._apply([self._chat(m) for m in hidden], tools, source), {m: s for s, m in markers.items()})
+        hidden = [self._chat(with_data_text(m, hide), drop=i in dropped) for i, m in enumerate(messages)]
+        restored, found = substituted(self._apply(hidden, tools, source), {m: s for s, m in markers.items()})
         if restored != text:
             raise DataError(
                 source, f"{self.name} renders the special-token text in this record ({', '.join(markers)}) in a way it cannot trace"
@@ -315,29 +357,14 @@ class ChatTemplate:
         """Where the content of each non-assistant message sits (by its index in the record), for the
         statistics of `sftlab inspect`; a system prompt folded into the first user turn counts as user."""
         messages, folded = self._folded(conversation)
-        chats = [self._chat(message) for message in messages]
-        text = self._apply(chats, list(conversation.tools), conversation.source)
+        tools = list(conversation.tools)
+        chats, _ = self._chats(messages, tools, conversation.source)
+        text = self._apply(chats, tools, conversation.source)
         spans = {}
         for index, message in enumerate(messages):
             if message.role != "assistant" and message.chat_content():
-                marked = [*chats[:index], self._chat(message, content=ANSWER), *chats[index + 1 :]]
-                span = changed_span(text, self._apply(marked, list(conversation.tools), conversation.source), ANSWER)
+                marked = [*chats[:index], self._chat(message, answer=ANSWER), *chats[index + 1 :]]
+                span = changed_span(text, self._apply(marked, tools, conversation.source), ANSWER)
                 if span is not None:
                     spans[index + folded] = span
         return spans
-
-
-def _data_text(message: Message) -> list[str]:
-    return [
-        message.content,
-        message.input,
-        message.reasoning,
-        *(piece for call in message.tool_calls for piece in (call.name, call.arguments)),
-    ]
-
-
-def _replace_data_text(message: Message, change: Any) -> Message:
-    calls = tuple(dataclasses.replace(call, name=change(call.name), arguments=change(call.arguments)) for call in message.tool_calls)
-    return dataclasses.replace(
-        message, content=change(message.content), input=change(message.input), reasoning=change(message.reasoning), tool_calls=calls
-    )

@@ -24,15 +24,32 @@ Part = Literal["reasoning", "answer", "tool_calls", "end_of_turn"]
 PARTS: tuple[Part, ...] = get_args(Part)
 
 
+TurnKind = Literal["answer", "tool_calls"]
+
+
+def turn_kind(parts: tuple[tuple[Part, Span], ...] | list[tuple[Part, Span]]) -> TurnKind:
+    """What a turn with these parts ends with: tool calls, or an answer (its reasoning, where it has nothing else)."""
+    written = [name for name, _ in parts if name != "end_of_turn"]
+    return "tool_calls" if written[-1:] == ["tool_calls"] else "answer"
+
+
 @dataclass(frozen=True)
 class Turn:
     """One assistant message as rendered: `message` is its index in the conversation's messages,
     `parts` its parts in text order, `missing` the parts it has in the data that the template did not
-    render (DeepSeek-R1 drops reasoning; Qwen3 drops the reasoning of turns before the last user turn)."""
+    render (DeepSeek-R1 drops reasoning; Qwen3 drops the reasoning of turns before the last user turn),
+    `stop` the text that ends it, the last thing the model writes in it: its end-of-turn part, or the end of
+    its tool calls where their closing text ends the turn (gpt-oss `<|call|>`); None where the text has no
+    stop after it (gpt-oss writes an earlier answer's `<|return|>` as `<|end|>`, which is not a stop)."""
 
     message: int
     parts: tuple[tuple[Part, Span], ...]
     missing: tuple[Part, ...] = ()
+    stop: Span | None = None
+
+    @property
+    def kind(self) -> TurnKind:
+        return turn_kind(self.parts)
 
     @property
     def span(self) -> Span:
@@ -108,19 +125,20 @@ def overlap_length(glue: str, opener: str) -> int:
     return 0
 
 
-def first_part_start(text: str, core_start: int, opener: str, header: str, floor: int) -> int:
-    """Where an assistant message's trained text begins: before its first part's core, the longest end
-    of `opener` (what the template writes between the header and such a part) that directly follows
-    the `header`; where no header precedes (Gemma-4 continues a model turn after tool results), the
-    longest end of `opener` found there. Never before `floor` (the previous message's end)."""
-    fallback = None
-    for k in range(min(len(opener), core_start - floor), -1, -1):
-        if k and text[core_start - k : core_start] != opener[-k:]:
-            continue
-        if text.endswith(header, floor, core_start - k):
-            return core_start - k
-        fallback = k if fallback is None else fallback
-    return core_start - (fallback or 0)
+def first_part_start(text: str, core_start: int, openers: list[str], header: str, floor: int) -> int:
+    """Where an assistant message's trained text begins: right after its `header` (what the generation
+    prompt writes), the last one between `floor` (the previous message's end) and its first part's core,
+    whatever the template writes between the two (Nemotron-3's `</think>\n\n` of an earlier turn); where no
+    header precedes (Gemma-4 continues a model turn after tool results), the longest end of an opener
+    (what the template writes between the header and such a part; the first of `openers` that fits)."""
+    at = text.rfind(header, floor, core_start) if header else -1
+    if at >= 0:
+        return at + len(header)
+    for opener in openers:
+        for k in range(min(len(opener), core_start - floor), 0, -1):
+            if text[core_start - k : core_start] == opener[-k:]:
+                return core_start - k
+    return core_start
 
 
 def assemble_parts(text: str, cores: dict[Part, Span], start: int, call_opener: str) -> list[tuple[Part, Span]]:

@@ -7,9 +7,11 @@ tiny probe conversations with markers (no per-template code):
 - `openers[part]`: what the template writes between the header and a message that starts with that part
   (Qwen3: `<think>\\n` before reasoning, an empty `<think>\\n\\n</think>\\n\\n` before a final answer);
   `call_opener`: what opens tool calls that follow other text (`\\n<tool_call>\\n{"name": "`).
-- `call_closer`: what the template writes after a call's arguments (`}}\\n</tool_call>`, `}<|call|>`).
 - `reasoning_field`: the message key the template reads reasoning from (`reasoning_content`,
-  `thinking`), or None when it reads reasoning only inside the content (`<think>…</think>`).
+  `thinking`), or None when it reads reasoning only inside the content (`<think>…</think>`), where
+  reasoning given in a field is written into the content as a `<think>` block (said once per run).
+- `reads_think_blocks`: whether a `<think>` block at the start of a content renders as the reasoning
+  field does (Qwen3 reads it; Gemma-4 and gpt-oss write it as text of the answer).
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ class TemplateShape:
     header: str
     openers: dict[str, str]
     call_opener: str
-    call_closer: str
     reasoning_field: str | None
+    reads_think_blocks: bool
 
 
 def _try(apply: Apply, messages: list[dict[str, Any]], generation_prompt: bool = False) -> str | None:
@@ -72,17 +74,6 @@ def reasoning_field(apply: Apply) -> str | None:
     return None
 
 
-def _call_closer(apply: Apply) -> str:
-    """The text after a call's arguments: the difference between a marker call without and with
-    arguments ends where the arguments end."""
-    empty = _try(apply, [USER, {"role": "assistant", "content": "", "tool_calls": [marker_call(0)]}])
-    full = _try(apply, [USER, {"role": "assistant", "content": "", "tool_calls": [marker_call(0, {"a": "b"})]}])
-    if empty is None or full is None or empty == full:
-        return ""
-    suffix = len(os.path.commonprefix([empty[::-1], full[::-1]]))
-    return empty[len(empty) - suffix :]
-
-
 def reasoning_message(field: str | None, reasoning: str, answer: str) -> dict[str, Any]:
     """An assistant message carrying reasoning the way a template with that `field` reads it."""
     if field is None:
@@ -109,5 +100,11 @@ def probe_shape(apply: Apply) -> TemplateShape:
     call_opener = openers.get("tool_calls", "")
     if ANSWER in both and CALL in both and both.index(ANSWER) < both.index(CALL):
         call_opener = both[both.index(ANSWER) + 1 : both.index(CALL)]
-    closer = _call_closer(apply)
-    return TemplateShape(header, openers, call_opener, closer, field)
+    return TemplateShape(header, openers, call_opener, field, _reads_think_blocks(apply, field))
+
+
+def _reads_think_blocks(apply: Apply, field: str | None) -> bool:
+    if field is None:
+        return True
+    inline = _try(apply, [USER, {"role": "assistant", "content": with_think_block(REASONING, ANSWER)}])
+    return inline is not None and inline == _try(apply, [USER, reasoning_message(field, REASONING, ANSWER)])

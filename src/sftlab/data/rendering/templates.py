@@ -105,8 +105,9 @@ class AlpacaTemplate:
             start = add(THINK_OPEN + "\n")[0]
             add(message.reasoning, True)
             parts.append(("reasoning", (start, add("\n" + THINK_CLOSE + "\n\n")[1])))
-        parts += [("answer", add(message.content, True)), ("end_of_turn", add(self.eos_token))]
-        return Turn(index, tuple(parts))
+        parts.append(("answer", add(message.content, True)))
+        eos = add(self.eos_token)
+        return Turn(index, (*parts, ("end_of_turn", eos)), stop=eos)
 
     def render(self, conversation: Conversation) -> Rendered:
         text, turns, _, data = self._layout(conversation)
