@@ -53,6 +53,7 @@ def worker(args: argparse.Namespace) -> None:
 
     import sftlab.training.strategies  # noqa: F401  (registers fsdp2)
     from sftlab.data.datamodule import SFTDataModule
+    from sftlab.data.sources.loaders import Batching
     from sftlab.model.causal_lm import HFCausalLM
     from sftlab.model.head import LabelledHead
     from sftlab.model.module import CausalLMModule
@@ -81,7 +82,7 @@ def worker(args: argparse.Namespace) -> None:
             format="alpaca",
             template="alpaca",
             max_seq_length=args.max_length,
-            batch_size=args.batch_size,
+            batching=Batching(batch_size=args.batch_size),
             packing=True,
             seed=42,
             cache_dir=cache,

@@ -33,7 +33,8 @@ import report
 
 from sftlab.artifacts import load_tokenizer
 from sftlab.data.datamodule import SFTDataModule
-from sftlab.data.formats.readers import alpaca_record, sharegpt_record
+from sftlab.data.formats.alpaca import Alpaca
+from sftlab.data.formats.sharegpt import ShareGPT
 from sftlab.data.labels.masking import make_strategy
 from sftlab.data.labels.tokenize import IGNORE_INDEX, tokenize_conversations
 from sftlab.data.rendering.templates import ALPACA_PROMPT_INPUT, ALPACA_PROMPT_NO_INPUT, make_renderer
@@ -70,7 +71,7 @@ def alpaca_recipe(records: list[dict], tokenizer) -> list[list[int]]:
 
 def sftlab_function(records: list[dict], tokenizer, max_len: int, fmt: str = "alpaca") -> list[list[int]]:
     """sftlab's batch function on all records (what each `datasets.map` batch runs)."""
-    read = alpaca_record if fmt == "alpaca" else sharegpt_record
+    read = (Alpaca() if fmt == "alpaca" else ShareGPT()).read
     rows = [read(r, f"record {i}").validate().to_row() for i, r in enumerate(records)]
     batch = {key: [row[key] for row in rows] for key in rows[0]}
     out = tokenize_conversations(
@@ -88,7 +89,7 @@ def prefix_retokenization(records: list[dict], tokenizer) -> list[list[int]]:
     labels lie between the prefix before it (with the generation prompt) and the prefix through it."""
     all_labels = []
     for i, record in enumerate(records):
-        messages = [{"role": m["role"], "content": m["content"]} for m in sharegpt_record(record, f"record {i}").to_row()["messages"]]
+        messages = [{"role": m["role"], "content": m["content"]} for m in ShareGPT().read(record, f"record {i}").to_row()["messages"]]
         ids = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False)
         labels = [IGNORE_INDEX] * len(ids)
         for turn, message in enumerate(messages):

@@ -279,6 +279,7 @@ def run_sftlab(
     import lightning
 
     from sftlab.data.datamodule import SFTDataModule
+    from sftlab.data.sources.loaders import Batching
     from sftlab.model.causal_lm import HFCausalLM
     from sftlab.model.module import CausalLMModule
     from sftlab.training.strategies import FSDP2
@@ -302,9 +303,8 @@ def run_sftlab(
             template="alpaca",
             masking="assistant",
             max_seq_length=args.max_length,
-            batch_size=args.batch_size,
+            batching=Batching(batch_size=args.batch_size, group_by_length=layout == "grouped"),
             packing=layout == "packed",
-            group_by_length=layout == "grouped",
             seed=42,
             cache_dir=cache,
         )

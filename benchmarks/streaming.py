@@ -90,6 +90,7 @@ class PeakMemory:
 
 def datamodule(corpus: Path, workers: int):
     from sftlab.data.datamodule import SFTDataModule
+    from sftlab.data.sources.loaders import Batching
 
     data = SFTDataModule(
         train_path=str(corpus / "*.jsonl"),
@@ -97,8 +98,7 @@ def datamodule(corpus: Path, workers: int):
         format="text",
         streaming=True,
         max_seq_length=BLOCK,
-        batch_size=BATCH,
-        num_workers=workers,
+        batching=Batching(batch_size=BATCH, num_workers=workers),
     )
     data.setup("fit")
     return data

@@ -1,7 +1,7 @@
 """The layout holds: imports between sftlab's packages point one way, and modules and functions stay small.
 
 Data flows files → records → tokens → batches → module → logs, checkpoints, exports, and the arrows between
-packages follow it: `data` imports nothing of sftlab's but the foundation (`errors`, `artifacts`), `model`
+packages follow it: `data` imports nothing of sftlab's but the foundation (`errors`, `hub`, `artifacts`), `model`
 nothing above `data`, and no two packages import each other, directly or through others.
 """
 
@@ -13,11 +13,12 @@ from pathlib import Path
 from tests.test_cli import REPO
 
 SOURCE = REPO / "src/sftlab"
-FOUNDATION = {"errors", "artifacts"}
+FOUNDATION = {"errors", "hub", "artifacts"}
 FORBIDDEN = {
     "data": {"model", "training", "inference", "evaluation", "selfinstruct", "ui", "cli", "inspect"},
     "model": {"training", "inference", "evaluation", "selfinstruct", "ui", "cli", "inspect"},
     "artifacts": {"data", "model", "training", "inference", "evaluation", "selfinstruct", "ui", "cli", "inspect"},
+    "hub": {"artifacts", "data", "model", "training", "inference", "evaluation", "selfinstruct", "ui", "cli", "inspect"},
     "inference": {"training", "evaluation", "selfinstruct", "ui", "cli"},
 }
 

@@ -1,7 +1,8 @@
-"""The three extension examples of `examples/` run through the real `sftlab fit`."""
+"""The extension examples of `examples/` run through the real `sftlab fit` (a data format of your own: `sftlab inspect`)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -61,3 +62,19 @@ def test_a_loss_of_your_own_is_used_and_its_weights_follow_the_answers(testdata,
     positions = torch.nn.functional.pad(labels[:, 1:] != -100, (0, 1))
     weights = AnswerStartWeighted(boost=1.0, decay=0.5).weights({"labels": labels}, positions)
     assert weights.tolist() == [2.0, 1.5, 1.25, 2.0, 1.5]  # each answer starts again at 1 + boost
+
+
+def test_a_data_format_of_your_own_reads_its_records_by_class_path(testdata, tmp_path, smollm2_tokenizer):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join([str(REPO / "examples"), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "sftlab.cli", "inspect", "--config", "configs/tiny.yaml", "--config", "examples/own_format.yaml"]
+    command += ["--json", "--limit", "3", "--data.tokenizer", str(testdata / "tokenizers/smollm2-135m-instruct")]
+    result = subprocess.run([*command, "--data.cache_dir", str(tmp_path)], capture_output=True, text=True, env=env, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    trained = [smollm2_tokenizer.decode([t for t in row["labels"] if t != -100]) for row in rows]
+    assert trained == [
+        "Put it in boiling water for about nine minutes, then cool it in cold water.<|im_end|>",
+        "Paris.<|im_end|>Rome.<|im_end|>",
+        "Eleven.<|im_end|>",
+    ]
+    assert "Milan" not in "".join(smollm2_tokenizer.decode(row["input_ids"]) for row in rows)  # the rejected dialogue is never read

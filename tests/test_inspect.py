@@ -82,3 +82,19 @@ def test_inspect_json_gives_weights_and_the_kind_of_every_token(testdata, tmp_pa
 @pytest.mark.shared
 def test_inspect_json_with_qwen3s_tokenizer(testdata, shared, tmp_path, capsys):
     _check_json(_module(testdata, shared / "tokenizers/qwen3", tmp_path, "reasoning_and_answer"), capsys)
+
+
+def test_inspect_reads_each_source_as_fit_does_with_its_own_masking(testdata, tmp_path, capsys):
+    """inspect takes the very path of training: a source's own masking (not data.masking) decides its labels."""
+    path = tmp_path / "data.jsonl"
+    path.write_text("".join(json.dumps(record) + "\n" for record in RECORDS))
+    settings = {"tokenizer": str(testdata / "tokenizers/smollm2-135m-instruct"), "template": str(testdata / "chat_templates/qwen3.jinja")}
+    module = SFTDataModule(
+        sources=[{"path": str(path), "masking": "answer_only"}], masking="assistant", cache_dir=str(tmp_path / "c"), **settings
+    )
+    run_inspect(module, limit=2, as_json=True)
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    reasoning = {w for row in rows for w, k in zip(row["weights"], row["kinds"]) if k == "assistant:reasoning"}
+    assert reasoning == {0.0}  # answer_only, the source's: reasoning is shown, not trained
+    module.setup("fit")
+    assert [row["labels"] for row in rows] == module.datasets["train"]["labels"]  # what fit trains, token for token

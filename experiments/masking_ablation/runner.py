@@ -99,7 +99,7 @@ def trainable_tokens_per_step(config: dict[str, Any], train: Path, cache: Path) 
     settings["tokenizer"] = settings.get("tokenizer") or config["model"]["causal_lm"]["source"]
     data = parser.instantiate(parser.parse_object({"data": settings})).data
     _, report = data.build("train")
-    rows_per_step = data.hparams.batch_size * config["trainer"].get("accumulate_grad_batches", 1)
+    rows_per_step = data.batching.batch_size * config["trainer"].get("accumulate_grad_batches", 1)
     return report.trainable_tokens / (report.rows or report.kept) * rows_per_step
 
 

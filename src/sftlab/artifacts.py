@@ -7,7 +7,7 @@ disk, then renamed over the target; created with the mode a plain `open(..., "w"
 the umask), so results stay readable by the group on shared clusters. Folders (exports) are staged beside
 the target and swapped in; only a folder sftlab itself exported (it holds `sftlab.json`) is ever replaced.
 
-This module imports nothing of sftlab's but its errors: every package may use it.
+This module imports nothing of sftlab's but its errors and `hub`: every package may use it.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import IO, Any
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from sftlab import hub
 from sftlab.errors import SftlabError
 
 log = logging.getLogger(__name__)
@@ -162,13 +163,9 @@ def save_hf_folder(
     return write_folder(target, fill)
 
 
-def training_info(data_settings: dict[str, Any]) -> dict[str, Any]:
+def training_info(template: str, masking: object, max_seq_length: int) -> dict[str, Any]:
     """What `sftlab generate` needs to prompt an exported model as it was trained (`sftlab.json`)."""
-    return {
-        "template": "alpaca" if data_settings.get("template") == "alpaca" else "chat",
-        "masking": str(data_settings.get("masking")),
-        "max_seq_length": data_settings.get("max_seq_length"),
-    }
+    return {"template": "alpaca" if template == "alpaca" else "chat", "masking": str(masking), "max_seq_length": max_seq_length}
 
 
 def read_training_info(folder: Path) -> dict[str, Any]:
@@ -194,9 +191,10 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def load_tokenizer(path: str) -> PreTrainedTokenizerBase:
-    """A local tokenizer folder, or the tokenizer inside a `.gguf` model file; a missing pad token
-    falls back to eos (labels of padding are -100 anyway)."""
-    location = Path(path).expanduser()
+    """A local tokenizer folder, the tokenizer inside a `.gguf` model file, or a Hub id (`org/name`, or
+    `org/name@revision`) resolved like a model's; a missing pad token falls back to eos (labels of
+    padding are -100 anyway)."""
+    location = hub.tokenizer_folder(path)
     try:
         if location.suffix == ".gguf":
             if not location.is_file():

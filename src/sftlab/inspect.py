@@ -23,6 +23,7 @@ from rich.text import Text
 from sftlab.data.datamodule import SFTDataModule
 from sftlab.data.labels.anatomy import AnatomyStats, ExampleAnatomy, examples_anatomy
 from sftlab.data.labels.tokenize import IGNORE_INDEX
+from sftlab.data.sources.build import source_conversations
 from sftlab.errors import SftlabError
 
 TRAINED_STYLE = "bold black on green"
@@ -60,15 +61,17 @@ def colored_block(tokenizer: Any, input_ids: list[int], labels: list[int]) -> Te
 
 
 def _anatomies(data: SFTDataModule, split: str) -> Iterator[ExampleAnatomy]:
-    """Every example of a SFT split, token by token (records left out as bad are in the report)."""
-    settings = {"renderer": data.renderer, "strategy": data.strategies[split], "tokenizer": data.tokenizer}
-    for row in data.conversations(split):
-        if row["error"]:
-            continue
-        try:
-            yield from examples_anatomy(row, max_seq_length=data.hparams.max_seq_length, **settings)
-        except SftlabError:  # a record the template refuses: with bad_records skip, counted in the report
-            continue
+    """Every example of a SFT split, token by token, each source read as training reads it (its format,
+    template and masking); records left out as bad are in the report."""
+    for opened in data.open(split):
+        settings = {"renderer": opened.renderer, "strategy": opened.source.masking, "tokenizer": data.tokenizer}
+        for row in source_conversations(opened, data.shape):
+            if row["error"]:
+                continue
+            try:
+                yield from examples_anatomy(row, max_seq_length=data.shape.max_seq_length, **settings)
+            except SftlabError:  # a record the template refuses: with bad_records skip, counted in the report
+                continue
 
 
 def run_inspect(data: SFTDataModule, split: str = "train", limit: int = 3, as_json: bool = False) -> None:

@@ -174,7 +174,7 @@ def packing_cell(name: str) -> str:
         else:
             raise AssertionError(f"{name}: packed rows were trained although packing was refused")
         layer = message.split("'s ", 1)[1].split(" layers", 1)[0]
-        assert "\n" not in message and "data.group_by_length: true" in message and layer in typed_layers(module.model)[1], message
+        assert "\n" not in message and "data.batching.group_by_length: true" in message and layer in typed_layers(module.model)[1], message
         assert largest_leak(module, packed, padded) > 1e-6  # what a packing-naive forward does to these rows
         return f"refused ({layer})"
     assert largest_leak(module, packed, padded, sftlab=True) <= 1e-5
@@ -209,7 +209,7 @@ def largest_leak(module: CausalLMModule, packed: dict[str, torch.Tensor], padded
 def fit_cell(name: str, root: Path, cache: Path, packing: bool, lora: bool = False) -> dict[str, str]:
     """`sftlab fit` in this process; {"fit": ..., "export": ..., "generate": ...} (generate: full fine-tunes only)."""
     args = ["--model.causal_lm.config", json.dumps(family_config(name)), "--model.causal_lm.gradient_checkpointing", "true"]
-    args += ["--data.packing", str(packing).lower(), "--data.group_by_length", str(not packing).lower()]
+    args += ["--data.packing", str(packing).lower(), "--data.batching.group_by_length", str(not packing).lower()]
     args += ["--model.causal_lm.lora", json.dumps(LORA)] if lora else []
     status, stderr = run_sftlab(
         [

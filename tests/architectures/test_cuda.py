@@ -63,7 +63,7 @@ def test_packed_rows_in_bf16_on_cuda(name, implementation):
     if name in KERNELS and all(importlib.util.find_spec(package) for package in KERNELS[name]):
         assert plan.boundaries and plan.refusal is None, plan.refusal  # the kernels take the boundaries
     if plan.refusal is not None:
-        assert "\n" not in plan.refusal and "data.group_by_length: true" in plan.refusal
+        assert "\n" not in plan.refusal and "data.batching.group_by_length: true" in plan.refusal
         assert largest_leak(module, packed, padded) > 0
         return
     with torch.no_grad():

@@ -10,6 +10,7 @@ import sftlab.data.sources.build as build_module
 from sftlab.data.datamodule import SFTDataModule
 from sftlab.data.labels.collate import Collator
 from sftlab.data.labels.tokenize import DROP_NO_TRAINABLE, IGNORE_INDEX
+from sftlab.data.sources.loaders import Batching
 
 
 def _module(testdata, datasets_cache, **overrides) -> SFTDataModule:
@@ -17,7 +18,7 @@ def _module(testdata, datasets_cache, **overrides) -> SFTDataModule:
         tokenizer=str(testdata / "tokenizers/smollm2-135m-instruct"),
         train_path=str(testdata / "data/oasst_en100/en_100_top_thread.messages.jsonl"),
         max_seq_length=256,
-        batch_size=4,
+        batching=Batching(batch_size=4, group_by_length=overrides.pop("group_by_length", False)),
         cache_dir=datasets_cache,
     )
     settings.update(overrides)

@@ -19,7 +19,9 @@ def _config(tmp_path: Path, testdata: Path) -> Path:
     """tiny.yaml by epochs: 12 packed rows, 2 per batch, 2 batches per step: 3 steps per epoch."""
     config = yaml.safe_load((REPO / "configs/tiny.yaml").read_text())
     config["data"].pop("val_path")
-    config["data"].update(tokenizer=str(testdata / "tokenizers/smollm2-135m-instruct"), batch_size=2, cache_dir=str(tmp_path / "cache"))
+    config["data"].update(
+        tokenizer=str(testdata / "tokenizers/smollm2-135m-instruct"), batching={"batch_size": 2}, cache_dir=str(tmp_path / "cache")
+    )
     config["trainer"].update(max_steps=-1, max_epochs=2, enable_progress_bar=False, precision="32-true")  # compared bit for bit
     config["trainer"]["callbacks"] = [
         {"class_path": "sftlab.training.checkpoints.Checkpoints", "init_args": {"every_n_train_steps": 1, "keep": -1}}

@@ -23,6 +23,7 @@ import torch
 import yaml
 
 from sftlab.data.datamodule import SFTDataModule
+from sftlab.data.sources.loaders import Batching
 from sftlab.errors import SftlabError
 from tests.data.batch_recorder import MARKER, trained_batches
 from tests.test_cli import REPO
@@ -88,10 +89,10 @@ def _datamodule(testdata: Path, corpus: Path, **overrides) -> SFTDataModule:
         sources=sources(corpus),
         streaming=True,
         max_seq_length=64,
-        batch_size=3,
         packing=True,
     )
-    data = SFTDataModule(**{**settings, **overrides})
+    workers = overrides.pop("num_workers", 0)
+    data = SFTDataModule(**{**settings, **overrides}, batching=Batching(batch_size=3, num_workers=workers))
     data.setup("fit")
     return data
 
@@ -137,6 +138,19 @@ def test_one_epoch_of_a_stream_trains_every_document_once_in_order(testdata, tmp
     assert distinct == list(range(320))
 
 
+def test_a_streamed_txt_corpus_trains_the_documents_of_the_map_style_one(testdata, tmp_path):
+    """A .txt file streams too (datasets' text builder names no columns before it reads: it once failed
+    with "missing field 'text'")."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join(f"<{i:06d}> {' '.join(WORDS[: 3 + i % 9])} <{i:06d}>\n" for i in range(60)))
+    text = [{"name": "text", "path": str(corpus), "format": "text"}]
+    streamed = [i for ids, _ in _train(_datamodule(testdata, corpus, sources=text, packing=False)) for row in ids for i in row]
+    mapped = _datamodule(testdata, corpus, sources=text, packing=False, streaming=False)
+    in_blocks = [int(i) for row in mapped.datasets["train"]["input_ids"] for i in MARKER.findall(mapped.tokenizer.decode(row))]
+    assert list(dict.fromkeys(streamed)) == list(range(60))
+    assert sorted(set(in_blocks)) == list(range(60))
+
+
 def test_each_rank_streams_its_own_shards(testdata, tmp_path, monkeypatch):
     corpus = write_corpus(tmp_path / "corpus")
     seen = []
@@ -152,7 +166,7 @@ def test_a_stream_resumes_only_as_it_ran(testdata, tmp_path):
     corpus = write_corpus(tmp_path / "corpus", text_shards=2, alpaca_shards=2)
     data = _datamodule(testdata, corpus)
     (_, position), *_ = _train(data, limit=1)
-    with pytest.raises(SftlabError, match="with data.num_workers 0; resume it with as many"):
+    with pytest.raises(SftlabError, match="with data.batching.num_workers 0; resume it with as many"):
         _datamodule(testdata, corpus, num_workers=2).train_dataloader().resume(position)
     state = {"position": position, "tally": data.tally.sums}
     with pytest.raises(SftlabError, match="streamed its data on 2 ranks; resume it on as many, not 1"):
@@ -169,8 +183,7 @@ def _config(tmp_path: Path, testdata: Path, corpus: Path, devices: int, workers:
         sources=sources(corpus),
         streaming=True,
         max_seq_length=64,
-        batch_size=2,
-        num_workers=workers,
+        batching={"batch_size": 2, "num_workers": workers},
         cache_dir=str(tmp_path / "cache"),
     )
     config["data"] = data

@@ -74,6 +74,7 @@ def test_tool_calls_are_trained_and_tool_results_never(smollm2_tokenizer):
 
 
 def _row(record: dict) -> dict:
+    from sftlab.data.formats.messages import Messages
     from sftlab.data.formats.readers import read_record
 
-    return read_record(record, "test record", "messages").to_row()
+    return read_record(record, "test record", Messages()).to_row()

@@ -27,7 +27,9 @@ def _config(tmp_path: Path, testdata: Path) -> Path:
     config = yaml.safe_load((REPO / "configs/tiny.yaml").read_text())
     config["trainer"]["precision"] = "32-true"  # runs compared bit for bit: one given precision, not each run's probe
     config["data"].update(
-        tokenizer=str(testdata / "tokenizers/smollm2-135m-instruct"), group_by_length=True, batch_size=2, cache_dir=str(tmp_path / "cache")
+        tokenizer=str(testdata / "tokenizers/smollm2-135m-instruct"),
+        batching={"batch_size": 2, "group_by_length": True},
+        cache_dir=str(tmp_path / "cache"),
     )
     config["trainer"].update(enable_progress_bar=False)
     for callback in config["trainer"]["callbacks"]:

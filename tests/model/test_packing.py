@@ -95,7 +95,11 @@ def test_a_model_that_mixes_packed_examples_is_refused_naming_its_layer_type():
     module = _module(ConvLM(honours_boundaries=False))
     refusal = module.forward_pass.packing().refusal
     assert refusal.startswith("data.packing: ConvLM's ConvBlock layers let packed examples see each other (the second example's")
-    assert "with boundaries too" in refusal and refusal.endswith("data.group_by_length: true for little padding") and "\n" not in refusal
+    assert (
+        "with boundaries too" in refusal
+        and refusal.endswith("data.batching.group_by_length: true for little padding")
+        and "\n" not in refusal
+    )
     with pytest.raises(SftlabError, match="ConvBlock layers"):
         module.labelled_sums(packed_batch())
     module.labelled_sums(padded_batch())  # unpacked batches train

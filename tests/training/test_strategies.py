@@ -9,7 +9,16 @@ from transformers.models.llama.modeling_llama import LlamaDecoderLayer
 
 from sftlab.errors import SftlabError
 from sftlab.model.adapters import LoraSettings
-from sftlab.training.strategies import FSDP2, StrategyRegistry, check_strategy_name, decoder_layer_classes, mixed_precision
+from sftlab.training.strategies import (
+    DDP,
+    DEAD_RANK_TIMEOUT,
+    FSDP2,
+    DDPStrategy,
+    StrategyRegistry,
+    check_strategy_name,
+    decoder_layer_classes,
+    mixed_precision,
+)
 from tests.model.test_module import tiny_module
 from tests.test_cli import sftlab
 
@@ -18,6 +27,15 @@ def test_fsdp2_is_a_registered_short_name():
     assert isinstance(StrategyRegistry.get("fsdp2"), FSDP2)
     for name in ("fsdp2", "FSDP2", "auto", "ddp", None):
         check_strategy_name(name)
+
+
+def test_ddp_is_lightnings_own_with_the_dead_rank_timeout():
+    ddp = StrategyRegistry.get("ddp")
+    assert isinstance(ddp, DDP) and isinstance(ddp, DDPStrategy)
+    assert ddp.dead_rank_timeout == StrategyRegistry.get("fsdp2").dead_rank_timeout == DEAD_RANK_TIMEOUT
+    assert DDP(timeout=30, find_unused_parameters=True).dead_rank_timeout == 30
+    with pytest.raises(SftlabError, match="timeout: .* must be > 0"):
+        FSDP2(timeout=-1)
 
 
 def test_unknown_and_dotted_strategy_names_are_one_line_errors():

@@ -1,7 +1,8 @@
 """`sftlab ui` end to end in headless Chromium (Debian's package, driven by Playwright; no browser
-download): type a message, watch the answer stream in, send a second message that sees the first,
-clear the chat, compare side by side; screenshots go to the test's temporary folder. The slow tier:
-`make test-all` installs the browser first (`make chromium`); without it the test is skipped."""
+download): served to the network (`--host 0.0.0.0`) behind `--auth`, log in, type a message, watch the
+answer stream in, send a second message that sees the first, clear the chat, compare side by side;
+screenshots go to the test's temporary folder. The slow tier: `make test-all` installs the browser
+first (`make chromium`); without it the test is skipped."""
 
 from __future__ import annotations
 
@@ -50,9 +51,13 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+LOGIN = ("sftlab", "browser-test")
+
+
 @pytest.fixture
 def served_ui(tiny_lora_run, tmp_path):
-    """`sftlab ui` on the tiny LoRA checkpoint, its step-4 checkpoint as the base, on a free port."""
+    """`sftlab ui` on the tiny LoRA checkpoint, its step-4 checkpoint as the base, on a free port of every
+    interface, behind a login."""
     port = _free_port()
     log = (tmp_path / "ui.log").open("w")
     server = subprocess.Popen(
@@ -65,6 +70,10 @@ def served_ui(tiny_lora_run, tmp_path):
             str(tiny_lora_run / "checkpoints/last.ckpt"),
             "--base_model",
             str(tiny_lora_run / "checkpoints/step-00000004.ckpt"),
+            "--host",
+            "0.0.0.0",
+            "--auth",
+            ":".join(LOGIN),
             "--port",
             str(port),
             "--max_new_tokens",
@@ -82,6 +91,7 @@ def served_ui(tiny_lora_run, tmp_path):
         if server.poll() is not None:
             pytest.fail(f"sftlab ui exited before serving:\n{(tmp_path / 'ui.log').read_text()[-3000:]}")
         time.sleep(0.5)
+    assert f"on http://0.0.0.0:{port}, login required (user {LOGIN[0]})" in (tmp_path / "ui.log").read_text()
     yield url
     server.kill()
     server.wait()
@@ -127,6 +137,9 @@ def test_chat_in_a_real_browser(chromium, served_ui, tmp_path):
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
         page.set_default_timeout(0)  # waits poll for their condition, however loaded the machine is
         page.goto(served_ui)
+        page.get_by_label("username").fill(LOGIN[0])  # Gradio's login page first
+        page.get_by_label("password").fill(LOGIN[1])
+        page.get_by_role("button", name="Login").click()
         page.wait_for_selector("#message textarea")
         page.evaluate(WATCH)
 

@@ -1,9 +1,13 @@
-"""`sftlab ui` without a browser: the send handler, start-up errors (missing extra, port taken)."""
+"""`sftlab ui` without a browser: the send handler, start-up errors (missing extra, port taken), the login."""
 
 from __future__ import annotations
 
+import http.cookiejar
 import socket
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import pytest
 import torch
@@ -15,7 +19,7 @@ from sftlab.inference.generate import Sampling
 from sftlab.inference.loading import load_for_inference
 from sftlab.ui import cli as ui_cli
 from sftlab.ui.app import ChatModel, conversation
-from sftlab.ui.page import responder
+from sftlab.ui.page import build_page, responder
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +83,30 @@ def test_a_taken_port_is_a_clear_error_before_any_model_loads(monkeypatch):
         monkeypatch.setattr(ui_cli, "load_model", lambda config: pytest.fail("loaded a model before checking the port"))
         with pytest.raises(SftlabError, match=f"port {port} on 127.0.0.1 is taken"):
             ui_cli.ui_command(["--model", "whatever", "--port", str(port)])
+
+
+def _request(opener, url: str, form: dict | None = None) -> int:
+    data = urllib.parse.urlencode(form).encode() if form is not None else None
+    try:
+        with opener.open(url, data=data) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def test_the_page_asks_for_the_login_it_was_given(tiny_model):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    page = build_page(tiny_model, None, Sampling())
+    ui_cli.launch(page, "127.0.0.1", port, [("alice", "s3cret")], block=False)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        assert _request(browser, f"{url}/config") == 401
+        assert _request(browser, f"{url}/login", {"username": "alice", "password": "wrong"}) == 400
+        assert _request(browser, f"{url}/config") == 401
+        assert _request(browser, f"{url}/login", {"username": "alice", "password": "s3cret"}) == 200
+        assert _request(browser, f"{url}/config") == 200
+    finally:
+        page.close()

@@ -1,14 +1,15 @@
-"""The LightningDataModule: wires sources -> tokenized rows (build.py) -> a mixture (mixture.py) ->
-batches, and keeps in checkpoints where the data trained so far ends (loaders.py).
+"""The LightningDataModule: wires typed parts together: sources (each with its data, reader, template and
+masking: specs.py) -> rows (build.py, the one way fit and `sftlab inspect` read a source) -> a mixture
+(mixture.py) -> batches (`Batching`, loaders.py), map-style or streamed, and keeps in checkpoints where
+the data trained so far ends.
 
-Its constructor arguments are the `data.*` config keys.
+Its constructor arguments are the `data.*` config keys; they are read once, into those parts.
 """
 
 from __future__ import annotations
 
 import logging
 from functools import cached_property
-from pathlib import Path
 from typing import Any, Literal
 
 import datasets
@@ -18,100 +19,95 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
 from sftlab.artifacts import load_tokenizer
-from sftlab.data.formats import readers
-from sftlab.data.formats.readers import Format
+from sftlab.data.formats.base import DataFormat
+from sftlab.data.formats.readers import FormatName
 from sftlab.data.labels.collate import Collator
-from sftlab.data.labels.masking import MaskingName, MaskingStrategy, make_strategy
+from sftlab.data.labels.masking import MaskingName, MaskingStrategy
 from sftlab.data.labels.tally import Tally, TallyingCollator
 from sftlab.data.rendering.templates import Renderer, make_renderer
-from sftlab.data.sources.build import Rows, Shape, row_lengths, source_rows
+from sftlab.data.sources.build import OpenSource, Rows, Shape, open_source, row_lengths, source_rows
 from sftlab.data.sources.identity import check_same_data, data_identity
-from sftlab.data.sources.loaders import ResumableDataLoader, StreamLoader, every_rank, own_shards, resume
+from sftlab.data.sources.loaders import Batching, ResumableDataLoader, StreamLoader, every_rank, own_shards, resume
 from sftlab.data.sources.mixture import Mixture, combine
 from sftlab.data.sources.report import DataReport
 from sftlab.data.sources.sampler import EpochSampler
-from sftlab.data.sources.specs import Source, SourceSpec, StoppingStrategy, split_sources
+from sftlab.data.sources.specs import SourceSpec, StoppingStrategy, split_sources
 from sftlab.errors import SftlabError
 
 log = logging.getLogger(__name__)
+DEFAULT_BATCHING = Batching()
 
 
 class SFTDataModule(LightningDataModule):
     def __init__(
         self,
-        train_path: str | None = None,
         tokenizer: str | None = None,
+        train_path: str | None = None,
         val_path: str | None = None,
-        format: Format = "auto",
+        split: str = "train",
+        val_split: str | None = None,
+        subset: str | None = None,
+        revision: str | None = None,
+        format: FormatName | DataFormat = "auto",
+        fields: dict[str, str] | None = None,
         template: str = "chat",
         masking: MaskingName | MaskingStrategy = "assistant",
         val_masking: MaskingName | MaskingStrategy | None = None,
+        sources: list[SourceSpec] | None = None,
+        stopping_strategy: StoppingStrategy = "first_exhausted",
         max_seq_length: int = 2048,
         packing: bool = False,
-        batch_size: int = 8,
-        group_by_length: bool = False,
-        num_workers: int = 0,
-        pad_to_multiple_of: int = 8,
-        text_field: str = "text",
-        max_files: int | None = None,
-        streaming: bool = False,
         reset_position_ids: bool = False,
         fold_system_prompt: bool | None = None,
+        batching: Batching = DEFAULT_BATCHING,
+        streaming: bool = False,
+        max_files: int | None = None,
         num_proc: int | None = None,
         seed: int = 42,
         cache_dir: str | None = None,
         bad_records: Literal["error", "skip"] = "error",
-        sources: list[SourceSpec] | None = None,
-        stopping_strategy: StoppingStrategy = "first_exhausted",
         accept_changed_data: bool = False,
     ) -> None:
         """
         Args:
-            train_path: Training data: a file, a folder or a glob (needed by fit; `validate` needs only val_path).
-            tokenizer: A local tokenizer folder or a `.gguf` file; `sftlab fit` and `inspect` default it
-                to `model.source`, so the tokenizer follows the model.
-            val_path: Validation data, same forms; none means no validation.
-            format: auto | alpaca | sharegpt | messages | text (text = pretraining: concatenate and chunk).
+            tokenizer: A local tokenizer folder, a `.gguf` file or a Hub id (`org/name`, `org/name@revision`);
+                `sftlab fit` and `inspect` default it to `model.causal_lm.source`, so the tokenizer follows the model.
+            train_path: Training data: a file, a folder, a glob or a Hub data set id (`org/name`).
+            val_path: Validation data, same forms; none means no validation (unless `val_split` is given).
+            split: The split of a folder or Hub data set to train on, optionally sliced: `train`, `train[:5%]`, `train[100:200]`.
+            val_split: The split to validate on: of `val_path`, else of `train_path`'s data (default `train`).
+            subset: A Hub data set's subset (its config name).
+            revision: A Hub data set's revision (branch, tag or commit; default main).
+            format: auto | alpaca | sharegpt | messages | prompt_completion | text, or a DataFormat class_path.
+            fields: sftlab's field names mapped to the data's, e.g. `{messages: conversation}`, `{role: speaker}`, `{text: content}`.
             template: alpaca | chat (the tokenizer's own chat template) | path to a .jinja file.
-            masking: none | assistant | last_assistant | expand | prompt | answer_only | reasoning_and_answer |
-                tool_calls_only | later_turns, or a MaskingStrategy class_path.
-            val_masking: The strategy for the validation split (default: `masking`); one fixed
-                strategy makes validation losses of runs trained with different strategies comparable.
-            max_seq_length: Tokens per example (SFT) or per block (pretraining); longer examples are
-                truncated, and dropped when no trainable token remains.
+            masking: assistant | last_assistant | expand | answer_only | ... (README), or a MaskingStrategy class_path.
+            val_masking: The validation split's strategy (default: `masking`): one for runs trained differently compares them.
+            sources: A mixture: `{path, weight, name, val_path}` and any of split, val_split, subset, revision,
+                format, fields, template, masking per source (keys left out take the `data.*` value).
+            stopping_strategy: A mixture's epoch ends when the first source is exhausted, or all are (others repeat).
+            max_seq_length: Tokens per example or block; longer ones are truncated, dropped when nothing trainable is left.
             packing: SFT: pack several examples per row, with position ids restarting per example.
-            batch_size: Rows per micro-batch.
-            group_by_length: Draw batches of similar lengths (less padding).
-            num_workers: DataLoader worker processes (streaming: they read and tokenize in parallel).
-            pad_to_multiple_of: Pad each batch to a multiple of this many tokens.
-            text_field: Field holding the text in json/jsonl/parquet pretraining data.
-            max_files: Use at most this many files of a folder or glob.
-            streaming: Read the data as it trains instead of tokenizing it all first (corpora larger
-                than memory or disk); the position in every source is in the checkpoints.
             reset_position_ids: Pretraining: position ids restart at every document start.
-            fold_system_prompt: Fold the system prompt into the first user turn: None = only where the
-                template has no system role, True = always, False = never.
+            fold_system_prompt: System prompt into the first user turn: None = where the template has no system role.
+            batching: Rows per batch, length grouping, padding multiple, loader workers (`Batching`).
+            streaming: Read the data as it trains (corpora larger than memory or disk); resumes exactly.
+            max_files: Use at most this many files of a source.
             num_proc: Processes for tokenization.
             seed: Seed for shuffling and mixing.
             cache_dir: Where `datasets` caches data (default: its own cache).
-            bad_records: `error` (default): a bad record stops with a message naming it; `skip`: it is
-                left out, logged, and counted in the data report (reason "bad record (skipped)").
-            sources: A mixture: `{path, weight, format, template, masking, text_field, name, val_path}`
-                per source (keys left out take the `data.*` value), instead of train_path / val_path.
-            stopping_strategy: When a mixture's epoch ends: `first_exhausted` (when the first source
-                has given all of its rows) or `all_exhausted` (the last; others repeat).
-            accept_changed_data: Resume although the training data (files, sizes, data settings, rows) changed
-                since the checkpoint; by default an error, since the saved position would point elsewhere.
+            bad_records: `error`: a bad record stops with a message naming it; `skip`: it is left out, logged and counted.
+            accept_changed_data: Resume although the training data changed since the checkpoint (else an error).
         """
         super().__init__()
-        for name, value, least in (("batch_size", batch_size, 1), ("max_seq_length", max_seq_length, 2), ("pad_to_multiple_of", pad_to_multiple_of, 1),
-                                   ("num_workers", num_workers, 0), ("num_proc", num_proc or 1, 1)):  # fmt: skip
-            if value < least:
-                raise SftlabError(f"data.{name} must be at least {least}, got {value}")
         self.save_hyperparameters()
-        self.strategies = {"train": make_strategy(masking), "val": make_strategy(val_masking or masking)}
-        defaults = {"format": format, "template": template, "masking": masking, "text_field": text_field}
+        self.tokenizer_name, self.template, self.masking = tokenizer, template, masking  # what exports record
+        self.batching, self.seed, self.stopping, self.accept_changed_data = batching, seed, stopping_strategy, accept_changed_data
+        defaults = {"split": split, "val_split": val_split, "subset": subset, "revision": revision, "format": format}
+        defaults |= {"fields": fields, "template": template, "masking": masking}
         self.sources = split_sources(sources, train_path, val_path, defaults, val_masking)
+        shape = (max_seq_length, packing, reset_position_ids, bad_records == "skip", fold_system_prompt, num_proc, cache_dir, streaming)
+        self.rows_shape = Shape(*shape, max_files)
         self.tally = Tally({source.name: source.weight for source in self.sources["train"]})
         self.datasets: dict[str, Any] = {}  # train: rows; val: rows of each source by name
         self.reports: dict[str, DataReport] = {}
@@ -119,22 +115,35 @@ class SFTDataModule(LightningDataModule):
         self.train_loader: ResumableDataLoader | StreamLoader | None = None
         self.resume_state: dict[str, Any] | None = None
         self.fingerprints: dict[str, dict[str, object]] = {}
+        self.renderers: dict[str, Renderer] = {}
+        self.opened: dict[str, list[OpenSource]] = {}
 
     @cached_property
     def tokenizer(self) -> PreTrainedTokenizerBase:
-        if self.hparams.tokenizer is None:
-            raise SftlabError("data.tokenizer: not set, and there is no model.source to take it from")
-        return load_tokenizer(self.hparams.tokenizer)
-
-    @cached_property
-    def renderer(self) -> Renderer:
-        return make_renderer(self.hparams.template, self.tokenizer, self.hparams.fold_system_prompt)
+        if self.tokenizer_name is None:
+            raise SftlabError("data.tokenizer: not set, and there is no model.causal_lm.source to take it from")
+        return load_tokenizer(self.tokenizer_name)
 
     @cached_property
     def shape(self) -> Shape:
-        names = ("max_seq_length", "packing", "reset_position_ids", "fold_system_prompt", "num_proc", "cache_dir", "streaming")
-        settings = {name: self.hparams[name] for name in names}
-        return Shape(self.tokenizer, skip_bad=self.hparams.bad_records == "skip", **settings)
+        return self.rows_shape.with_tokenizer(self.tokenizer)
+
+    def renderer_for(self, template: str) -> Renderer:
+        """The renderer of a template, made once (sources that share a template share it)."""
+        if template not in self.renderers:
+            self.renderers[template] = make_renderer(template, self.tokenizer, self.shape.fold_system_prompt)
+        return self.renderers[template]
+
+    @property
+    def renderer(self) -> Renderer:
+        """The renderer of `data.template`: how prompts of the trained model are rendered (exports, samples)."""
+        return self.renderer_for(self.template)
+
+    def open(self, split: str) -> list[OpenSource]:
+        """The split's sources, ready to read (the one way fit and `sftlab inspect` read them), found once."""
+        if split not in self.opened:
+            self.opened[split] = [open_source(source, self.shape, self.renderer_for) for source in self.sources[split]]
+        return self.opened[split]
 
     def prepare_data(self) -> None:
         """Build (and cache) the datasets on the main process; other processes load them in `setup`."""
@@ -150,65 +159,48 @@ class SFTDataModule(LightningDataModule):
                 continue
             self.reports[split] = report
             log.info("%s", report.table())
-            report.check_trainable(f"data.{split}_path" if len(sources) == 1 else "data.sources")
+            report.check_trainable(sources[0].key if len(sources) == 1 else "data.sources")
 
     def build(self, split: str) -> tuple[Any, DataReport | None]:
         """The rows batches of a split draw from (validation: by source) and its report (none when streaming)."""
-        built = {source.name: self.rows(split, source) for source in self.sources[split]}
-        settings = (len(self.tokenizer), *(self.hparams[name] for name in ("max_seq_length", "packing", "stopping_strategy", "seed")))
-        files = [self.files(source)[0] for source in self.sources[split]]
-        self.fingerprints[split] = data_identity(self.sources[split], files, list(built.values()), settings)
-        rows, report, self.mixture = combine(split, built, self.tally.requested, self.hparams.seed, self.hparams.stopping_strategy)
+        opened = self.open(split)
+        built = {item.source.name: self.rows(split, item) for item in opened}
+        settings = (len(self.tokenizer), self.rows_shape.max_seq_length, self.rows_shape.packing, self.stopping, self.seed)
+        self.fingerprints[split] = data_identity(opened, list(built.values()), settings)
+        rows, report, self.mixture = combine(split, built, self.tally.requested, self.seed, self.stopping)
         return rows, report
 
-    def files(self, source: Source) -> tuple[list[Path], str]:
-        return readers.resolve(source.path, source.format, source.text_field, self.hparams.max_files)
-
-    def rows(self, split: str, source: Source, pack: bool = True) -> Rows:
+    def rows(self, split: str, opened: OpenSource, pack: bool = True) -> Rows:
         """One source's rows (before SFT packing without `pack`)."""
-        files, fmt = self.files(source)
-        renderer = None if fmt == "text" else self.renderer_for(source.template)
-        desc = split if len(self.sources[split]) == 1 else f"{split}/{source.name}"
-        return source_rows(files, fmt, self.shape, source.text_field, renderer, make_strategy(source.masking), pack, desc)
-
-    def renderer_for(self, template: str) -> Renderer:
-        return (
-            self.renderer if template == self.hparams.template else make_renderer(template, self.tokenizer, self.hparams.fold_system_prompt)
-        )
+        return source_rows(opened, self.shape, pack, split if len(self.sources[split]) == 1 else f"{split}/{opened.source.name}")
 
     def examples(self, split: str) -> tuple[Any, DataReport | None]:
         """A split's rows before SFT packing (pretraining: its blocks; a mixture: as trained, in the first epoch's order)."""
         if len(self.sources[split]) == 1:
-            return self.rows(split, self.sources[split][0], pack=False)[:2]
+            return self.rows(split, self.open(split)[0], pack=False)[:2]
         rows, report = self.build(split)
-        return (rows.select(self.mixture.order(torch.Generator().manual_seed(self.hparams.seed))) if self.mixture else rows), report
-
-    def conversations(self, split: str) -> datasets.Dataset:
-        """The validated conversation records of a one-source SFT split (what `sftlab inspect` analyses)."""
-        (source,) = self.sources[split]
-        files, fmt = self.files(source)
-        return readers.load_conversations(files, fmt, self.hparams.cache_dir, self.hparams.bad_records == "skip")
+        return (rows.select(self.mixture.order(torch.Generator().manual_seed(self.seed))) if self.mixture else rows), report
 
     def collator(self) -> Collator:
-        return Collator(self.tokenizer.pad_token_id, self.hparams.pad_to_multiple_of)
+        return Collator(self.tokenizer.pad_token_id, self.batching.pad_to_multiple_of)
 
     def train_dataloader(self) -> ResumableDataLoader | StreamLoader:
         if "train" not in self.datasets:
             raise SftlabError("data.train_path: not set; training needs data (validation alone needs only data.val_path)")
-        dataset, hp, collate = self.datasets["train"], self.hparams, TallyingCollator(self.collator(), len(self.tally.requested))
-        settings = {"batch_size": hp.batch_size, "num_workers": hp.num_workers, "collate_fn": collate}
+        dataset, batching = self.datasets["train"], self.batching
+        settings = {**batching.loader(), "collate_fn": TallyingCollator(self.collator(), len(self.tally.requested))}
         if isinstance(dataset, datasets.IterableDataset):
-            self.train_loader = StreamLoader(own_shards(dataset), self.tally, hp.seed, **settings)
+            self.train_loader = StreamLoader(own_shards(dataset), self.tally, self.seed, **settings)
         else:
-            sampler = EpochSampler(row_lengths(dataset), hp.batch_size, hp.seed, hp.group_by_length, mixture=self.mixture)
-            generator = torch.Generator().manual_seed(hp.seed)  # a DataLoader's base seed would come from the global RNG
+            sampler = EpochSampler(row_lengths(dataset), batching.batch_size, self.seed, batching.group_by_length, mixture=self.mixture)
+            generator = torch.Generator().manual_seed(self.seed)  # a DataLoader's base seed would come from the global RNG
             self.train_loader = ResumableDataLoader(dataset, sampler=sampler, generator=generator, tally=self.tally, **settings)
         if self.resume_state is not None:
             resume(self.train_loader, self.resume_state["train"], self.tally)
         return self.train_loader
 
     def val_dataloader(self) -> DataLoader | dict[str, DataLoader] | list:
-        settings = {"batch_size": self.hparams.batch_size, "collate_fn": self.collator(), "num_workers": self.hparams.num_workers}
+        settings = {**self.batching.loader(), "collate_fn": self.collator()}
         loaders = {name: DataLoader(own_shards(rows), **settings) for name, rows in self.datasets.get("val", {}).items()}
         return loaders if len(loaders) > 1 else next(iter(loaders.values()), [])
 
@@ -228,5 +220,5 @@ class SFTDataModule(LightningDataModule):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume where the checkpoint's data ended; a resume on changed data is an error (the saved
         position would point elsewhere) unless `data.accept_changed_data`."""
-        check_same_data(state.get("data"), self.fingerprints.get("train"), self.hparams.accept_changed_data)
+        check_same_data(state.get("data"), self.fingerprints.get("train"), self.accept_changed_data)
         self.resume_state = state if "train" in state else None  # applied by train_dataloader

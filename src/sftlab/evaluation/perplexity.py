@@ -11,6 +11,7 @@ from typing import Any
 from lightning import Trainer
 
 from sftlab.data.datamodule import SFTDataModule
+from sftlab.data.sources.loaders import Batching
 from sftlab.inference.loading import LoadedModel
 from sftlab.model.causal_lm import Prebuilt
 from sftlab.model.module import CausalLMModule
@@ -41,7 +42,7 @@ def evaluate_strategy(
         format=fmt,
         val_masking=masking,
         max_seq_length=max_seq_length,
-        batch_size=batch_size,
+        batching=Batching(batch_size=batch_size),
         cache_dir=cache_dir,
     )
     module = CausalLMModule(causal_lm=Prebuilt(loaded.model))

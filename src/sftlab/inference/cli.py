@@ -19,9 +19,15 @@ from sftlab.inference.loading import LoadedModel
 def add_loading_arguments(parser: ArgumentParser) -> None:
     """Which model to load and where: --model, --base, --template, --dtype, --device."""
     parser.add_argument(
-        "--model", type=str, required=True, help="An HF-format folder, a LoRA adapter folder, a sftlab .ckpt checkpoint or a .gguf file."
+        "--model",
+        type=str,
+        required=True,
+        help="An HF-format folder, a LoRA adapter folder, a sftlab .ckpt checkpoint, a .gguf file, or a Hugging Face Hub id (org/name).",
     )
-    parser.add_argument("--base", type=str | None, default=None, help="The base model of a LoRA adapter (default: the one it names).")
+    parser.add_argument("--revision", type=str | None, default=None, help="The Hub revision of a --model given by id (default: main).")
+    parser.add_argument(
+        "--base", type=str | None, default=None, help="The base model of a LoRA adapter, a path or Hub id (default: the one it names)."
+    )
     parser.add_argument(
         "--template", type=str | None, default=None, help="alpaca | chat | a .jinja file (default: the one used in training)."
     )
@@ -46,7 +52,7 @@ def load_model(config) -> LoadedModel:
     """The model named by `add_loading_arguments` (--model, --base, --template, --dtype), on --device."""
     from sftlab.inference.loading import load_for_inference
 
-    loaded = load_for_inference(config.model, config.base, config.template, config.dtype)
+    loaded = load_for_inference(config.model, config.base, config.template, config.dtype, config.revision)
     loaded.model.to(config.device)
     return loaded
 

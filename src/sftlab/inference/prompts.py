@@ -7,9 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sftlab.data.formats import readers
+from sftlab.data.formats import containers, readers
+from sftlab.data.formats.base import ConversationFormat
 from sftlab.data.formats.files import read_json_records, read_text
 from sftlab.data.formats.records import Conversation, Message
+from sftlab.data.formats.splits import data_files
 from sftlab.errors import DataError, SftlabError
 
 
@@ -45,13 +47,16 @@ def read_prompts_file(path: Path, system: str | None = None) -> list[PromptItem]
     return items
 
 
-def read_dataset_prompts(path: str, fmt: readers.Format = "auto") -> list[PromptItem]:
-    files, detected = readers.resolve(path, fmt)
-    if detected == "text":
-        raise SftlabError(f"--data: {path} is raw text; generation needs conversations (alpaca, sharegpt, messages)")
+def read_dataset_prompts(path: str, fmt: readers.FormatName = "auto", split: str = "train") -> list[PromptItem]:
+    """Each conversation of a data set (any form a training source takes: a file, folder, glob or Hub id) up
+    to its last answer, which is kept as the reference."""
+    files = data_files(path, split, key="--data")
+    detected = readers.resolve_format(list(files.files), fmt)
+    if not isinstance(detected, ConversationFormat):
+        raise SftlabError(f"--data: {path} is raw text; generation needs conversations (alpaca, sharegpt, messages, prompt_completion)")
     items = []
-    for file in files:
-        for where, record in read_json_records(file):
+    for file, start, stop in files.rows():
+        for where, record in containers.records(file, start, stop):
             conversation = readers.read_record(record, where, detected)
             last = conversation.assistant_indices()[-1] if conversation.assistant_indices() else len(conversation.messages)
             reference = conversation.messages[last].content if last < len(conversation.messages) else None

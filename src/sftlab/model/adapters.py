@@ -51,7 +51,9 @@ def quantization_4bit(source: str | None) -> dict[str, Any]:
     return {"quantization_config": config, "device_map": {"": torch.cuda.current_device()}}
 
 
-def add_lora(model: PreTrainedModel, settings: LoraSettings) -> PeftModel:
+def add_lora(model: PreTrainedModel, settings: LoraSettings, revision: str | None = None) -> PeftModel:
+    """`model` with a LoRA/DoRA adapter; `revision`: the Hub commit of a base loaded by id, recorded in
+    the adapter's config beside the id (`base_model_name_or_path`) so the adapter reloads its very base."""
     if settings.quantize_4bit:
         # Gradient checkpointing is the builder's own setting (HFCausalLM), not forced on here.
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
@@ -71,7 +73,7 @@ def add_lora(model: PreTrainedModel, settings: LoraSettings) -> PeftModel:
         task_type="CAUSAL_LM",
     )
     try:
-        model = get_peft_model(model, config)
+        model = get_peft_model(model, config, revision=revision)
     except ValueError as err:  # e.g. "all-linear" reaching Mamba projections that fused kernels read directly
         raise SftlabError(f"model.causal_lm.lora: peft cannot adapt {type(model).__name__}: {str(err).splitlines()[0]}") from None
     trainable, total = model.get_nb_trainable_parameters()

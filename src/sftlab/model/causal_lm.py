@@ -18,11 +18,13 @@ A config names a builder like any other Lightning part:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from functools import cached_property
 from typing import Any
 
 import torch
 from transformers import PreTrainedModel
 
+from sftlab import hub
 from sftlab.model.adapters import LoraSettings, add_lora, quantization_4bit
 from sftlab.model.kernels import apply_liger
 from sftlab.model.loading import load_causal_lm
@@ -48,11 +50,13 @@ class HFCausalLM(CausalLMBuilder):
         gradient_checkpointing: bool = False,
         trust_remote_code: bool = False,
         liger: bool = False,
+        revision: str | None = None,
     ) -> None:
         """A transformers causal LM (`AutoModelForCausalLM`), optionally with a LoRA/DoRA adapter.
 
         Args:
-            source: A hub-format model folder or a `.gguf` file (dequantised once into a cached folder).
+            source: A hub-format model folder, a `.gguf` file (dequantised once into a cached folder) or a
+                Hugging Face Hub id (`org/name`: from the cache, downloaded when missing unless HF_HUB_OFFLINE=1).
             config: Without a source: a transformers config (with `model_type`) for random weights.
             dtype: Parameter dtype (float32, bfloat16, float16); compute precision is `trainer.precision`.
             attn_implementation: sdpa, eager, flex_attention, flash_attention_2 ...; unset: the one transformers
@@ -63,6 +67,7 @@ class HFCausalLM(CausalLMBuilder):
                 non-reentrant so it works with LoRA).
             trust_remote_code: Run model code shipped with the checkpoint (off unless you trust it).
             liger: Liger-Kernel's fused RMSNorm, SwiGLU and RoPE kernels (CUDA, `pip install liger-kernel`).
+            revision: The Hub revision (branch, tag or commit) of a `source` given by id (default: main).
         """
         self.source = source
         self.config = config
@@ -73,6 +78,12 @@ class HFCausalLM(CausalLMBuilder):
         self.gradient_checkpointing = gradient_checkpointing
         self.trust_remote_code = trust_remote_code
         self.liger = liger
+        self.revision = revision
+
+    @cached_property
+    def origin(self) -> hub.HubRepo | None:
+        """The Hub repository and commit the weights come from (what exports record), if any."""
+        return hub.origin(hub.model_folder(self.source, self.revision)) if self.source else None
 
     def load(self) -> PreTrainedModel:
         """The plain transformers model (override to build yours and keep adapters and checkpointing)."""
@@ -85,6 +96,7 @@ class HFCausalLM(CausalLMBuilder):
             self.trust_remote_code,
             seed=self.init_seed,
             quantization=quantization,
+            revision=self.revision,
         )
 
     def build(self) -> torch.nn.Module:
@@ -95,7 +107,7 @@ class HFCausalLM(CausalLMBuilder):
             # Reentrant checkpointing breaks with frozen inputs (LoRA); the non-reentrant kind does not.
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if self.lora is not None:
-            model = add_lora(model, self.lora)
+            model = add_lora(model, self.lora, revision=self.origin.revision if self.origin else None)
         return model.train()  # from_pretrained returns eval mode, which would switch dropout off in training
 
 

@@ -2,7 +2,9 @@
 
 GGUF files are dequantised by transformers (`gguf_file=`), which costs ~30 s for a 135M model on
 2 cores; the result is saved once as a hub-format folder in a cache keyed by the file's content hash
-and loaded from there afterwards (seconds). Nothing is ever downloaded: loading is local only.
+and loaded from there afterwards (seconds). A Hub id (`org/name`) is resolved to its snapshot folder in
+the Hugging Face cache first (`sftlab.hub`: downloaded only when missing and allowed), then loaded as a
+local folder; the model keeps the id as its `name_or_path`, so an adapter trained on it names its base by id.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 from huggingface_hub import constants
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel
 
+from sftlab import hub
 from sftlab.artifacts import write_folder
 from sftlab.errors import SftlabError
 from sftlab.model.attention import check_attention
@@ -85,17 +88,18 @@ def load_causal_lm(
     trust_remote_code: bool = False,
     seed: int = 0,
     quantization: dict[str, Any] | None = None,
+    revision: str | None = None,
 ) -> PreTrainedModel:
-    """A causal LM from `source` (a hub-format folder or a `.gguf` file) or, without a source, from
-    `config` (e.g. `{"model_type": "llama", "hidden_size": 64, ...}`) with random weights drawn from `seed`;
-    `attn_implementation` None: the one transformers picks for the model (attention.py). `quantization`: further
-    `from_pretrained` arguments that quantize the weights as they load (QLoRA)."""
+    """A causal LM from `source` (a hub-format folder, a `.gguf` file or a Hub id at `revision`) or, without
+    a source, from `config` (e.g. `{"model_type": "llama", "hidden_size": 64, ...}`) with random weights
+    drawn from `seed`. `attn_implementation` None: the one transformers picks for the model (attention.py).
+    `quantization`: further `from_pretrained` arguments that quantize the weights as they load (QLoRA)."""
     torch_dtype = getattr(torch, dtype)
     if source is None:
         if not config or "model_type" not in config:
             raise SftlabError("model: give a source (folder or .gguf) or a config with a model_type")
         return random_causal_lm(config, torch_dtype, attn_implementation, trust_remote_code, seed)
-    path = Path(source).expanduser()
+    path = hub.model_folder(source, revision)
     if not path.exists():
         raise SftlabError(f"model: no such file or folder: {path}")
     folder = gguf_as_folder(path) if path.suffix == ".gguf" else path
@@ -104,7 +108,7 @@ def load_causal_lm(
             check_attention(
                 AutoConfig.from_pretrained(str(folder), local_files_only=True, trust_remote_code=trust_remote_code), attn_implementation
             )
-        return AutoModelForCausalLM.from_pretrained(
+        model = AutoModelForCausalLM.from_pretrained(
             str(folder),
             dtype=torch_dtype,
             attn_implementation=attn_implementation,
@@ -114,3 +118,6 @@ def load_causal_lm(
         )
     except (OSError, ValueError) as err:
         raise SftlabError(f"model: cannot load a causal LM from {folder}: {str(err).splitlines()[0]}") from None
+    if repo := hub.origin(folder):
+        model.name_or_path = model.config.name_or_path = repo.id  # not this machine's cache path
+    return model

@@ -32,7 +32,7 @@ from sftlab.errors import SftlabError
 from sftlab.model.layers import decoder_layers
 
 PROBE = (11, 13)  # lengths of the probe's two examples
-SUGGESTION = "train without it (data.packing: false) and with data.group_by_length: true for little padding"
+SUGGESTION = "train without it (data.packing: false) and with data.batching.group_by_length: true for little padding"
 
 
 def model_inputs(batch: dict[str, torch.Tensor], boundaries: bool = False) -> dict[str, torch.Tensor]:

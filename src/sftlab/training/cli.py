@@ -31,6 +31,7 @@ from torch.optim import Optimizer
 
 from sftlab.artifacts import write_text_atomic
 from sftlab.data.datamodule import SFTDataModule
+from sftlab.hub import is_hub_id
 from sftlab.model.module import CausalLMModule
 from sftlab.model.optim import DEFAULT_LR_SCHEDULER, DEFAULT_OPTIMIZER
 from sftlab.training.checkpoints import AtomicCheckpointIO, Checkpoints
@@ -65,13 +66,15 @@ def check_packing(module: LightningModule, datamodule: Any) -> None:
 
 
 def tokenizer_follows_model(data: Any, model: Any) -> None:
-    """Set `data.tokenizer` (a config namespace or dict) to the model builder's `source` when it is not given."""
+    """Set `data.tokenizer` (a config namespace or dict) to the model builder's `source` when it is not given
+    (a Hub id with the model's `revision`: `org/name@revision`)."""
     data_args, model_args = _arguments(data), _arguments(model)
     if data_args is None or data_args.get("tokenizer") is not None or not model_args:
         return
     builder = _arguments(model_args.get("causal_lm"))
     if builder:
-        data_args["tokenizer"] = builder.get("source")
+        source, revision = builder.get("source"), builder.get("revision")
+        data_args["tokenizer"] = f"{source}@{revision}" if source and revision and is_hub_id(source) else source
 
 
 class AtomicConfigSave(SaveConfigCallback):

@@ -16,17 +16,26 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_
 from sftlab.artifacts import save_hf_folder, training_info
 from sftlab.data.datamodule import SFTDataModule
 from sftlab.errors import SftlabError
+from sftlab.model.causal_lm import HFCausalLM
 from sftlab.model.restore import restore_checkpoint
 
 log = logging.getLogger(__name__)
 
 
 def export_trained(
-    model: torch.nn.Module, datamodule: SFTDataModule, target: Path, state_dict: dict[str, torch.Tensor] | None = None
+    module: LightningModule,
+    model: torch.nn.Module,
+    datamodule: SFTDataModule,
+    target: Path,
+    state_dict: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Export with the tokenizer and template of `datamodule`."""
-    template = datamodule.renderer.template if datamodule.hparams.template != "alpaca" else None
-    info = training_info(dict(datamodule.hparams))
+    """Export `model` (the module's, or it merged) with the tokenizer and template of `datamodule`; `sftlab.json`
+    names the base model's Hub id and commit when it came from the Hub (a LoRA adapter's config does too)."""
+    template = datamodule.renderer.template if datamodule.template != "alpaca" else None
+    info = training_info(datamodule.template, datamodule.masking, datamodule.rows_shape.max_seq_length)
+    builder = module.builder
+    if isinstance(builder, HFCausalLM) and builder.origin is not None:
+        info["base_model"] = builder.origin.as_dict()
     return save_hf_folder(model, datamodule.tokenizer, target, info, chat_template=template, state_dict=state_dict)
 
 
@@ -39,7 +48,7 @@ def export_checkpoint(checkpoint: Path, output: Path, merge_lora: bool = False) 
         if not isinstance(model, PeftModel):
             raise SftlabError(f"export: --merge_lora given, but {checkpoint} holds a full fine-tune, not a LoRA adapter")
         model = model.merge_and_unload()
-    return export_trained(model, datamodule, output)
+    return export_trained(module, model, datamodule, output)
 
 
 class HFExport(Callback):
@@ -72,5 +81,5 @@ class HFExport(Callback):
         if not trainer.is_global_zero:
             return
         model_state = {name.removeprefix("model."): tensor for name, tensor in state.items() if name.startswith("model.")}
-        export_trained(pl_module.model, trainer.datamodule, target, state_dict=model_state)
+        export_trained(pl_module, pl_module.model, trainer.datamodule, target, state_dict=model_state)
         log.info("exported to %s", target)

@@ -1,6 +1,7 @@
-"""Config keys and class paths that moved when the model side became injectable (issue 15): a config
-written for the earlier layout is a one-line error naming the new key, never a run that silently means
-something else. Checked on the command line and in `--config` files before jsonargparse parses them."""
+"""Config keys and class paths that moved when the model side became injectable (issue 15) and when the
+data side was taken apart into typed parts (issue 24): a config written for the earlier layout is a
+one-line error naming the new key, never a run that silently means something else. Checked on the command
+line and in `--config` files before jsonargparse parses them."""
 
 from __future__ import annotations
 
@@ -12,7 +13,17 @@ import yaml
 
 from sftlab.errors import SftlabError
 
-BUILDER_KEYS = ("source", "config", "dtype", "attn_implementation", "init_seed", "lora", "gradient_checkpointing", "trust_remote_code")
+BUILDER_KEYS = (
+    "source",
+    "revision",
+    "config",
+    "dtype",
+    "attn_implementation",
+    "init_seed",
+    "lora",
+    "gradient_checkpointing",
+    "trust_remote_code",
+)
 
 MOVED_MODEL_KEYS = {
     **{key: f"model.causal_lm.{key}" for key in BUILDER_KEYS},
@@ -24,6 +35,11 @@ MOVED_MODEL_KEYS = {
     "lr_scheduler": "lr_scheduler, at the top level (--lr_scheduler CLASS, --lr_scheduler.warmup_ratio ...)",
     "max_nonfinite_steps": "the callback sftlab.training.guard.NonFiniteGuard (init_args: max_in_a_row)",
     "peak_flops": "the callback sftlab.training.throughput.Throughput (init_args: peak_flops)",
+}
+
+MOVED_DATA_KEYS = {
+    **{key: f"data.batching.{key}" for key in ("batch_size", "group_by_length", "num_workers", "pad_to_multiple_of")},
+    "text_field": "data.fields (e.g. --data.fields '{text: content}': sftlab's field name mapped to the data's)",
 }
 
 MOVED_CLASSES = {
@@ -63,6 +79,20 @@ def _moved(key: str) -> str:
     return f"model.{key} moved to {MOVED_MODEL_KEYS[key]}"
 
 
+def _moved_data(key: str, where: str = "data") -> str:
+    return f"{where}.{key} moved to {MOVED_DATA_KEYS[key]}"
+
+
+def _check_data_section(data: Any, path: Path) -> None:
+    arguments = data.get("init_args") if isinstance(data.get("init_args"), dict) else data
+    for key in arguments:
+        if key in MOVED_DATA_KEYS:
+            raise SftlabError(f"{path}: {_moved_data(key)}")
+    for index, source in enumerate(arguments.get("sources") or []):
+        if isinstance(source, dict) and "text_field" in source:
+            raise SftlabError(f"{path}: data.sources[{index}].text_field moved to data.sources[{index}].fields ({{text: NAME}})")
+
+
 def _strings(value: Any) -> Iterator[str]:
     if isinstance(value, str):
         yield value
@@ -89,6 +119,8 @@ def check_config_file(path: Path) -> None:
         for key in arguments:
             if key in MOVED_MODEL_KEYS:
                 raise SftlabError(f"{path}: {_moved(key)}")
+    if isinstance(config.get("data"), dict):
+        _check_data_section(config["data"], path)
     for text in _strings(config):
         if new := moved_class(text):
             raise SftlabError(f"{path}: {text} moved to {new}")
@@ -102,6 +134,10 @@ def check_moved_keys(argv: list[str]) -> None:
             key = flag.removeprefix("--model.").removeprefix("init_args.").split(".", 1)[0]
             if key in MOVED_MODEL_KEYS:
                 raise SftlabError(_moved(key))
+        if flag.startswith("--data."):
+            key = flag.removeprefix("--data.").removeprefix("init_args.").split(".", 1)[0]
+            if key in MOVED_DATA_KEYS:
+                raise SftlabError(_moved_data(key))
         if flag == "--config":
             path = argument.split("=", 1)[1] if "=" in argument else (argv[index + 1] if index + 1 < len(argv) else "")
             check_config_file(Path(path))

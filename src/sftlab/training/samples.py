@@ -46,7 +46,7 @@ class SampleAnswers(Callback):
         tokenizer.padding_side = "left"
         model.eval()
         try:
-            loaded = LoadedModel(model, tokenizer, data.renderer, data.hparams.tokenizer, data.hparams.template)
+            loaded = LoadedModel(model, tokenizer, data.renderer, data.tokenizer_name, data.template)
             generator = Generator(loaded, Sampling(max_new_tokens=self.max_new_tokens), batch_size=len(self.prompts))
             return [a.answer for a in generator.answer([user_prompt(p, None, "sample").conversation for p in self.prompts])]
         finally:

@@ -15,18 +15,20 @@ the gathered weights and the compute are bf16 and gradients are reduced in float
 (`MixedPrecisionPolicy`); activation checkpointing per layer is the model's own
 (`model.causal_lm.gradient_checkpointing`). Checkpoints are sharded (torch Distributed Checkpoint: one
 folder, each rank writes its shards), written whole or not at all (sharded_checkpoints.py).
+
+`fsdp2` and `ddp` (sftlab's `DDP`, Lightning's `DDPStrategy` registered under its usual name) take
+`timeout`, in seconds: a rank that dies or freezes stops the others within it, with one line naming the
+rank (peers.py). Collectives themselves wait at least Lightning's 30 minutes for ranks that live.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from lightning import Trainer
-from lightning.fabric.plugins.collectives.torch_collective import default_pg_timeout
-from lightning.pytorch.strategies import ModelParallelStrategy, StrategyRegistry
+from lightning.pytorch.strategies import DDPStrategy, ModelParallelStrategy, StrategyRegistry
 from peft import PeftModel
 from torch import nn
 from torch.distributed.device_mesh import DeviceMesh
@@ -34,7 +36,10 @@ from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
 from sftlab.errors import SftlabError
 from sftlab.model.layers import decoder_layer_classes
+from sftlab.training.peers import PeerWatch, collective_timeout
 from sftlab.training.sharded_checkpoints import save_sharded_atomically
+
+DEAD_RANK_TIMEOUT = 120.0  # seconds; see `timeout` below
 
 
 def mixed_precision(precision: str) -> MixedPrecisionPolicy:
@@ -84,7 +89,7 @@ class FSDP2(ModelParallelStrategy):
         reshard_after_forward: bool = True,
         save_distributed_checkpoint: bool = True,
         process_group_backend: str | None = None,
-        timeout: timedelta | None = default_pg_timeout,
+        timeout: float = DEAD_RANK_TIMEOUT,
     ) -> None:
         """
         Args:
@@ -93,13 +98,18 @@ class FSDP2(ModelParallelStrategy):
             save_distributed_checkpoint: Checkpoints as folders of shards, one file per rank (fast, no
                 full copy in memory); False gathers everything into one file on rank 0.
             process_group_backend: nccl on GPUs, gloo on CPUs by default.
-            timeout: How long a collective may wait for the other ranks.
+            timeout: Seconds a rank may give no sign of life (killed, crashed or frozen) before the others
+                stop with one line naming it (see the module's docstring).
         """
         super().__init__(
-            save_distributed_checkpoint=save_distributed_checkpoint, process_group_backend=process_group_backend, timeout=timeout
+            save_distributed_checkpoint=save_distributed_checkpoint,
+            process_group_backend=process_group_backend,
+            timeout=collective_timeout(timeout),
         )
         self.reshard_after_forward = reshard_after_forward
         self.save_distributed_checkpoint = save_distributed_checkpoint
+        self.dead_rank_timeout = timeout
+        self.peer_watch: PeerWatch | None = None
 
     def setup_environment(self) -> None:
         # ModelParallelStrategy's "auto" sizes mean tensor parallelism across a node's devices; FSDP over
@@ -107,6 +117,17 @@ class FSDP2(ModelParallelStrategy):
         # and the world size is known here (these are its constructor arguments; lightning is pinned <2.7).
         self._data_parallel_size, self._tensor_parallel_size = self.num_nodes * self.num_processes, 1
         super().setup_environment()
+        self.peer_watch = self.peer_watch or PeerWatch.start(self, self.dead_rank_timeout)
+
+    def on_exception(self, exception: BaseException) -> None:
+        super().on_exception(exception)
+        if self.peer_watch is not None:
+            self.peer_watch.on_exception(exception)
+
+    def teardown(self) -> None:
+        if self.peer_watch is not None:
+            self.peer_watch.leave("done")
+        super().teardown()
 
     def setup(self, trainer: Trainer) -> None:
         model = getattr(self.lightning_module, "model", None)
@@ -123,4 +144,43 @@ class FSDP2(ModelParallelStrategy):
         return None
 
 
+class DDP(DDPStrategy):
+    def __init__(
+        self,
+        timeout: float = DEAD_RANK_TIMEOUT,
+        process_group_backend: str | None = None,
+        start_method: Literal["popen", "spawn", "fork", "forkserver"] = "popen",
+        **kwargs: Any,
+    ) -> None:
+        """Lightning's DDP, with a bound on how long the ranks wait for one that died.
+
+        Args:
+            timeout: Seconds a rank may give no sign of life (killed, crashed or frozen) before the others
+                stop with one line naming it (see the module's docstring).
+            process_group_backend: nccl on GPUs, gloo on CPUs by default.
+            start_method: How Lightning starts the other local processes (see Lightning's DDPStrategy).
+            kwargs: For torch's DistributedDataParallel (find_unused_parameters, static_graph, ...).
+        """
+        super().__init__(
+            process_group_backend=process_group_backend, timeout=collective_timeout(timeout), start_method=start_method, **kwargs
+        )
+        self.dead_rank_timeout = timeout
+        self.peer_watch: PeerWatch | None = None
+
+    def setup_environment(self) -> None:
+        super().setup_environment()
+        self.peer_watch = self.peer_watch or PeerWatch.start(self, self.dead_rank_timeout)
+
+    def on_exception(self, exception: BaseException) -> None:
+        super().on_exception(exception)
+        if self.peer_watch is not None:
+            self.peer_watch.on_exception(exception)
+
+    def teardown(self) -> None:
+        if self.peer_watch is not None:
+            self.peer_watch.leave("done")
+        super().teardown()
+
+
 StrategyRegistry.register("fsdp2", FSDP2, description="FSDP2: every decoder layer sharded over all ranks (sftlab)", override=True)
+StrategyRegistry.register("ddp", DDP, description="Lightning's DDP with sftlab's dead-rank timeout", override=True)

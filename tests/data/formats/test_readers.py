@@ -8,15 +8,17 @@ from pathlib import Path
 import pytest
 
 from sftlab.data.formats import readers
-from sftlab.data.formats.files import read_json_records, resolve_files
+from sftlab.data.formats.files import read_json_records
+from sftlab.data.formats.messages import Messages
 from sftlab.data.formats.records import Conversation
+from sftlab.data.formats.splits import DataFiles, data_files
 from sftlab.errors import DataError
 
 
 def _conversations(path: Path, fmt: str = "auto") -> list[Conversation]:
-    files, detected = readers.resolve(str(path), fmt)
-    stamps = [(str(p), 0, 0) for p in files]
-    return [Conversation.from_row(row) for row in readers.iter_conversations(stamps, detected)]
+    files = data_files(str(path))
+    detected = readers.resolve_format(list(files.files), fmt)
+    return [Conversation.from_row(row) for row in readers.iter_conversations(readers.file_stamps(files), detected)]
 
 
 @pytest.mark.parametrize(
@@ -32,8 +34,8 @@ def _conversations(path: Path, fmt: str = "auto") -> list[Conversation]:
     ],
 )
 def test_format_is_detected_and_every_record_is_read(testdata, relative, fmt, count):
-    _files, detected = readers.resolve(str(testdata / relative), "auto")
-    assert detected == fmt
+    detected = readers.resolve_format(list(data_files(str(testdata / relative)).files), "auto")
+    assert detected.name == fmt
     if count is not None:
         assert len(_conversations(testdata / relative)) == count
 
@@ -69,29 +71,29 @@ def test_glaive_function_calls_become_tool_calls_and_tools(testdata):
 
 
 def test_text_corpora_load_with_datasets(testdata, tmp_path):
-    c4 = readers.load_text([testdata / "data/c4_demo.jsonl"], cache_dir=str(tmp_path))
-    wiki = readers.load_text([testdata / "data/wiki_demo.txt"], cache_dir=str(tmp_path))
+    c4 = readers.load_text(DataFiles((testdata / "data/c4_demo.jsonl",)), cache_dir=str(tmp_path))
+    wiki = readers.load_text(DataFiles((testdata / "data/wiki_demo.txt",)), cache_dir=str(tmp_path))
     assert len(c4) == 30 and c4[0]["text"].startswith("Don’t think you need")
     assert len(wiki) == 4 and wiki[0]["text"].startswith("Anarchism is a political philosophy")
-    streamed = readers.load_text([testdata / "data/c4_demo.jsonl"], streaming=True, cache_dir=str(tmp_path))
+    streamed = readers.load_text(DataFiles((testdata / "data/c4_demo.jsonl",)), streaming=True, cache_dir=str(tmp_path))
     assert next(iter(streamed))["text"] == c4[0]["text"]
 
 
-def test_text_field_is_configurable_and_checked(tmp_path):
+def test_the_text_field_is_mapped_and_checked(tmp_path):
     path = tmp_path / "corpus.jsonl"
     path.write_text('{"content": "one"}\n{"content": "two"}\n')
-    assert readers.load_text([path], text_field="content", cache_dir=str(tmp_path / "c"))["text"] == ["one", "two"]
+    assert readers.load_text(DataFiles((path,)), fields={"text": "content"}, cache_dir=str(tmp_path / "c"))["text"] == ["one", "two"]
     with pytest.raises(DataError, match="corpus.jsonl: missing field 'text'"):
-        readers.load_text([path], cache_dir=str(tmp_path / "c"))
+        readers.load_text(DataFiles((path,)), cache_dir=str(tmp_path / "c"))
 
 
 def test_folder_glob_and_file_cap(tmp_path):
     for name in ("b.jsonl", "a.jsonl", "sub/c.jsonl"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text('{"text": "x"}\n')
-    assert [p.name for p in resolve_files(str(tmp_path))] == ["a.jsonl", "b.jsonl", "c.jsonl"]
-    assert [p.name for p in resolve_files(str(tmp_path / "*.jsonl"))] == ["a.jsonl", "b.jsonl"]
-    assert len(resolve_files(str(tmp_path), max_files=2)) == 2
+    assert [p.name for p in data_files(str(tmp_path)).files] == ["a.jsonl", "b.jsonl", "c.jsonl"]
+    assert [p.name for p in data_files(str(tmp_path / "*.jsonl")).files] == ["a.jsonl", "b.jsonl"]
+    assert len(data_files(str(tmp_path), max_files=2).files) == 2
 
 
 BAD_INPUT = [
@@ -181,20 +183,21 @@ def test_bom_is_accepted_and_other_encodings_are_named(tmp_path):
 def test_nothing_to_read_is_an_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="folder holds no data files"):
-        resolve_files(str(tmp_path / "empty"))
+        data_files(str(tmp_path / "empty"))
     with pytest.raises(DataError, match="the glob matches no file"):
-        resolve_files(str(tmp_path / "*.jsonl"))
+        data_files(str(tmp_path / "*.jsonl"))
     with pytest.raises(DataError, match="no such file or folder"):
-        resolve_files(str(tmp_path / "absent.json"))
+        data_files(str(tmp_path / "absent.json"))
 
 
 def test_parquet_text_corpus(tmp_path):
     import datasets
 
     datasets.Dataset.from_dict({"content": ["first doc", "second doc"]}).to_parquet(str(tmp_path / "corpus.parquet"))
-    files, fmt = readers.resolve(str(tmp_path / "*.parquet"), "auto")
-    assert fmt == "text"
-    assert readers.load_text(files, text_field="content", cache_dir=str(tmp_path / "c"))["text"] == ["first doc", "second doc"]
+    files = data_files(str(tmp_path / "*.parquet"))
+    fields = {"text": "content"}
+    assert readers.resolve_format(list(files.files), "auto", fields).name == "text"  # from its columns, mapped
+    assert readers.load_text(files, fields=fields, cache_dir=str(tmp_path / "c"))["text"] == ["first doc", "second doc"]
 
 
 def test_reasoning_ids_names_and_weight_are_read(tmp_path):
@@ -238,10 +241,10 @@ def test_records_cached_by_other_sftlab_code_are_never_reused(tmp_path, monkeypa
     data = tmp_path / "chat.jsonl"
     data.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}) + "\n")
     cache = str(tmp_path / "cache")
-    first = readers.load_conversations([data], "messages", cache)
-    assert readers.load_conversations([data], "messages", cache).cache_files == first.cache_files  # same code: reused
+    first = readers.load_conversations(DataFiles((data,)), Messages(), cache_dir=cache)
+    assert readers.load_conversations(DataFiles((data,)), Messages(), cache_dir=cache).cache_files == first.cache_files  # same code: reused
     monkeypatch.setattr(readers, "code_fingerprint", lambda: "other sftlab code")
-    assert readers.load_conversations([data], "messages", cache).cache_files != first.cache_files
+    assert readers.load_conversations(DataFiles((data,)), Messages(), cache_dir=cache).cache_files != first.cache_files
 
 
 def test_the_code_fingerprint_covers_every_stage_of_the_data_package(monkeypatch):

@@ -45,13 +45,16 @@ def test_a_custom_strategy_is_a_class_path_in_the_config():
             "t",
             "--data.train_path",
             "x",
+            "--data.val_path",
+            "y",
             "--data.masking",
             '{"class_path": "tests.data.labels.test_masking.FirstAssistantOnly"}',
         ]
     )
     module = parser.instantiate_classes(config).data  # the tokenizer is loaded lazily, so "t" is never read
-    assert isinstance(module.strategies["train"], FirstAssistantOnly) and isinstance(module.strategies["val"], FirstAssistantOnly)
-    assert list(module.strategies["train"].trained_spans(RENDERED)) == [(2, 4)]
+    (train,), (val,) = module.sources["train"], module.sources["val"]
+    assert isinstance(train.masking, FirstAssistantOnly) and isinstance(val.masking, FirstAssistantOnly)
+    assert list(train.masking.trained_spans(RENDERED)) == [(2, 4)]
     assert {type(make_strategy(n)) for n in ("none", "assistant", "last_assistant")} == {TrainAll, TrainAssistant, TrainLastAssistant}
 
 

@@ -295,9 +295,9 @@ RECORD_WITH_IDS = {
 
 def test_tool_call_ids_and_tool_names_reach_the_template(smollm2_tokenizer):
     """Templates that match results to calls by id (Gemma-4) must get the ids and names of the record."""
-    from sftlab.data.formats.readers import messages_record
+    from sftlab.data.formats.messages import Messages
 
-    conversation = messages_record(RECORD_WITH_IDS, "test").validate()
+    conversation = Messages().read(RECORD_WITH_IDS, "test").validate()
     rendered = ChatTemplate(smollm2_tokenizer, GEMMA_LIKE.read_text()).render(conversation)
     assert 'response:get_local_time{value:<|"|>10:00<|"|>}' in rendered.text
     assert 'response:get_weather{value:<|"|>{"temperature": 21}<|"|>}' in rendered.text
@@ -307,10 +307,10 @@ def test_tool_call_ids_and_tool_names_reach_the_template(smollm2_tokenizer):
 
 
 def _check_reasoning_field(template: Path, tokenizer, field: str) -> None:
-    from sftlab.data.formats.readers import messages_record
+    from sftlab.data.formats.messages import Messages
 
     record = {"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4", field: "Add two and two."}]}
-    rendered = ChatTemplate(tokenizer, template.read_text()).render(messages_record(record, "test").validate())
+    rendered = ChatTemplate(tokenizer, template.read_text()).render(Messages().read(record, "test").validate())
     assert "Add two and two." in rendered.text
     assert rendered.text == tokenizer.apply_chat_template(record["messages"], chat_template=template.read_text(), tokenize=False)
 

@@ -18,7 +18,7 @@ from functools import cache
 
 import pytest
 
-from sftlab.data.formats.readers import messages_record
+from sftlab.data.formats.messages import Messages
 from sftlab.data.labels.masking import make_strategy
 from sftlab.data.labels.tokenize import IGNORE_INDEX, encode, example_tokens
 from sftlab.data.rendering.templates import ChatTemplate
@@ -172,7 +172,7 @@ def _differences(name: str, conversation: str) -> tuple[list[Difference], dict] 
     """sftlab's and TRL's trained tokens on one conversation (None where the template cannot render it)."""
     renderer, tokenizer, record = _renderer(name), tokenizer_for(name), _record(name, conversation)
     try:
-        rendered = renderer.render(messages_record(record, conversation).validate())
+        rendered = renderer.render(Messages().read(record, conversation).validate())
     except SftlabError:
         assert conversation in TOOL_CONVERSATIONS and _untrained(name) in NO_TOOL_CALLS, (name, conversation)
         return None
@@ -352,7 +352,7 @@ def _check_every_stop_trained(name: str, conversation: str, masking: str) -> tup
     renderer, tokenizer = _renderer(name), tokenizer_for(name)
     checked = skipped = 0
     strategy = make_strategy(masking)
-    for example in strategy.examples(messages_record(_record(name, conversation), conversation).validate()):
+    for example in strategy.examples(Messages().read(_record(name, conversation), conversation).validate()):
         rendered = renderer.render(example)
         ((ids, offsets),) = encode(tokenizer, [rendered.text], [rendered.literal_spans])
         _, labels, _ = example_tokens((ids, offsets), [(span, 1.0) for span in strategy.trained_spans(rendered)], len(ids))
@@ -394,4 +394,4 @@ def test_a_reasoning_field_is_found_exactly_where_the_template_reads_one(name):
     assert (renderer.shape.reasoning_field is not None) == bool(FIELD_READ.search(template_text(name))), name
     if renderer.shape.reasoning_field and "<think>" not in template_text(name):  # a channel of its own (gpt-oss, Gemma-4, Muse)
         for conversation in ("reasoning_in_field", "tool_calls_with_reasoning"):
-            assert "<think>" not in renderer.render(messages_record(_record(name, conversation), conversation).validate()).text
+            assert "<think>" not in renderer.render(Messages().read(_record(name, conversation), conversation).validate()).text

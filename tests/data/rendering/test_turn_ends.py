@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sftlab.data.formats.readers import messages_record
+from sftlab.data.formats.messages import Messages
 from sftlab.data.labels.masking import make_strategy
 from sftlab.data.rendering.templates import ChatTemplate
 from tests.data.rendering.test_templates import trained_runs
@@ -44,7 +44,7 @@ MULTI_TURN = {
 
 
 def _render(renderer: ChatTemplate, record: dict):
-    return renderer.render(messages_record(record, "test").validate())
+    return renderer.render(Messages().read(record, "test").validate())
 
 
 def _trl(name: str) -> ChatTemplate:
@@ -63,7 +63,7 @@ def test_every_turn_trains_its_end_marker_and_not_the_eos_after_the_conversation
     renderer = ChatTemplate(tokenizer, (OWN_TEMPLATES / "end-then-eos.jinja").read_text(), name="phi-4-mini-like")
     strategy = make_strategy(masking)
     expected = ["Hello.<|end|>", "Hello again.<|end|>"]
-    for example in strategy.examples(messages_record(MULTI_TURN, "test").validate()):
+    for example in strategy.examples(Messages().read(MULTI_TURN, "test").validate()):
         rendered = renderer.render(example)
         assert rendered.text.endswith("<|end|><|endoftext|>")
         runs, _ = trained_runs(tokenizer, rendered.text, strategy.trained_spans(rendered))

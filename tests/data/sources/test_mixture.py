@@ -13,11 +13,13 @@ import torch
 
 from sftlab.data.datamodule import SFTDataModule
 from sftlab.data.labels.tokenize import IGNORE_INDEX
+from sftlab.data.sources.loaders import Batching
 from sftlab.data.sources.mixture import Mixture, align_columns
 from sftlab.data.sources.specs import default_name, split_sources
 from sftlab.errors import SftlabError
 
-DEFAULTS = {"format": "auto", "template": "chat", "masking": "assistant", "text_field": "text"}
+DEFAULTS = {"split": "train", "val_split": None, "subset": None, "revision": None, "format": "auto", "fields": None}
+DEFAULTS |= {"template": "chat", "masking": "assistant"}
 
 
 def _by_source(mixture: Mixture, order: list[int]) -> list[int]:
@@ -61,7 +63,7 @@ def _three_sources(testdata, datasets_cache, seed: int = 42, **overrides) -> SFT
             {"name": "sharegpt", "path": str(data / "fastchat_sharegpt/dummy_conversation_with_system.json"), "weight": 0.2},
         ],
         max_seq_length=128,
-        batch_size=8,
+        batching=Batching(batch_size=8),
         seed=seed,
         cache_dir=datasets_cache,
     )
@@ -165,11 +167,13 @@ def test_source_settings_default_to_the_data_keys_and_bad_ones_are_one_line_erro
         DEFAULTS,
         "assistant",
     )
-    assert [(s.name, s.format, s.masking, s.weight) for s in split["train"]] == [
-        ("web", "text", "assistant", 1.0),
-        ("chat", "auto", "none", 1.0),
+    assert [(s.name, s.format, type(s.masking).__name__, s.weight, s.split) for s in split["train"]] == [
+        ("web", "text", "TrainAssistant", 1.0, "train"),
+        ("chat", "auto", "TrainAll", 1.0, "train"),
     ]
-    assert [(s.name, s.path, s.masking) for s in split["val"]] == [("chat", "b/v.json", "assistant")]
+    assert [(s.name, s.path, type(s.masking).__name__) for s in split["val"]] == [("chat", "b/v.json", "TrainAssistant")]
+    from_split = split_sources([{"path": "org/chat", "val_split": "test[:10]"}], None, None, DEFAULTS)
+    assert [(s.path, s.split, s.key) for s in from_split["val"]] == [("org/chat", "test[:10]", "data.sources[0].val_path")]
     assert default_name("/data/c4/en/*.jsonl") == "en" and default_name("x/train.json") == "train"
     shorthand = split_sources(None, "t.json", "v.json", DEFAULTS)
     assert [s.path for s in shorthand["train"]] == ["t.json"] and [s.path for s in shorthand["val"]] == ["v.json"]

@@ -1,11 +1,12 @@
-"""Finding data files (a file, a folder or a glob) and reading JSON / JSON Lines records with
-errors that name the file and line.
+"""Finding data files (a file or a glob) and reading JSON / JSON Lines records with errors that name
+the file and line.
 
 Why by hand for conversations: Arrow's JSON reader (behind `datasets`' "json" builder) reports a
 malformed line or a field whose type differs between records as a schema error with no line number,
 and it cannot hold ShareGPT/messages records whose nested fields change type from record to record.
 Conversation files are small next to pretraining corpora, so we parse them with `json` and hand the
-validated records to `datasets` (see `readers.py`); raw-text corpora go through `datasets` builders.
+validated records to `datasets` (see `readers.py`); raw-text corpora go through `datasets` builders, and
+Parquet and Arrow files are read a batch at a time (containers.py).
 """
 
 from __future__ import annotations
@@ -18,26 +19,19 @@ from typing import Any
 
 from sftlab.errors import DataError
 
-DATA_EXTENSIONS = (".json", ".jsonl", ".txt", ".parquet")
 
-
-def resolve_files(path: str, max_files: int | None = None) -> list[Path]:
-    """Expand `path` (a file, a folder searched recursively, or a glob) into a sorted list of data
-    files, capped at `max_files`. Raises `DataError` when nothing matches."""
+def resolve_files(path: str) -> list[Path]:
+    """Expand `path` (a file, or a glob) into a sorted list of files (folders: splits.py). Raises
+    `DataError` when nothing matches."""
     candidate = Path(path).expanduser()
     if candidate.is_file():
-        files = [candidate]
-    elif candidate.is_dir():
-        files = sorted(p for p in candidate.rglob("*") if p.is_file() and p.suffix in DATA_EXTENSIONS)
-        if not files:
-            raise DataError(str(path), f"folder holds no data files ({', '.join(DATA_EXTENSIONS)})")
-    elif any(ch in path for ch in "*?["):
+        return [candidate]
+    if any(ch in path for ch in "*?["):
         files = sorted(Path(p) for p in glob.glob(str(candidate), recursive=True) if Path(p).is_file())
         if not files:
             raise DataError(str(path), "the glob matches no file")
-    else:
-        raise DataError(str(path), "no such file or folder")
-    return files[:max_files] if max_files else files
+        return files
+    raise DataError(str(path), "no such file or folder")
 
 
 def read_text(path: Path) -> str:

@@ -99,19 +99,23 @@ def with_think_block(reasoning: str, answer: str) -> str:
 class Conversation:
     """A whole example: ordered messages, optional tool schemas, where it came from (`source`, e.g.
     "data/train.jsonl line 12") for error messages, and the record's loss `weight` (data field
-    `weight`, default 1: it scales the weight of every trained token of the record)."""
+    `weight`, default 1: it scales the weight of every trained token of the record).
+    `completion_start`: the first message that may be trained; assistant messages before it are
+    context (TRL's prompt-completion records: only the completion is trained)."""
 
     messages: tuple[Message, ...]
     source: str
     tools: tuple[dict[str, Any], ...] = field(default=())
     weight: float = 1.0
+    completion_start: int = 0
 
     def assistant_indices(self) -> list[int]:
-        return [i for i, message in enumerate(self.messages) if message.role == "assistant"]
+        """The assistant messages that may be trained (those from `completion_start` on)."""
+        return [i for i, message in enumerate(self.messages) if message.role == "assistant" and i >= self.completion_start]
 
     def truncated_after(self, index: int) -> Conversation:
         """The conversation up to and including message `index` (used by per-turn expansion)."""
-        return Conversation(self.messages[: index + 1], self.source, self.tools, self.weight)
+        return Conversation(self.messages[: index + 1], self.source, self.tools, self.weight, self.completion_start)
 
     def validate(self) -> Conversation:
         """Check what every strategy relies on; raise a `DataError` naming the record and field."""
@@ -152,6 +156,7 @@ class Conversation:
             "tools": json.dumps(list(self.tools)) if self.tools else "",
             "source": self.source,
             "weight": self.weight,
+            "completion_start": self.completion_start,
             "error": "",
         }
 
@@ -170,4 +175,4 @@ class Conversation:
             for m in row["messages"]
         )
         tools = tuple(json.loads(row["tools"])) if row["tools"] else ()
-        return cls(messages, row["source"], tools, row["weight"])
+        return cls(messages, row["source"], tools, row["weight"], row["completion_start"])

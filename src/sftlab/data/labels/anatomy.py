@@ -18,7 +18,7 @@ from transformers import PreTrainedTokenizerBase
 
 from sftlab.data.formats.records import Conversation
 from sftlab.data.labels.masking import MaskingStrategy, WeightedSpan
-from sftlab.data.labels.tokenize import IGNORE_INDEX, encode, example_spans, example_tokens, trainable_count
+from sftlab.data.labels.tokenize import IGNORE_INDEX, completion_turns, encode, example_spans, example_tokens, trainable_count
 from sftlab.data.rendering.spans import Rendered, Span, Turn
 from sftlab.data.rendering.templates import Renderer
 
@@ -62,7 +62,7 @@ def examples_anatomy(
     """The examples one conversation row becomes, token by token."""
     out = []
     for example in strategy.examples(Conversation.from_row(row)):
-        rendered = renderer.render(example)
+        rendered = completion_turns(renderer.render(example), example)
         spans = example_spans(strategy, rendered, example, weighted=True)
         ((ids, offsets),) = encode(tokenizer, [rendered.text], [rendered.literal_spans])
         kept, labels, weights = example_tokens((ids, offsets), spans, max_seq_length)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -132,12 +133,20 @@ def _render_row(
     if row.get("error"):
         return None
     try:
-        return [(example, renderer.render(example)) for example in strategy.examples(Conversation.from_row(row))]
+        return [(example, completion_turns(renderer.render(example), example)) for example in strategy.examples(Conversation.from_row(row))]
     except SftlabError as err:  # DataError / TemplateError naming the record
         if not skip_bad:
             raise
         log.warning("skipped (data.bad_records: skip): %s", err)
         return None
+
+
+def completion_turns(rendered: Rendered, example: Conversation) -> Rendered:
+    """`rendered` with only the assistant turns that may be trained: those of a prompt-completion record's
+    completion (its prompt's assistant messages are context for every strategy)."""
+    if not example.completion_start:
+        return rendered
+    return replace(rendered, turns=tuple(turn for turn in rendered.turns if turn.message >= example.completion_start))
 
 
 def example_spans(strategy: MaskingStrategy, rendered: Rendered, example: Conversation, weighted: bool) -> list[WeightedSpan]:

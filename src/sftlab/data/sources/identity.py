@@ -4,24 +4,18 @@ something only on the same data, so a resume on other data is caught (unless the
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import datasets
 
 from sftlab.data.formats import readers
-from sftlab.data.labels.masking import make_strategy
-from sftlab.data.sources.build import Rows
-from sftlab.data.sources.specs import Source
+from sftlab.data.sources.build import OpenSource, Rows
 from sftlab.errors import SftlabError
 
 
-def data_identity(sources: list[Source], files: list[list[Path]], built: list[Rows], settings: tuple) -> dict[str, object]:
-    """A hash of the sources (files and their sizes, formats, templates, maskings, weights) and the data
-    settings, and the number of rows (none for streams: not known before reading them)."""
-    identity = [
-        (repr(source), readers.file_names_and_sizes(source_files), repr(make_strategy(source.masking)))
-        for source, source_files in zip(sources, files, strict=True)
-    ]
+def data_identity(sources: list[OpenSource], built: list[Rows], settings: tuple) -> dict[str, object]:
+    """A hash of the sources (files and their sizes, slices, formats, templates, maskings, weights) and the
+    data settings, and the number of rows (none for streams: not known before reading them)."""
+    identity = [(repr(opened.source), readers.file_names_and_sizes(list(opened.files.files)), opened.files.slice) for opened in sources]
     rows = [len(rows.data) if isinstance(rows.data, datasets.Dataset) else None for rows in built]
     digest = hashlib.sha256(repr((identity, settings)).encode()).hexdigest()[:16]
     return {"data": digest, "rows": None if None in rows else sum(rows)}

@@ -17,6 +17,7 @@ import logging
 import warnings
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import datasets
@@ -31,6 +32,29 @@ from sftlab.data.sources.sampler import EpochSampler, world
 from sftlab.errors import SftlabError
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Batching:
+    """How rows become batches (`data.batching`)."""
+
+    batch_size: int = 8
+    """Rows per micro-batch."""
+    group_by_length: bool = False
+    """Draw batches of similar lengths (less padding)."""
+    pad_to_multiple_of: int = 8
+    """Pad each batch to a multiple of this many tokens."""
+    num_workers: int = 0
+    """DataLoader worker processes (streaming: they read and tokenize in parallel)."""
+
+    def __post_init__(self) -> None:
+        for name, least in (("batch_size", 1), ("pad_to_multiple_of", 1), ("num_workers", 0)):
+            if getattr(self, name) < least:
+                raise SftlabError(f"data.batching.{name} must be at least {least}, got {getattr(self, name)}")
+
+    def loader(self) -> dict[str, int]:
+        """A DataLoader's arguments."""
+        return {"batch_size": self.batch_size, "num_workers": self.num_workers}
 
 
 class TrainedPosition:
@@ -100,7 +124,7 @@ class StreamLoader:
     def resume(self, position: dict[str, Any]) -> None:
         if position["workers"] != self.loader.num_workers:
             raise SftlabError(
-                f"ckpt_path: the checkpoint streamed its data with data.num_workers {position['workers']}; resume it with as many"
+                f"ckpt_path: the checkpoint streamed its data with data.batching.num_workers {position['workers']}; resume it with as many"
             )
         log.info("resuming the training stream where the checkpoint's last trained batch ended")
         self.loader.load_state_dict(position["loader"])
