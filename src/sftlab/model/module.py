@@ -19,16 +19,17 @@ from lightning import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from sftlab.model.causal_lm import CausalLMBuilder, HFCausalLM
-from sftlab.model.head import LabelledHead, labelled_head, model_inputs
+from sftlab.model.forward_pass import ForwardPass
 from sftlab.model.layers import compile_decoder_layers
-from sftlab.model.loss import TokenLoss, gradient_norm, label_positions, normalise_gradients, token_sums
+from sftlab.model.loss import TokenLoss, gradient_norm, label_positions, normalise_gradients
 from sftlab.model.optim import WarmupDecay, default_optimizer, parameter_groups, takes_total_steps
 
 log = logging.getLogger(__name__)
 
-# Summed per accumulation window and per epoch: weighted loss, Σ weights (the normaliser), trained
-# labels, real (unpadded) tokens, right next-token predictions, token slots incl. padding.
-WINDOW = ("loss", "normaliser", "trainable", "tokens", "correct", "padded")
+# Summed per accumulation window and per epoch: weighted loss, Σ weights (the normaliser), trained labels,
+# real (unpadded) tokens, right next-token predictions, token slots incl. padding, and an MoE model's router
+# loss times each micro-batch's normaliser (moe.py).
+WINDOW = ("loss", "normaliser", "trainable", "tokens", "correct", "padded", "router")
 
 
 class CausalLMModule(LightningModule):
@@ -62,7 +63,7 @@ class CausalLMModule(LightningModule):
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])  # callables; the run's config.yaml has them
         self.builder, self.optimizer_factory, self.scheduler_factory, self.loss = causal_lm, optimizer, lr_scheduler, loss
         self.model: torch.nn.Module | None = None  # built in configure_model
-        self.split_head: LabelledHead | None = None
+        self.forward_pass: ForwardPass | None = None  # with the model: logits where trained, packing, router loss
         self.val_names: list[str] = []  # validation sets by name, when there are several (a mixture's sources)
         self.val_sums = torch.zeros(1, 4, dtype=torch.float64)  # per set: loss, normaliser, trainable, correct
         # The accumulation window's sums (WINDOW order), reduced over ranks at the optimizer step: zero at checkpoints.
@@ -71,11 +72,11 @@ class CausalLMModule(LightningModule):
 
     def configure_model(self) -> None:
         """Build the model once (Lightning calls this under the strategy's context, before restoring a checkpoint)
-        and decide, with a probe forward pass, whether logits may be computed only at trained positions."""
+        and decide, with probe forward passes, how it is called (forward_pass.py)."""
         if self.model is not None:
             return
         self.model = self.builder.build()
-        self.split_head = labelled_head(self.model) if self.hparams.labelled_logits_only else None  # probed before compiling
+        self.forward_pass = ForwardPass(self.model, self.hparams.labelled_logits_only)  # probed before compiling
         self.model = compile_decoder_layers(self.model) if self.hparams.compile else self.model
         log.info("trainable parameters: %s", f"{sum(p.numel() for p in self.model.parameters() if p.requires_grad):,}")
 
@@ -84,33 +85,30 @@ class CausalLMModule(LightningModule):
             torch.set_float32_matmul_precision("high" if self.hparams.tf32 else "highest")
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Logits; packed batches (position ids, no mask) need `use_cache=False` to stay isolated."""
-        return self.model(**model_inputs(batch), use_cache=False).logits
+        """Logits (batch, seq, vocabulary)."""
+        return self.forward_pass.logits(batch)
 
     def labelled_sums(self, batch: dict[str, torch.Tensor], training: bool = True) -> tuple[torch.Tensor, ...]:
-        """Weighted loss, normaliser, trained labels and right predictions of a batch (WINDOW order, first
-        four; the loss keeps its graph). Validation uses the token average (see loss.py)."""
+        """Weighted loss, normaliser, trained labels, right predictions and an MoE router loss times the
+        normaliser, of a batch (both losses keep their graphs). Validation uses the token average (loss.py)."""
         positions, targets = label_positions(batch["labels"])
         weights, normaliser = self.loss.scale(batch, positions, None if training else "token")
-        if self.split_head is None:
-            loss_sum, correct = token_sums(self(batch)[positions], targets, weights)
-        else:
-            loss_sum, correct = self.split_head.token_sums(model_inputs(batch), positions, targets, weights)
-        return loss_sum, normaliser.to(loss_sum.device), torch.tensor(len(targets), device=loss_sum.device), correct
+        loss_sum, correct, router = self.forward_pass.sums(batch, positions, targets, weights, normaliser)
+        return loss_sum, normaliser.to(loss_sum.device), torch.tensor(len(targets), device=loss_sum.device), correct, router
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss_sum, normaliser, trainable, correct = self.labelled_sums(batch)
+        loss_sum, normaliser, trainable, correct, router = self.labelled_sums(batch)
         tokens, slots = batch["lengths"].sum(), torch.tensor(batch["input_ids"].numel(), device=loss_sum.device)
-        sums = torch.stack([loss_sum.detach(), normaliser, trainable, tokens, correct, slots]).double()
+        sums = torch.stack([loss_sum.detach(), normaliser, trainable, tokens, correct, slots, router.detach()]).double()
         self.window = self.window.to(sums.device) + sums
         # Lightning divides the returned loss by accumulate_grad_batches; the exact normalisation
         # happens on the accumulated gradients in on_before_optimizer_step.
-        return loss_sum * self.trainer.accumulate_grad_batches
+        return (loss_sum + (self.forward_pass.router_coefficient or 0.0) * router) * self.trainer.accumulate_grad_batches
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         sums = self.trainer.strategy.reduce(self.window, reduce_op="sum")
         self.window = torch.zeros_like(self.window)
-        loss_sum, normaliser, trainable, tokens, correct, slots = sums.tolist()
+        loss_sum, normaliser, trainable, tokens, correct, slots, router = sums.tolist()
         # DDP averages gradients over ranks; multiplying by the world size turns that into a sum.
         normalise_gradients(self.parameters(), normaliser, scale=self.trainer.world_size)
         gradients = [p.grad for p in self.parameters() if p.grad is not None]
@@ -121,6 +119,8 @@ class CausalLMModule(LightningModule):
         self.log("train/padding_fraction", 1 - tokens / max(slots, 1))
         self.log("train/trainable_tokens", trainable)
         self.log("train/grad_norm", gradient_norm(gradients))  # before clipping; of the whole model under FSDP2
+        if self.forward_pass.router_coefficient is not None:
+            self.log("train/aux_loss", router / normaliser if normaliser else 0.0)
 
     def _log_sums(self, prefix: str, loss_sum: float, normaliser: float, correct: float, trainable: float, prog_bar: bool = False) -> float:
         """Loss, perplexity and token accuracy over all the summed tokens (not means of per-batch figures)."""
@@ -131,7 +131,7 @@ class CausalLMModule(LightningModule):
         return loss
 
     def on_train_epoch_end(self) -> None:
-        loss_sum, normaliser, trainable, _, correct, _ = self.epoch_totals.tolist()
+        loss_sum, normaliser, trainable, _, correct, *_ = self.epoch_totals.tolist()
         loss = self._log_sums("train_epoch", loss_sum, normaliser, correct, trainable)
         log.info("epoch %d: train loss %.4f over %s trainable tokens", self.current_epoch, loss, f"{int(trainable):,}")
         self.epoch_totals = torch.zeros_like(self.epoch_totals)
@@ -141,7 +141,7 @@ class CausalLMModule(LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         totals = checkpoint.get("sftlab_epoch_totals", [0.0] * len(WINDOW))
-        self.epoch_totals = torch.tensor(totals if len(totals) == len(WINDOW) else [0.0] * len(WINDOW), dtype=torch.float64)
+        self.epoch_totals = torch.tensor((totals + [0.0] * len(WINDOW))[: len(WINDOW)], dtype=torch.float64)
 
     # Validation: sums per validation set (a dict of loaders names them), reduced over ranks at the end.
     def on_validation_epoch_start(self) -> None:
@@ -150,7 +150,7 @@ class CausalLMModule(LightningModule):
         self.val_sums = torch.zeros(max(len(self.val_names), 1), 4, dtype=torch.float64, device=self.device)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
-        self.val_sums[dataloader_idx] += torch.stack([value.detach().double() for value in self.labelled_sums(batch, training=False)])
+        self.val_sums[dataloader_idx] += torch.stack([value.detach().double() for value in self.labelled_sums(batch, training=False)[:4]])
 
     def on_validation_epoch_end(self) -> None:
         sums = self.trainer.strategy.reduce(self.val_sums, reduce_op="sum")
