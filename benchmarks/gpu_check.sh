@@ -56,12 +56,12 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,dri
 
 # 2. The gpu test tier.
 if [[ $DRY == 1 ]]; then
-    "$PY" -m pytest -q -n 0 -p no:cacheprovider --collect-only -m gpu tests/test_gpu.py 2>&1 | tail -3 | tee -a "$OUT/gpu_check.log"
+    "$PY" -m pytest -q -n 0 -p no:cacheprovider --collect-only -m gpu tests/test_gpu.py tests/architectures/test_cuda.py 2>&1 | tail -3 | tee -a "$OUT/gpu_check.log"
 else
     log "gpu tier"
     tier=$(($(left) - 300))
     tier=$((tier > 240 ? 240 : tier < 60 ? 60 : tier))
-    timeout "$tier" "$PY" -m pytest -q -rs -n 0 -p no:cacheprovider -m gpu tests/test_gpu.py 2>&1 | tee "$OUT/gpu_tier.log" | tail -15
+    timeout "$tier" "$PY" -m pytest -q -rs -n 0 -p no:cacheprovider -m gpu tests/test_gpu.py tests/architectures/test_cuda.py 2>&1 | tee "$OUT/gpu_tier.log" | tail -15
 fi
 
 # 3. Throughput rows: the most telling first (rows past the budget are listed as not run).

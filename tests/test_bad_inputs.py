@@ -92,6 +92,8 @@ def _log_to_current_stderr() -> None:
         for handler in logger.handlers:
             if type(handler) is logging.StreamHandler:
                 handler.stream = sys.stderr  # not setStream: it flushes the old, closed stream
+                if "flush" in vars(handler):  # transformers binds its handler's flush to the stderr of its import
+                    handler.flush = sys.stderr.flush
 
 
 def test_the_corpus_is_big_enough():

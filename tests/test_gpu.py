@@ -49,7 +49,7 @@ def loss_and_gradients(module: CausalLMModule, batch: dict[str, torch.Tensor]) -
     """The summed loss / trained tokens of `batch` under bf16 autocast, and the trainable parameters' gradients."""
     module.zero_grad()
     with torch.autocast("cuda", dtype=torch.bfloat16):
-        loss_sum, normaliser, _, _ = module.labelled_sums(batch)
+        loss_sum, normaliser, *_ = module.labelled_sums(batch)
     (loss_sum / normaliser).backward()
     return float(loss_sum / normaliser), {n: p.grad.float().clone() for n, p in module.named_parameters() if p.grad is not None}
 

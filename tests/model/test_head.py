@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, LlamaForCausalLM
+from transformers import AutoConfig, LlamaForCausalLM
 
 from sftlab.data.labels.collate import Collator
 from sftlab.data.labels.packing import pack_examples
 from sftlab.model.adapters import LoraSettings
-from sftlab.model.head import labelled_head, model_inputs
+from sftlab.model.causal_lm import HFCausalLM
+from sftlab.model.head import labelled_head
 from sftlab.model.loss import label_positions
 from sftlab.model.module import CausalLMModule
+from sftlab.model.packing import model_inputs
 from tests.model.test_loading import TINY
 from tests.model.test_module import _examples, summed_token_loss, tiny_module
 
@@ -34,7 +38,7 @@ def _gradients(module: CausalLMModule, batch: dict[str, torch.Tensor], split: bo
 @pytest.mark.parametrize("layout", ["padded", "packed"])
 def test_split_head_gives_the_full_forwards_loss_and_gradients(lora, layout):
     module = tiny_module(causal_lm={"lora": lora})
-    assert module.split_head is not None
+    assert module.forward_pass.split_head is not None
     batch = _batches()[layout]
     split_loss, split_grads = _gradients(module, batch, split=True)
     full_loss, full_grads = _gradients(module, batch, split=False)
@@ -48,7 +52,7 @@ def test_split_head_computes_logits_only_at_trained_positions_and_counts_right_p
     module = tiny_module()
     batch = _batches()["padded"]
     positions, targets = label_positions(batch["labels"])
-    logits = module.split_head.logits(model_inputs(batch), positions)
+    logits = module.forward_pass.split_head.logits(model_inputs(batch), positions)
     trained = int((batch["labels"][:, 1:] != -100).sum())
     assert logits.shape == (trained, TINY["vocab_size"]) and targets.shape == (trained,)
     assert trained < batch["input_ids"].numel() / 3
@@ -59,16 +63,41 @@ def test_split_head_computes_logits_only_at_trained_positions_and_counts_right_p
     assert int(correct) == int((full[positions].argmax(-1) == targets).sum())
 
 
-def _tiny(model_type: str, **extra) -> torch.nn.Module:
-    settings = {key: value for key, value in TINY.items() if key != "model_type"} | extra
-    return AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type, **settings))
+def _module(model_type: str, labelled_logits_only: bool = True, **extra) -> CausalLMModule:
+    module = CausalLMModule(
+        causal_lm=HFCausalLM(config={**TINY, "model_type": model_type} | extra), labelled_logits_only=labelled_logits_only
+    )
+    module.configure_model()
+    return module
 
 
 @pytest.mark.parametrize(
-    "model_type, extra", [("gemma2", {"final_logit_softcapping": 30.0, "head_dim": 16}), ("cohere", {"logit_scale": 0.0625})]
+    "model_type, extra",
+    [
+        ("gemma2", {"final_logit_softcapping": 0.5, "head_dim": 16}),  # a cap the random logits reach
+        ("cohere", {"logit_scale": 0.0625}),
+        ("granite", {"logits_scaling": 4.0}),
+        ("falcon_h1", {"lm_head_multiplier": 0.5, "head_dim": 16, "mamba_d_ssm": 64, "mamba_n_heads": 4, "mamba_d_head": 16}),
+    ],
 )
-def test_models_that_post_process_logits_keep_the_full_forward(model_type, extra):
-    assert labelled_head(_tiny(model_type, **extra)) is None
+def test_models_that_scale_or_cap_their_logits_keep_the_labelled_head_with_the_full_forwards_loss(model_type, extra):
+    split = _module(model_type, **extra)
+    head = split.forward_pass.split_head
+    assert head is not None and (head.scale != 1.0 or head.softcap is not None)
+    full = _module(model_type, labelled_logits_only=False, **extra)
+    batch = _batches()["padded"]
+    split_loss, split_grads = _gradients(split, batch, split=True)
+    full_loss, full_grads = _gradients(full, batch, split=False)
+    assert split_loss == pytest.approx(full_loss, rel=1e-6)
+    for got, expected in zip(split_grads, full_grads):  # summed-loss gradients: float32 noise of a sum over ~60 tokens
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_logit_post_processing_it_cannot_reproduce_keeps_the_full_forward_and_says_so(caplog):
+    with caplog.at_level(logging.INFO, logger="sftlab.model.head"):
+        module = _module("llama", output_logit_scale=2.0)
+    assert module.forward_pass.split_head is None
+    assert "post-processes its logits (output_logit_scale): logits are computed at every position" in caplog.text
 
 
 class ScaledLogits(LlamaForCausalLM):
@@ -87,15 +116,15 @@ def test_the_probe_catches_logit_post_processing_the_config_does_not_name():
 
 
 def test_the_full_forward_can_be_forced():
-    assert tiny_module(labelled_logits_only=False).split_head is None
+    assert tiny_module(labelled_logits_only=False).forward_pass.split_head is None
 
 
 def test_a_weight_gathered_by_the_heads_own_forward_does_not_take_the_fused_path():
     """DeepSpeed ZeRO-3 leaves a 0-element placeholder that only the head's forward gathers."""
     module = tiny_module()
-    assert module.split_head._plain_linear()
-    head = module.split_head.head
+    assert module.forward_pass.split_head._plain_linear()
+    head = module.forward_pass.split_head.head
     full_weight = head.weight
     head.weight = torch.nn.Parameter(torch.empty(0))
-    assert not module.split_head._plain_linear()
+    assert not module.forward_pass.split_head._plain_linear()
     head.weight = full_weight

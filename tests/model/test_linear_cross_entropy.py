@@ -65,3 +65,22 @@ def test_under_bf16_autocast_it_follows_the_unfused_loss():
     assert loss.dtype == torch.float32 and loss.item() == pytest.approx(expected.item(), rel=1e-3)
     loss.backward()
     assert hidden.grad.dtype == torch.float32 and weight.grad.dtype == torch.float32
+
+
+@pytest.mark.parametrize("scale, softcap", [(0.25, None), (1.0, 2.0), (3.0, 8.0)])
+def test_scaled_and_soft_capped_logits_give_the_unfused_loss_and_gradients(scale, softcap):
+    """Cohere / Granite / Falcon-H1 scale their logits, Gemma soft-caps them: cap * tanh(scale * z / cap)."""
+    hidden, weight, bias_tensor, targets = _inputs(40, True)
+    loss, correct = linear_cross_entropy(hidden, weight, bias_tensor, targets, chunk_rows=16, scale=scale, softcap=softcap)
+    loss.backward()
+    fused = [t.grad.clone() for t in (hidden, weight, bias_tensor)]
+    for t in (hidden, weight, bias_tensor):
+        t.grad = None
+    logits = F.linear(hidden, weight, bias_tensor) * scale
+    logits = softcap * torch.tanh(logits / softcap) if softcap is not None else logits
+    expected = F.cross_entropy(logits, targets, reduction="sum")
+    expected.backward()
+    torch.testing.assert_close(loss.double(), expected, rtol=1e-6, atol=1e-6)
+    assert int(correct) == int((logits.argmax(-1) == targets).sum())
+    for got, want in zip(fused, [t.grad for t in (hidden, weight, bias_tensor)]):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from sftlab.data.labels.collate import Collator
 from sftlab.data.labels.tokenize import IGNORE_INDEX
-from sftlab.model.metrics import loss_metrics
+from sftlab.model.metrics import SUMS, loss_metrics
 from tests.model.test_module import GradientRecorder, tiny_module
 from tests.model.test_normalisation import assert_same, definition, weighted_examples
 
@@ -75,7 +75,7 @@ def test_answer_and_prompt_losses_add_up_to_the_loss_with_the_weights_and_the_an
     module = tiny_module()
     rows = prompted_examples()
     batch = Collator(pad_token_id=0)(rows)
-    sums = [float(value.detach()) for value in module.labelled_sums(batch, training=False)]
+    sums = [float(value.detach()) for value in module.labelled_sums(batch, training=False)[: len(SUMS)]]
     metrics = loss_metrics("val", sums)
     prompt_weight, answer_weight = sums[5], sums[1] - sums[5]
     assert prompt_weight == pytest.approx(PROMPT_WEIGHT * sum(sum(row["prompt_mask"][1:]) for row in rows), rel=1e-6)
@@ -83,7 +83,7 @@ def test_answer_and_prompt_losses_add_up_to_the_loss_with_the_weights_and_the_an
     assert metrics["val/loss"] == pytest.approx(mixed, rel=1e-9)
     # The same rows without the prompt labels (weight 0): their loss is the answer's.
     unprompted = Collator(pad_token_id=0)(weighted_examples())
-    alone = loss_metrics("val", [float(value.detach()) for value in module.labelled_sums(unprompted, training=False)])
+    alone = loss_metrics("val", [float(value.detach()) for value in module.labelled_sums(unprompted, training=False)[: len(SUMS)]])
     assert metrics["val/loss_answer"] == pytest.approx(alone["val/loss"], rel=1e-5) and "val/loss_prompt" not in alone
 
 

@@ -18,6 +18,7 @@ from transformers.generation.streamers import BaseStreamer
 
 from sftlab.data.formats.records import Conversation
 from sftlab.inference.loading import LoadedModel
+from sftlab.model.moe import without_router_loss
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class Generator:
                 pad_token_id=tokenizer.pad_token_id,
                 streamer=streamer,
                 **extra,
+                **without_router_loss(self.loaded.model),
             )
         return output[:, inputs["input_ids"].shape[1] :]
 

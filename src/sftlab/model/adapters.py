@@ -25,7 +25,8 @@ class LoraSettings:
     alpha: int = 16
     dropout: float = 0.05
     target_modules: list[str] | str = field(default_factory=lambda: ["q_proj", "v_proj"])
-    """Module names, or "all-linear"."""
+    """Module names, or "all-linear" (peft then also adapts the fused expert weights of MoE models, which
+    needs dropout 0)."""
     modules_to_save: list[str] = field(default_factory=list)
     use_dora: bool = False
     quantize_4bit: bool = False
@@ -71,7 +72,10 @@ def add_lora(model: PreTrainedModel, settings: LoraSettings, revision: str | Non
         use_dora=settings.use_dora,
         task_type="CAUSAL_LM",
     )
-    model = get_peft_model(model, config, revision=revision)
+    try:
+        model = get_peft_model(model, config, revision=revision)
+    except ValueError as err:  # e.g. "all-linear" reaching Mamba projections that fused kernels read directly
+        raise SftlabError(f"model.causal_lm.lora: peft cannot adapt {type(model).__name__}: {str(err).splitlines()[0]}") from None
     trainable, total = model.get_nb_trainable_parameters()
     log.info("LoRA: %s trainable of %s parameters (%.2f%%)", f"{trainable:,}", f"{total:,}", 100 * trainable / total)
     return model

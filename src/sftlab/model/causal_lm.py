@@ -44,7 +44,7 @@ class HFCausalLM(CausalLMBuilder):
         source: str | None = None,
         config: dict[str, Any] | None = None,
         dtype: str = "float32",
-        attn_implementation: str = "sdpa",
+        attn_implementation: str | None = None,
         init_seed: int = 0,
         lora: LoraSettings | None = None,
         gradient_checkpointing: bool = False,
@@ -59,7 +59,8 @@ class HFCausalLM(CausalLMBuilder):
                 Hugging Face Hub id (`org/name`: from the cache, downloaded when missing unless HF_HUB_OFFLINE=1).
             config: Without a source: a transformers config (with `model_type`) for random weights.
             dtype: Parameter dtype (float32, bfloat16, float16); compute precision is `trainer.precision`.
-            attn_implementation: sdpa, eager, flash_attention_2 ...
+            attn_implementation: sdpa, eager, flex_attention, flash_attention_2 ...; unset: the one transformers
+                picks for the model (sdpa where it has it, else eager).
             init_seed: Seed for random initialisation from `config`.
             lora: LoRA/DoRA adapter settings; none means full fine-tuning.
             gradient_checkpointing: Recompute activations in the backward pass (transformers' own,

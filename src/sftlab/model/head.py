@@ -8,10 +8,11 @@ the hidden states whose next label is trained: the same loss and gradients (test
 full forward), less compute and memory. Neither transformers' `logits_to_keep` (one set of sequence
 positions shared by all rows) nor its loss functions do this per token, hence this module.
 
-It is exact only when the model's logits are `head(last_hidden_state)`. Models that post-process
-logits (Gemma-2/3 softcapping, Cohere `logit_scale`, Granite `logits_scaling`, ...) or models that
-cannot be split keep the full forward; `labelled_head` decides once per model, by configuration and
-by comparing both paths on a probe input.
+It is exact when the model's logits are `head(last_hidden_state)`, scaled (Cohere's `logit_scale`,
+Granite's `logits_scaling`, Falcon-H1's `lm_head_multiplier`) and soft-capped (Gemma's
+`final_logit_softcapping`) as its config says: the fused loss applies both. Models that post-process logits
+otherwise, or that cannot be split, keep the full forward; `labelled_head` decides once per model, by
+configuration and by comparing both paths on a probe input, and says so in the log.
 
 Under FSDP2 the output weight is a shard. The hidden states come from a forward pass of the whole model
 (its head applied to one position only), so the root unit, which holds the output layer (and the
@@ -26,7 +27,9 @@ slower; sharding the loss over the vocabulary would need every rank's hidden sta
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from peft import PeftModel
@@ -34,16 +37,15 @@ from transformers import PreTrainedModel
 
 from sftlab.model.linear_cross_entropy import linear_cross_entropy
 from sftlab.model.loss import token_sums
+from sftlab.model.packing import by_row
 
 log = logging.getLogger(__name__)
 
-# Configuration fields of transformers models that change logits after the output projection.
-LOGIT_POSTPROCESSING = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_logit_scale")
-
-
-def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """What the model reads from a batch (packed batches: position ids and no attention mask)."""
-    return {key: batch[key] for key in ("input_ids", "attention_mask", "position_ids") if key in batch}
+# Configuration fields of transformers models that change logits after the output projection: those the
+# labelled head reproduces (a factor: multiplied or divided; a soft cap), and one it does not.
+LOGIT_FACTORS = {"logit_scale": 1, "lm_head_multiplier": 1, "logits_scaling": -1}
+LOGIT_SOFTCAP = "final_logit_softcapping"
+LOGIT_UNREPRODUCED = ("output_logit_scale",)
 
 
 @dataclass
@@ -53,40 +55,41 @@ class LabelledHead:
     model: torch.nn.Module
     backbone: torch.nn.Module
     head: torch.nn.Module
+    scale: float = 1.0  # the model's logits are head(hidden) x scale, ...
+    softcap: float | None = None  # ... then softcap x tanh(logits / softcap)
 
     def logits(self, inputs: dict[str, torch.Tensor], positions: torch.Tensor) -> torch.Tensor:
         """Logits (n, vocab) at the `positions` mask (batch, seq) only."""
-        return self.head(self.hidden(inputs, positions))
+        return self.postprocessed(self.head(self.hidden(inputs, positions)[0]))
 
-    def hidden(self, inputs: dict[str, torch.Tensor], positions: torch.Tensor) -> torch.Tensor:
+    def postprocessed(self, logits: torch.Tensor) -> torch.Tensor:
+        logits = logits * self.scale if self.scale != 1.0 else logits
+        return self.softcap * torch.tanh(logits / self.softcap) if self.softcap is not None else logits
+
+    def hidden(self, inputs: dict[str, torch.Tensor], positions: torch.Tensor) -> tuple[torch.Tensor, Any]:
         """The backbone's last hidden states at `positions`, taken from a forward pass of the whole model
         whose head projects the last position only (`logits_to_keep=1`, one row of logits per sequence).
         The model is called, not its backbone alone, so that whatever wraps its forward runs as usual:
         FSDP2 gathers the root's weights (embeddings, final norm, output layer) in that forward and keeps
-        them gathered until the backward pass, which is also when the output weight is read below."""
+        them gathered until the backward pass, which is also when the output weight is read below. Also returns
+        the model's output (a mixture of experts' router loss is there)."""
         captured: list[torch.Tensor] = []
         hook = self.backbone.register_forward_hook(lambda module, args, output: captured.append(output.last_hidden_state))
         try:
-            self.model(**inputs, use_cache=False, logits_to_keep=1)
+            output = self.model(**inputs, use_cache=False, logits_to_keep=1)
         finally:
             hook.remove()
-        return captured[-1][positions]
-
-    def token_sums(
-        self, inputs: dict[str, torch.Tensor], positions: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Summed (weighted) loss and right predictions at `positions` (`hidden_sums`)."""
-        return self.hidden_sums(self.hidden(inputs, positions), targets, weights)
+        return by_row(captured[-1], positions.shape)[positions], output
 
     def hidden_sums(
         self, hidden: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Summed (weighted) loss and right predictions from hidden states at trained positions: a plain
-        linear head goes through the fused chunked loss (linear_cross_entropy.py); any other head (e.g.
+        """Summed (weighted) loss and right predictions from hidden states at trained positions (`hidden`): a
+        plain linear head goes through the fused chunked loss (linear_cross_entropy.py); any other head (e.g.
         one with a LoRA adapter) through its own forward and the plain loss."""
         if self._plain_linear():
-            return linear_cross_entropy(hidden, self.head.weight, self.head.bias, targets, weights)
-        return token_sums(self.head(hidden), targets, weights)
+            return linear_cross_entropy(hidden, self.head.weight, self.head.bias, targets, weights, scale=self.scale, softcap=self.softcap)
+        return token_sums(self.postprocessed(self.head(hidden)), targets, weights)
 
     def _plain_linear(self) -> bool:
         """A plain nn.Linear whose whole weight is here as an ordinary tensor. The fused loss reads the
@@ -112,14 +115,21 @@ def labelled_head(model: torch.nn.Module) -> LabelledHead | None:
     if backbone is causal_lm or head is None:
         log.info("%s has no separate backbone and output layer: logits are computed at every position", name)
         return None
-    postprocessing = [field for field in LOGIT_POSTPROCESSING if getattr(causal_lm.config, field, None) not in (None, 1, 1.0)]
+    config = causal_lm.config
+    unreproduced = [field for field in LOGIT_UNREPRODUCED if getattr(config, field, None) not in (None, 1, 1.0)]
+    if unreproduced:
+        log.info("%s post-processes its logits (%s): logits are computed at every position", name, ", ".join(unreproduced))
+        return None
+    factors = [field for field in LOGIT_FACTORS if getattr(config, field, None) not in (None, 1, 1.0)]
+    scale = math.prod(getattr(config, field) ** LOGIT_FACTORS[field] for field in factors)
+    split = LabelledHead(model, backbone, head, float(scale), getattr(config, LOGIT_SOFTCAP, None))
+    postprocessing = [*factors, *([LOGIT_SOFTCAP] if split.softcap is not None else [])]
+    if not _same_logits(model, split, config.vocab_size):
+        done = f"head(last hidden state) with its {', '.join(postprocessing)}" if postprocessing else "head(last hidden state)"
+        log.info("%s's logits are not %s: logits are computed at every position", name, done)
+        return None
     if postprocessing:
-        log.info("%s post-processes its logits (%s): logits are computed at every position", name, ", ".join(postprocessing))
-        return None
-    split = LabelledHead(model, backbone, head)
-    if not _same_logits(model, split, causal_lm.config.vocab_size):
-        log.info("%s's logits are not head(last hidden state): logits are computed at every position", name)
-        return None
+        log.info("%s: logits at trained positions only, with its %s", name, ", ".join(postprocessing))
     return split
 
 

@@ -9,6 +9,10 @@ logit, argmax for accuracy) and turned into its gradient while it is in cache, a
 products (w.r.t. hidden states and weight) are taken right away; backward only scales them by the
 incoming gradient. Same three matrix products as autograd, no n x vocab tensor kept.
 
+Models whose logits are post-processed are covered too: a `scale` (Cohere's `logit_scale`, Granite's
+1 / `logits_scaling`, Falcon-H1's `lm_head_multiplier`) and then a soft cap (Gemma's
+`cap * tanh(logits / cap)`), with their factors in the gradient.
+
 Liger-Kernel does this with Triton kernels on GPUs; nothing maintained does it for CPUs or for plain
 PyTorch, hence this file. Exactness against the unfused loss and gradients: tests/model/test_linear_cross_entropy.py.
 """
@@ -23,6 +27,23 @@ import torch.nn.functional as F
 CHUNK_ELEMENTS = 2**25
 
 
+def postprocessed(logits: torch.Tensor, scale: float, softcap: float | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Logits (float32) times `scale`, then soft-capped: cap * tanh(logits / cap); and the tanh, for the gradient."""
+    if scale != 1.0:
+        logits.mul_(scale)
+    if softcap is None:
+        return logits, None
+    capped = torch.tanh(logits / softcap)
+    return capped * softcap, capped
+
+
+def through_postprocessing(gradient: torch.Tensor, capped: torch.Tensor | None, scale: float) -> torch.Tensor:
+    """The loss's gradient w.r.t. the post-processed logits, taken back to the projection's output (in place)."""
+    if capped is not None:  # d(cap * tanh(z / cap)) / dz = 1 - tanh²
+        gradient.mul_(1 - capped.square_())
+    return gradient.mul_(scale) if scale != 1.0 else gradient
+
+
 class LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(
@@ -33,6 +54,8 @@ class LinearCrossEntropy(torch.autograd.Function):
         targets: torch.Tensor,
         token_weights: torch.Tensor | None,
         chunk_rows: int | None,
+        scale: float = 1.0,
+        softcap: float | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         chunk_rows = chunk_rows or max(1, CHUNK_ELEMENTS // weight.shape[0])
         need_hidden, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
@@ -51,7 +74,7 @@ class LinearCrossEntropy(torch.autograd.Function):
                 rows = hidden[start : start + chunk_rows].to(dtype)
                 target = targets[start : start + chunk_rows]
                 row_weights = token_weights[start : start + chunk_rows, None].float() if token_weights is not None else None
-                logits = F.linear(rows, matrix, offset).float()
+                logits, capped = postprocessed(F.linear(rows, matrix, offset).float(), scale, softcap)
                 top = logits.amax(dim=-1)  # amax is ~7x faster than max-with-indices on CPU
                 target_logit = logits.gather(1, target[:, None]).squeeze(1)
                 correct += (target_logit >= top).sum()  # the target is the argmax (ties count as right)
@@ -64,7 +87,7 @@ class LinearCrossEntropy(torch.autograd.Function):
                     gradient[torch.arange(len(target), device=target.device), target] -= 1  # ... minus one-hot
                     if row_weights is not None:
                         gradient.mul_(row_weights)
-                    gradient = gradient.to(dtype)
+                    gradient = through_postprocessing(gradient, capped, scale).to(dtype)
                     if need_hidden:
                         grad_hidden[start : start + chunk_rows] = gradient @ matrix
                     if need_weight and gradient.dtype == torch.float32:
@@ -93,6 +116,8 @@ class LinearCrossEntropy(torch.autograd.Function):
             None,
             None,
             None,
+            None,
+            None,
         )
 
 
@@ -103,9 +128,11 @@ def linear_cross_entropy(
     targets: torch.Tensor,
     token_weights: torch.Tensor | None = None,
     chunk_rows: int | None = None,
+    scale: float = 1.0,
+    softcap: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Summed cross-entropy (float32) of `F.linear(hidden, weight, bias)` against `targets`, each row's
-    loss times its `token_weights` entry when given (no gradient flows to the weights), and the number
-    of rows whose argmax is the target. hidden: (n, d); weight: (vocab, d); targets, token_weights: (n,);
-    chunk_rows: rows projected at a time (default: CHUNK_ELEMENTS logits)."""
-    return LinearCrossEntropy.apply(hidden, weight, bias, targets, token_weights, chunk_rows)
+    """Summed cross-entropy (float32) of the logits `F.linear(hidden, weight, bias)` times `scale`, soft-capped
+    at `softcap` when given, against `targets`, each row's loss times its `token_weights` entry when given (no
+    gradient flows to the weights), and the number of rows whose argmax is the target. hidden: (n, d); weight:
+    (vocab, d); targets, token_weights: (n,); chunk_rows: rows projected at a time (default: CHUNK_ELEMENTS logits)."""
+    return LinearCrossEntropy.apply(hidden, weight, bias, targets, token_weights, chunk_rows, scale, softcap)

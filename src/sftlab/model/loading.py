@@ -22,6 +22,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel
 from sftlab import hub
 from sftlab.artifacts import write_folder
 from sftlab.errors import SftlabError
+from sftlab.model.attention import check_attention
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +62,29 @@ def gguf_as_folder(path: Path, cache_root: Path | None = None) -> Path:
     return target
 
 
+def random_causal_lm(
+    config: dict[str, Any], dtype: torch.dtype, attn_implementation: str | None, trust_remote_code: bool, seed: int
+) -> PreTrainedModel:
+    """A causal LM with random weights drawn from `seed`; a config or attention transformers refuses is a one-line error."""
+    settings = dict(config)
+    model_type = settings.pop("model_type")
+    try:
+        model_config = AutoConfig.for_model(model_type, **settings)
+        check_attention(model_config, attn_implementation)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return AutoModelForCausalLM.from_config(
+                model_config, dtype=dtype, attn_implementation=attn_implementation, trust_remote_code=trust_remote_code
+            )
+    except (ValueError, ImportError) as err:
+        raise SftlabError(f"model.causal_lm.config: cannot build a {model_type} model: {str(err).splitlines()[0][:300]}") from None
+
+
 def load_causal_lm(
     source: str | None = None,
     config: dict[str, Any] | None = None,
     dtype: str = "float32",
-    attn_implementation: str = "sdpa",
+    attn_implementation: str | None = None,
     trust_remote_code: bool = False,
     seed: int = 0,
     quantization: dict[str, Any] | None = None,
@@ -73,24 +92,22 @@ def load_causal_lm(
 ) -> PreTrainedModel:
     """A causal LM from `source` (a hub-format folder, a `.gguf` file or a Hub id at `revision`) or, without
     a source, from `config` (e.g. `{"model_type": "llama", "hidden_size": 64, ...}`) with random weights
-    drawn from `seed`. `quantization`: further `from_pretrained` arguments that quantize the weights as
-    they load (QLoRA)."""
+    drawn from `seed`. `attn_implementation` None: the one transformers picks for the model (attention.py).
+    `quantization`: further `from_pretrained` arguments that quantize the weights as they load (QLoRA)."""
     torch_dtype = getattr(torch, dtype)
     if source is None:
         if not config or "model_type" not in config:
             raise SftlabError("model: give a source (folder or .gguf) or a config with a model_type")
-        settings = dict(config)
-        model_config = AutoConfig.for_model(settings.pop("model_type"), **settings)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return AutoModelForCausalLM.from_config(
-                model_config, dtype=torch_dtype, attn_implementation=attn_implementation, trust_remote_code=trust_remote_code
-            )
+        return random_causal_lm(config, torch_dtype, attn_implementation, trust_remote_code, seed)
     path = hub.model_folder(source, revision)
     if not path.exists():
         raise SftlabError(f"model: no such file or folder: {path}")
     folder = gguf_as_folder(path) if path.suffix == ".gguf" else path
     try:
+        if attn_implementation is not None:
+            check_attention(
+                AutoConfig.from_pretrained(str(folder), local_files_only=True, trust_remote_code=trust_remote_code), attn_implementation
+            )
         model = AutoModelForCausalLM.from_pretrained(
             str(folder),
             dtype=torch_dtype,
@@ -100,7 +117,7 @@ def load_causal_lm(
             **(quantization or {}),
         )
     except (OSError, ValueError) as err:
-        raise SftlabError(f"model: cannot load a causal LM from {folder}: {err}") from None
+        raise SftlabError(f"model: cannot load a causal LM from {folder}: {str(err).splitlines()[0]}") from None
     if repo := hub.origin(folder):
         model.name_or_path = model.config.name_or_path = repo.id  # not this machine's cache path
     return model

@@ -19,17 +19,18 @@ from lightning import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from sftlab.model.causal_lm import CausalLMBuilder, HFCausalLM
-from sftlab.model.head import LabelledHead, labelled_head, model_inputs
+from sftlab.model.forward_pass import ForwardPass
 from sftlab.model.layers import compile_decoder_layers
-from sftlab.model.loss import TokenLoss, gradient_norm, label_positions, normalise_gradients, part_sums, prompt_of, token_sums
+from sftlab.model.loss import TokenLoss, gradient_norm, label_positions, normalise_gradients, prompt_of
 from sftlab.model.metrics import SUMS, loss_metrics
 from sftlab.model.optim import WarmupDecay, default_optimizer, parameter_groups, takes_total_steps
 
 log = logging.getLogger(__name__)
 
 # What training sums per accumulation window and per epoch: the loss sums (metrics.py: weighted loss, Σ
-# weights, trained labels, right predictions, the prompt's part), real (unpadded) tokens, token slots incl. padding.
-WINDOW = (*SUMS, "tokens", "padded")
+# weights, trained labels, right predictions, the prompt's part), real (unpadded) tokens, token slots incl.
+# padding, and an MoE model's router loss times each micro-batch's normaliser (moe.py).
+WINDOW = (*SUMS, "tokens", "padded", "router")
 
 
 class CausalLMModule(LightningModule):
@@ -63,7 +64,7 @@ class CausalLMModule(LightningModule):
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])  # callables; the run's config.yaml has them
         self.builder, self.optimizer_factory, self.scheduler_factory, self.loss = causal_lm, optimizer, lr_scheduler, loss
         self.model: torch.nn.Module | None = None  # built in configure_model
-        self.split_head: LabelledHead | None = None
+        self.forward_pass: ForwardPass | None = None  # with the model: logits where trained, packing, router loss
         self.val_names: list[str] = []  # validation sets by name, when there are several (a mixture's sources)
         self.val_sums = torch.zeros(1, len(SUMS), dtype=torch.float64)  # per validation set
         # Sums over the current accumulation window (WINDOW order), reduced over ranks at the optimizer
@@ -73,11 +74,11 @@ class CausalLMModule(LightningModule):
 
     def configure_model(self) -> None:
         """Build the model once (Lightning calls this under the strategy's context, before restoring a checkpoint)
-        and decide, with a probe forward pass, whether logits may be computed only at trained positions."""
+        and decide, with probe forward passes, how it is called (forward_pass.py)."""
         if self.model is not None:
             return
         self.model = self.builder.build()
-        self.split_head = labelled_head(self.model) if self.hparams.labelled_logits_only else None  # probed before compiling
+        self.forward_pass = ForwardPass(self.model, self.hparams.labelled_logits_only)  # probed before compiling
         self.model = compile_decoder_layers(self.model) if self.hparams.compile else self.model
         log.info("trainable parameters: %s", f"{sum(p.numel() for p in self.model.parameters() if p.requires_grad):,}")
 
@@ -86,34 +87,33 @@ class CausalLMModule(LightningModule):
             torch.set_float32_matmul_precision("high" if self.hparams.tf32 else "highest")
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Logits; packed batches (position ids, no mask) need `use_cache=False` to stay isolated."""
-        return self.model(**model_inputs(batch), use_cache=False).logits
+        """Logits (batch, seq, vocabulary)."""
+        return self.forward_pass.logits(batch)
 
     def labelled_sums(self, batch: dict[str, torch.Tensor], training: bool = True) -> tuple[torch.Tensor, ...]:
-        """A batch's loss sums (SUMS order; the loss keeps its graph). Validation uses the token average (see loss.py)."""
+        """A batch's loss sums (SUMS order) and an MoE router loss times the normaliser (both losses keep their
+        graphs). Validation uses the token average (loss.py)."""
         positions, targets = label_positions(batch["labels"])
         weights, normaliser = self.loss.scale(batch, positions, None if training else "token")
-        if self.split_head is None:
-            features, sums_of = self(batch)[positions], token_sums
-        else:
-            features, sums_of = self.split_head.hidden(model_inputs(batch), positions), self.split_head.hidden_sums
-        loss_sum, correct, prompt_sum, prompt_normaliser = part_sums(sums_of, features, targets, weights, prompt_of(batch, positions))
-        count = torch.tensor(len(targets), device=loss_sum.device)
-        return loss_sum, normaliser.to(loss_sum.device), count, correct, prompt_sum, prompt_normaliser.to(loss_sum.device)
+        loss_sum, correct, prompt_sum, prompt_normaliser, router = self.forward_pass.sums(
+            batch, positions, targets, weights, normaliser, prompt_of(batch, positions)
+        )
+        count, device = torch.tensor(len(targets), device=loss_sum.device), loss_sum.device
+        return loss_sum, normaliser.to(device), count, correct, prompt_sum, prompt_normaliser.to(device), router
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss_sum, *rest = self.labelled_sums(batch)
+        loss_sum, *rest, router = self.labelled_sums(batch)
         tokens, slots = batch["lengths"].sum(), torch.tensor(batch["input_ids"].numel(), device=loss_sum.device)
-        sums = torch.stack([loss_sum.detach(), *rest, tokens, slots]).double()
+        sums = torch.stack([loss_sum.detach(), *rest, tokens, slots, router.detach()]).double()
         self.window = self.window.to(sums.device) + sums
         # Lightning divides the returned loss by accumulate_grad_batches; the exact normalisation
         # happens on the accumulated gradients in on_before_optimizer_step.
-        return loss_sum * self.trainer.accumulate_grad_batches
+        return (loss_sum + (self.forward_pass.router_coefficient or 0.0) * router) * self.trainer.accumulate_grad_batches
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         sums = self.trainer.strategy.reduce(self.window, reduce_op="sum")
         self.window = torch.zeros_like(self.window)
-        *loss_sums, tokens, slots = sums.tolist()
+        *loss_sums, tokens, slots, router = sums.tolist()
         # DDP averages gradients over ranks; multiplying by the world size turns that into a sum.
         normalise_gradients(self.parameters(), loss_sums[1], scale=self.trainer.world_size)
         gradients = [p.grad for p in self.parameters() if p.grad is not None]
@@ -124,6 +124,8 @@ class CausalLMModule(LightningModule):
         self.log("train/padding_fraction", 1 - tokens / max(slots, 1))
         self.log("train/trainable_tokens", loss_sums[2])
         self.log("train/grad_norm", gradient_norm(gradients))  # before clipping; of the whole model under FSDP2
+        if self.forward_pass.router_coefficient is not None:
+            self.log("train/aux_loss", router / loss_sums[1] if loss_sums[1] else 0.0)
 
     def _log_sums(self, prefix: str, sums: list[float], prog_bar: bool = False) -> float:
         """The metrics of `sums` (SUMS order; metrics.py); the loss."""
@@ -143,7 +145,7 @@ class CausalLMModule(LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         totals = checkpoint.get("sftlab_epoch_totals", [0.0] * len(WINDOW))
-        self.epoch_totals = torch.tensor(totals if len(totals) == len(WINDOW) else [0.0] * len(WINDOW), dtype=torch.float64)
+        self.epoch_totals = torch.tensor((totals + [0.0] * len(WINDOW))[: len(WINDOW)], dtype=torch.float64)
 
     # Validation: sums per validation set (a dict of loaders names them), reduced over ranks at the end.
     def on_validation_epoch_start(self) -> None:
@@ -152,7 +154,9 @@ class CausalLMModule(LightningModule):
         self.val_sums = torch.zeros(max(len(self.val_names), 1), len(SUMS), dtype=torch.float64, device=self.device)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
-        self.val_sums[dataloader_idx] += torch.stack([value.detach().double() for value in self.labelled_sums(batch, training=False)])
+        self.val_sums[dataloader_idx] += torch.stack(
+            [value.detach().double() for value in self.labelled_sums(batch, training=False)[: len(SUMS)]]
+        )
 
     def on_validation_epoch_end(self) -> None:
         sums = self.trainer.strategy.reduce(self.val_sums, reduce_op="sum")

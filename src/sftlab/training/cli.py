@@ -12,8 +12,9 @@ the built-in ones' arguments directly. Lightning's public hooks do the rest:
   run-length of the schedule are kept (Lightning's automatic optimizer would replace them silently).
 - `instantiate_trainer`: sftlab's default callbacks (non-finite guard, throughput, data report, progress
   bar) and atomic checkpoint files, unless the config already has its own of each kind.
-- `before_fit`: the run folder is locked (one run per `default_root_dir`, see lock.py) and `--ckpt_path last`
-  resolved (a corrupt last checkpoint falls back to the newest good one).
+- `before_fit`: the run folder is locked (one run per `default_root_dir`, see lock.py), packed rows are checked
+  against the model (`check_packing`), and `--ckpt_path last` resolved (a corrupt last checkpoint falls back to
+  the newest good one).
 """
 
 from __future__ import annotations
@@ -52,6 +53,16 @@ DEFAULT_CALLBACKS = (NonFiniteGuard, Throughput, DataReportLogger, Preemption)
 def _arguments(section: Any) -> Any:
     """The init arguments of a config section (a subclass-mode namespace or plain arguments)."""
     return section.get("init_args", section) if hasattr(section, "get") else section
+
+
+def check_packing(module: LightningModule, datamodule: Any) -> None:
+    """Packed rows for a model that cannot keep their examples apart (packing.py): a one-line error before any
+    data is read. The measurement needs the model, so it is built here; Lightning then finds it built."""
+    if not isinstance(module, CausalLMModule) or not isinstance(datamodule, SFTDataModule):
+        return
+    if datamodule.hparams.packing or datamodule.hparams.reset_position_ids:
+        module.configure_model()
+        module.forward_pass.packing().checked()
 
 
 def tokenizer_follows_model(data: Any, model: Any) -> None:
@@ -127,6 +138,7 @@ class SftlabCLI(LightningCLI):
     def before_fit(self) -> None:
         if self.trainer.global_rank == 0:  # before any data is read; held until the process ends
             self.run_lock = lock_run_folder(Path(self.trainer.default_root_dir))
+        check_packing(self.model, self.datamodule)
         folders = [Path(c.resolve_dirpath(self.trainer)) for c in self.trainer.checkpoint_callbacks if isinstance(c, Checkpoints)]
         config = self.config_init[self.subcommand]
         if config.get("ckpt_path"):

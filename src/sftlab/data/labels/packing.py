@@ -3,7 +3,8 @@
 Packed rows carry `position_ids` that restart at 0 for every example. With no attention mask and
 `use_cache=False`, transformers 5 builds a block-causal mask from such position ids for SDPA and
 eager attention, so packed examples never attend to each other (tests/data/labels/test_packing.py proves it
-on logits).
+on logits). Layers that are no attention need the examples' boundaries instead: sftlab.model.packing
+measures on the model which way keeps its examples apart, or refuses packing.
 """
 
 from __future__ import annotations
