@@ -83,7 +83,30 @@ def check_strategy_name(strategy: Any) -> None:
     raise SftlabError(f"trainer.strategy: unknown strategy {strategy!r} (known names: {names})")
 
 
-class FSDP2(ModelParallelStrategy):
+class WatchesPeers:
+    """A parallel strategy whose ranks watch each other (peers.py): the watch starts with the environment, hears
+    of a rank's exception and leaves when the strategy is torn down. Comes before Lightning's strategy in the
+    bases; the strategy sets `dead_rank_timeout`."""
+
+    dead_rank_timeout: float
+    peer_watch: PeerWatch | None = None
+
+    def setup_environment(self) -> None:
+        super().setup_environment()
+        self.peer_watch = self.peer_watch or PeerWatch.start(self, self.dead_rank_timeout)
+
+    def on_exception(self, exception: BaseException) -> None:
+        super().on_exception(exception)
+        if self.peer_watch is not None:
+            self.peer_watch.on_exception(exception)
+
+    def teardown(self) -> None:
+        if self.peer_watch is not None:
+            self.peer_watch.leave("done")
+        super().teardown()
+
+
+class FSDP2(WatchesPeers, ModelParallelStrategy):
     def __init__(
         self,
         reshard_after_forward: bool = True,
@@ -109,7 +132,6 @@ class FSDP2(ModelParallelStrategy):
         self.reshard_after_forward = reshard_after_forward
         self.save_distributed_checkpoint = save_distributed_checkpoint
         self.dead_rank_timeout = timeout
-        self.peer_watch: PeerWatch | None = None
 
     def setup_environment(self) -> None:
         # ModelParallelStrategy's "auto" sizes mean tensor parallelism across a node's devices; FSDP over
@@ -117,17 +139,6 @@ class FSDP2(ModelParallelStrategy):
         # and the world size is known here (these are its constructor arguments; lightning is pinned <2.7).
         self._data_parallel_size, self._tensor_parallel_size = self.num_nodes * self.num_processes, 1
         super().setup_environment()
-        self.peer_watch = self.peer_watch or PeerWatch.start(self, self.dead_rank_timeout)
-
-    def on_exception(self, exception: BaseException) -> None:
-        super().on_exception(exception)
-        if self.peer_watch is not None:
-            self.peer_watch.on_exception(exception)
-
-    def teardown(self) -> None:
-        if self.peer_watch is not None:
-            self.peer_watch.leave("done")
-        super().teardown()
 
     def setup(self, trainer: Trainer) -> None:
         model = getattr(self.lightning_module, "model", None)
@@ -144,7 +155,7 @@ class FSDP2(ModelParallelStrategy):
         return None
 
 
-class DDP(DDPStrategy):
+class DDP(WatchesPeers, DDPStrategy):
     def __init__(
         self,
         timeout: float = DEAD_RANK_TIMEOUT,
@@ -165,21 +176,6 @@ class DDP(DDPStrategy):
             process_group_backend=process_group_backend, timeout=collective_timeout(timeout), start_method=start_method, **kwargs
         )
         self.dead_rank_timeout = timeout
-        self.peer_watch: PeerWatch | None = None
-
-    def setup_environment(self) -> None:
-        super().setup_environment()
-        self.peer_watch = self.peer_watch or PeerWatch.start(self, self.dead_rank_timeout)
-
-    def on_exception(self, exception: BaseException) -> None:
-        super().on_exception(exception)
-        if self.peer_watch is not None:
-            self.peer_watch.on_exception(exception)
-
-    def teardown(self) -> None:
-        if self.peer_watch is not None:
-            self.peer_watch.leave("done")
-        super().teardown()
 
 
 StrategyRegistry.register("fsdp2", FSDP2, description="FSDP2: every decoder layer sharded over all ranks (sftlab)", override=True)
