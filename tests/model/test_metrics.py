@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 from sftlab.data.labels.collate import Collator
 from sftlab.data.labels.tokenize import IGNORE_INDEX
 from sftlab.model.metrics import SUMS, loss_metrics
-from tests.model.test_module import GradientRecorder, tiny_module
+from tests.model.test_module import GradientRecorder, fit_one_step, tiny_module
 from tests.model.test_normalisation import assert_same, definition, weighted_examples
 
 PROMPT_WEIGHT = 0.1
@@ -36,18 +36,7 @@ class PartRecorder(GradientRecorder):
 
 
 def step(micro_batch: int, accumulation: int, **module_settings) -> PartRecorder:
-    module = tiny_module(PartRecorder, **module_settings)
-    trainer = lightning.Trainer(
-        accelerator="cpu",
-        max_steps=1,
-        accumulate_grad_batches=accumulation,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module, DataLoader(prompted_examples(), batch_size=micro_batch, collate_fn=Collator(pad_token_id=0)))
-    return module
+    return fit_one_step(tiny_module(PartRecorder, **module_settings), prompted_examples(), micro_batch, accumulation)
 
 
 def parts_by_definition(rows: list[dict[str, list]]) -> dict[str, float]:

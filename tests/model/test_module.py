@@ -52,9 +52,9 @@ class GradientRecorder(CausalLMModule):
         self.step_loss = float(self.trainer.callback_metrics["train/loss"])
 
 
-def _one_step(micro_batch: int, accumulation: int) -> GradientRecorder:
-    module = tiny_module(GradientRecorder)
-    loader = DataLoader(_examples(), batch_size=micro_batch, collate_fn=Collator(pad_token_id=0))
+def fit_one_step(module: CausalLMModule, rows: list[dict], micro_batch: int, accumulation: int) -> CausalLMModule:
+    """`module` after one optimizer step on `rows` (micro-batches of `micro_batch`, `accumulation` of them), on CPU."""
+    loader = DataLoader(rows, batch_size=micro_batch, collate_fn=Collator(pad_token_id=0))
     trainer = lightning.Trainer(
         accelerator="cpu",
         max_steps=1,
@@ -66,6 +66,10 @@ def _one_step(micro_batch: int, accumulation: int) -> GradientRecorder:
     )
     trainer.fit(module, loader)
     return module
+
+
+def _one_step(micro_batch: int, accumulation: int) -> GradientRecorder:
+    return fit_one_step(tiny_module(GradientRecorder), _examples(), micro_batch, accumulation)
 
 
 def _reference() -> tuple[list[torch.Tensor], float]:

@@ -7,18 +7,15 @@ from __future__ import annotations
 
 import logging
 
-import lightning
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
-from sftlab.data.labels.collate import Collator
 from sftlab.model.causal_lm import HFCausalLM
 from sftlab.model.loading import load_causal_lm
 from sftlab.model.module import CausalLMModule
 from sftlab.model.moe import without_router_loss
 from tests.model.test_loading import TINY
-from tests.model.test_module import _examples
+from tests.model.test_module import _examples, fit_one_step
 
 MIXTRAL = {**TINY, "model_type": "mixtral", "num_local_experts": 4, "num_experts_per_tok": 2, "output_router_logits": True}
 
@@ -32,18 +29,7 @@ class Recorder(CausalLMModule):
 
 def _step(rows: list[dict], micro_batch: int, accumulation: int) -> Recorder:
     module = Recorder(causal_lm=HFCausalLM(config=MIXTRAL), optimizer=lambda params: torch.optim.SGD(params, lr=0.0))
-    loader = DataLoader(rows, batch_size=micro_batch, collate_fn=Collator(pad_token_id=0))
-    trainer = lightning.Trainer(
-        accelerator="cpu",
-        max_steps=1,
-        accumulate_grad_batches=accumulation,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module, loader)
-    return module
+    return fit_one_step(module, rows, micro_batch, accumulation)
 
 
 def test_a_micro_batch_accumulated_twice_gives_its_own_gradients_and_router_loss():

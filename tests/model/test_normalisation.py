@@ -8,17 +8,15 @@ import os
 import subprocess
 import sys
 
-import lightning
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 from sftlab.data.labels.collate import Collator
 from sftlab.data.labels.packing import pack_examples
 from sftlab.data.labels.tokenize import IGNORE_INDEX
 from sftlab.model.loss import TokenLoss, label_positions
-from tests.model.test_module import GradientRecorder, tiny_module
+from tests.model.test_module import GradientRecorder, fit_one_step, tiny_module
 from tests.test_cli import REPO
 
 SCHEMES = ("token", "sequence", "turn")
@@ -78,18 +76,7 @@ def reference(scheme: str) -> tuple[list[torch.Tensor], float]:
 
 
 def one_step(rows, micro_batch: int, accumulation: int, scheme: str) -> GradientRecorder:
-    module = tiny_module(GradientRecorder, loss=TokenLoss(normalisation=scheme))
-    trainer = lightning.Trainer(
-        accelerator="cpu",
-        max_steps=1,
-        accumulate_grad_batches=accumulation,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module, DataLoader(rows, batch_size=micro_batch, collate_fn=Collator(pad_token_id=0)))
-    return module
+    return fit_one_step(tiny_module(GradientRecorder, loss=TokenLoss(normalisation=scheme)), rows, micro_batch, accumulation)
 
 
 def assert_same(module: GradientRecorder, expected: tuple[list[torch.Tensor], float]) -> None:
