@@ -38,6 +38,13 @@ def watches(clock) -> tuple[PeerWatch, PeerWatch]:
     return PeerWatch(served, 0, 2, timeout=20.0), PeerWatch(client, 1, 2, timeout=20.0)
 
 
+def publish(watch: PeerWatch, key: str, value: str) -> None:
+    """`store.set` as a rank does it, then a round trip on the same connection: TCPStore's set does not wait
+    for the server, so another connection could otherwise read before the value is there (a flaky test)."""
+    watch.store.set(key, value)
+    watch.store.get(key)
+
+
 def beat(*watches: PeerWatch) -> None:
     for watch in watches:
         watch.store.add(f"beat/{watch.rank}", 1)
@@ -79,7 +86,7 @@ def test_a_rank_that_ends_on_purpose_is_never_named_and_one_that_failed_is_named
     beat(rank0)
     assert rank0.verdict() is None and rank0.peers == {}
     rank0.peers = {1: peers.Peer(1, clock.now, beat=int(rank0.store.add("beat/1", 0)))}  # watched again, and this time
-    rank1.store.set("left/1", "failed")
+    publish(rank1, "left/1", "failed")
     clock.now += 20
     beat(rank0)
     assert rank0.verdict() == "rank 1 stopped on an error of its own (see its message)"
@@ -88,7 +95,7 @@ def test_a_rank_that_ends_on_purpose_is_never_named_and_one_that_failed_is_named
 def test_the_other_ranks_read_rank_0s_verdict(watches):
     rank0, rank1 = watches
     assert rank1.published_verdict() is None
-    rank0.store.set("verdict", "rank 3 gave no sign of life for 20 s (killed, crashed or frozen)")
+    publish(rank0, "verdict", "rank 3 gave no sign of life for 20 s (killed, crashed or frozen)")
     assert rank1.published_verdict() == "rank 3 gave no sign of life for 20 s (killed, crashed or frozen)"
 
 
