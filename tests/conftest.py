@@ -48,6 +48,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         )
 
 
+@pytest.fixture(autouse=True)
+def no_stray_processes() -> Iterator[None]:
+    """Every process a test started and left running (a run it waited on when pytest-timeout stopped it, a
+    rank frozen by a signal) is killed when the test ends, with the process group it leads: a stray run
+    would hold the 2 cores and slow every later test, and one stuck reading a pipe would never end."""
+    import psutil
+
+    before = {child.pid for child in psutil.Process().children(recursive=True)}
+    yield
+    strays = [child for child in psutil.Process().children(recursive=True) if child.pid not in before]
+    for stray in strays:
+        try:
+            if os.getpgid(stray.pid) == stray.pid:  # started with start_new_session: its ranks go with it
+                os.killpg(stray.pid, 9)
+            stray.kill()
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            pass
+    psutil.wait_procs(strays, timeout=10)
+
+
 def _cuda() -> bool:
     import torch
 

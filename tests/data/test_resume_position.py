@@ -31,7 +31,7 @@ def _config(tmp_path: Path, testdata: Path) -> Path:
     return path
 
 
-@pytest.mark.slow  # a subprocess fit (or several): the slow tier keeps `make test` under 10 minutes
+@pytest.mark.slow  # a subprocess fit (or several): the slow tier keeps the default tier (a bare `pytest`) quick
 def test_a_run_by_epochs_resumed_mid_epoch_ends_with_the_same_weights(testdata, tmp_path):
     config = _config(tmp_path, testdata)
     straight = sftlab("fit", "--config", str(config), "--trainer.default_root_dir", str(tmp_path / "straight"))

@@ -74,7 +74,7 @@ def _temporary_folder(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.mark.slow  # a subprocess fit (or several): the slow tier keeps `make test` under 10 minutes
+@pytest.mark.slow  # a subprocess fit (or several): the slow tier keeps the default tier (a bare `pytest`) quick
 def test_killed_at_random_steps_then_resumed_ends_with_the_same_weights(straight, tmp_path):
     config, expected = straight
     root = tmp_path / "killed"

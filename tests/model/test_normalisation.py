@@ -152,7 +152,7 @@ def test_validation_reports_the_token_average_whatever_the_training_normalisatio
     assert turns.item() == 14 and tokens.item() == pytest.approx(float(batch["weights"].sum()))
 
 
-@pytest.mark.slow  # a subprocess fit (or several): the slow tier keeps `make test` under 10 minutes
+@pytest.mark.slow  # a subprocess fit (or several): the slow tier keeps the default tier (a bare `pytest`) quick
 @pytest.mark.parametrize("scheme", ["sequence", "turn"])
 def test_two_process_ddp_gives_the_one_process_result(tmp_path, scheme):
     output = tmp_path / "ddp.pt"

@@ -63,7 +63,7 @@ def test_a_fit_stops_at_the_optimizer_step_that_reaches_the_budget_counting_ever
     assert_stopped_at_the_budget(fit_with_budget(testdata, tmp_path / "run"))
 
 
-@pytest.mark.slow  # a subprocess fit (or several): the slow tier keeps `make test` under 10 minutes
+@pytest.mark.slow  # a subprocess fit (or several): the slow tier keeps the default tier (a bare `pytest`) quick
 def test_two_process_ddp_counts_the_tokens_of_every_rank(testdata, tmp_path):
     events = fit_with_budget(testdata, tmp_path / "run", "--trainer.devices", "2", "--trainer.strategy", "ddp")
     assert_stopped_at_the_budget(events)

@@ -108,7 +108,7 @@ def test_export_never_replaces_a_folder_sftlab_did_not_export(tiny_lora_run, tmp
     assert result.returncode == 2 and (mydata / "precious.txt").read_text() == "mine"
 
 
-@pytest.mark.slow  # a subprocess fit (or several): the slow tier keeps `make test` under 10 minutes
+@pytest.mark.slow  # a subprocess fit (or several): the slow tier keeps the default tier (a bare `pytest`) quick
 def test_an_export_killed_at_the_end_of_fit_is_done_by_the_relaunch(testdata, tmp_path):
     """A kill during the end-of-fit export left a staging folder and no export; the relaunch with
     `--ckpt_path last` has no step left to train, and used to exit 0 without exporting."""

@@ -82,7 +82,7 @@ def test_alpaca_fsdp_config_runs_and_its_exports_give_the_trained_logits(alpaca_
         torch.testing.assert_close(_logits(AutoModelForCausalLM.from_pretrained(folder)), expected)
 
 
-@pytest.mark.slow  # a subprocess fit (or several): the slow tier keeps `make test` under 10 minutes
+@pytest.mark.slow  # a subprocess fit (or several): the slow tier keeps the default tier (a bare `pytest`) quick
 def test_lora_under_fsdp2_exports_an_adapter_and_answers_samples(testdata, tmp_path):
     lora = '{"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}'
     devices = ("--trainer.devices", "2", "--trainer.strategy", "fsdp2", "--trainer.max_steps", "4")

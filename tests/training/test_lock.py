@@ -18,7 +18,7 @@ from tests.test_cli import REPO, sftlab
 from tests.training.test_preemption import _config, _fit
 
 
-@pytest.mark.slow  # a subprocess fit (or several): the slow tier keeps `make test` under 10 minutes
+@pytest.mark.slow  # a subprocess fit (or several): the slow tier keeps the default tier (a bare `pytest`) quick
 def test_a_second_fit_into_a_running_fits_folder_is_a_one_line_error(testdata, tmp_path):
     config = _config(tmp_path, testdata)
     first = _fit(config, tmp_path / "run", "--trainer.max_steps", "6")

@@ -53,7 +53,7 @@ def _signal_at(process: subprocess.Popen, step: int, signum: int) -> tuple[int, 
     return process.wait(), "".join(lines) + rest
 
 
-@pytest.mark.slow  # a subprocess fit (or several): the slow tier keeps `make test` under 10 minutes
+@pytest.mark.slow  # a subprocess fit (or several): the slow tier keeps the default tier (a bare `pytest`) quick
 def test_sigterm_twice_then_resume_gives_the_uninterrupted_weights(testdata, tmp_path):
     config = _config(tmp_path, testdata)
     straight = _fit(config, tmp_path / "straight")

@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tests.test_cli import sftlab
 
 
-@pytest.mark.slow  # a subprocess fit (or several): the slow tier keeps `make test` under 10 minutes
+@pytest.mark.slow  # a subprocess fit (or several): the slow tier keeps the default tier (a bare `pytest`) quick
 def test_a_mixture_fit_reports_each_source(testdata, tmp_path):
     result = sftlab(
         "fit",

@@ -11,7 +11,7 @@ import pytest
 from tests.test_cli import REPO, sftlab
 
 
-@pytest.mark.slow  # a subprocess fit (or several): the slow tier keeps `make test` under 10 minutes
+@pytest.mark.slow  # a subprocess fit (or several): the slow tier keeps the default tier (a bare `pytest`) quick
 def test_a_resume_on_changed_training_data_is_an_error_unless_accepted(testdata, tmp_path):
     data = tmp_path / "train.json"
     records = json.loads((REPO / "data/demo/chat_sharegpt.json").read_text())

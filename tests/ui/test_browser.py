@@ -1,7 +1,7 @@
 """`sftlab ui` end to end in headless Chromium (Debian's package, driven by Playwright; no browser
 download): served to the network (`--host 0.0.0.0`) behind `--auth`, log in, type a message, watch the
 answer stream in, send a second message that sees the first, clear the chat, compare side by side;
-screenshots go to the test's temporary folder. The slow tier: `make test-all` installs the browser
+screenshots go to the test's temporary folder. The slow tier: `make test` installs the browser
 first (`make chromium`); without it the test is skipped."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
-    """Debian's Chromium; installed by `make chromium` (part of `make test-all`), never from here."""
+    """Debian's Chromium; installed by `make chromium` (part of `make test`), never from here."""
     found = shutil.which("chromium")
     if not found:
         pytest.skip("Debian's chromium is not installed: run `make chromium` (apt-get install chromium fonts-dejavu-core, as root)")
