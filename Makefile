@@ -58,7 +58,7 @@ lint: $(VENV)/.dev
 # kill/resume and multi-process runs, benchmark smoke runs, ablation smoke run, browser) and, where ../shared
 # is present, the extra tier that reads it (skipped elsewhere); the gpu tier where CUDA is.
 test: lint chromium
-	$(VENV)/bin/pytest -q -rs -n 2 -m "slow or not slow"
+	$(VENV)/bin/pytest -q -rs -n 2 -m "slow or not slow" --durations=20
 
 # The README's model-family support table: rerun the architecture matrix (tests/architectures) and rewrite it.
 support-table: $(VENV)/.dev
