@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -61,7 +62,7 @@ def no_stray_processes() -> Iterator[None]:
     for stray in strays:
         try:
             if os.getpgid(stray.pid) == stray.pid:  # started with start_new_session: its ranks go with it
-                os.killpg(stray.pid, 9)
+                os.killpg(stray.pid, signal.SIGKILL)
             stray.kill()
         except (ProcessLookupError, psutil.NoSuchProcess):
             pass
